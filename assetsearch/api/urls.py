@@ -1,0 +1,19 @@
+"""The REST API's URLs; ``assetsearch.urls`` mounts them under ``api/``."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import SimpleRouter
+
+from .views import AssetViewSet, SearchView, SwaggerView
+
+router = SimpleRouter()
+router.register("assets", AssetViewSet, basename="asset")
+
+urlpatterns = [
+    *router.urls,
+    path("search/", SearchView.as_view(), name="search"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SwaggerView.as_view(), name="docs"),
+]

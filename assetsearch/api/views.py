@@ -1,0 +1,314 @@
+"""The API's views: declarative; serializers validate, ``search.py`` and ``suggestions.py`` answer.
+
+Every view carries its own authentication, permission, throttle, pagination,
+parser and exception-handling classes (:class:`AssetSearchAPIMixin`), so a
+host project only includes ``assetsearch.urls``; its ``REST_FRAMEWORK``
+defaults do not change how this API behaves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import FileResponse, HttpResponseBase
+from django.utils.cache import get_conditional_response, patch_cache_control
+from django.utils.module_loading import import_string
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.views import SpectacularSwaggerView
+from rest_framework import generics, viewsets
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.decorators import action
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from ..conf import app_settings
+from ..models import Asset
+from ..moderation import visible_assets
+from ..search import near_duplicates, search, similar_assets
+from ..suggestions import suggest_tags
+from ..thumbnails import get_thumbnail
+from . import serializers as s
+from .exceptions import exception_handler
+from .permissions import AssetPermission
+from .throttles import AssetSearchThrottle
+
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input: the message says what, `fields` says where.",
+    401: "Not authenticated (send a token or a session cookie).",
+    403: "Authenticated, but without the permission this needs.",
+    404: "No such asset (or one hidden from you).",
+    409: "The asset has no embedding yet; retry when its embedding status is ready.",
+    413: "The file is larger than MAX_UPLOAD_BYTES.",
+    429: "Too many requests; see the Retry-After header.",
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """Schema entries for error responses, all with the one error shape."""
+    return {code: OpenApiResponse(s.ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in codes}
+
+
+READ_ERRORS = (401, 403, 429)
+
+
+class AssetPagination(LimitOffsetPagination):
+    """``limit``/``offset`` pages; a bad value is a 400, not silently clamped."""
+
+    def paginate_queryset(self, queryset: QuerySet[Asset], request: Request, view: Any = None) -> list[Asset]:
+        page = s.PageSerializer(data=request.query_params)
+        page.is_valid(raise_exception=True)
+        self.default_limit = app_settings.PAGE_SIZE
+        self.max_limit = app_settings.MAX_PAGE_SIZE
+        self.page_limit, self.page_offset = page.get_limit(), page.get_offset()
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_limit(self, request: Request) -> int:
+        return self.page_limit
+
+    def get_offset(self, request: Request) -> int:
+        return self.page_offset
+
+
+class AssetSearchAPIMixin:
+    """The API's policies, set on the view rather than taken from REST_FRAMEWORK."""
+
+    permission_classes = [AssetPermission]
+    throttle_classes = [AssetSearchThrottle]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
+    pagination_class = AssetPagination
+    schema = AutoSchema()
+    throttle_scope: str | None = None
+    request: Request
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        return [import_string(path)() for path in app_settings.API_AUTHENTICATION_CLASSES]
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+    def get_visible_assets(self) -> QuerySet[Asset]:
+        """The assets this user may see (moderation hides some from users without its permission)."""
+        return visible_assets(self.request.user).select_related("uploaded_by")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "visible": self.get_visible_assets()}  # type: ignore[misc]
+
+    def validated(self, serializer_class: type[BaseSerializer], data: Any) -> BaseSerializer:
+        serializer = serializer_class(data=data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        return serializer
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List assets",
+        parameters=[s.AssetFilterSerializer],
+        responses={200: s.AssetSerializer(many=True), **errors(400, *READ_ERRORS)},
+    ),
+    retrieve=extend_schema(summary="Get an asset", responses={200: s.AssetSerializer, **errors(*READ_ERRORS, 404)}),
+    create=extend_schema(
+        summary="Upload an image",
+        description="Multipart upload. The asset is returned at once with `embedding.status` "
+        "`pending`; poll `GET /api/assets/<id>/` until it is `ready` (or `failed`, with `embedding.error`).",
+        request={"multipart/form-data": s.AssetUploadSerializer},
+        responses={201: s.AssetSerializer, **errors(400, 401, 403, 413, 429)},
+    ),
+    update=extend_schema(summary="Edit an asset's metadata", responses={200: s.AssetSerializer, **errors(400, 401, 403, 404)}),
+    partial_update=extend_schema(summary="Edit some of an asset's metadata", responses={200: s.AssetSerializer, **errors(400, 401, 403, 404)}),
+    destroy=extend_schema(summary="Delete an asset and its file", responses={204: None, **errors(401, 403, 404)}),
+)
+class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
+    """Assets: upload, list and filter, edit metadata, replace the file, delete."""
+
+    serializer_class = s.AssetSerializer
+    queryset = Asset.objects.none()  # for the schema; get_queryset() is what counts
+
+    def get_queryset(self) -> QuerySet[Asset]:
+        return self.get_visible_assets()
+
+    def filter_queryset(self, queryset: QuerySet[Asset]) -> QuerySet[Asset]:
+        if self.action == "list":
+            return self.validated(s.AssetFilterSerializer, self.request.query_params).get_filters().apply(queryset)
+        return queryset
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        return {"create": s.AssetUploadSerializer, "replace_file": s.AssetFileSerializer}.get(self.action, s.AssetSerializer)
+
+    @property
+    def throttle_scope(self) -> str | None:  # type: ignore[override]
+        if self.action in ("create", "replace_file"):
+            return "upload"
+        if self.action in ("similar", "duplicates", "tags"):
+            return "search"
+        return None
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        user = self.request.user
+        serializer.save(uploaded_by=user if user.is_authenticated else None)
+
+    def perform_destroy(self, instance: Asset) -> None:
+        storage, name = instance.image.storage, instance.image.name
+        instance.delete()
+        transaction.on_commit(lambda: storage.delete(name))
+
+    @extend_schema(
+        summary="Replace an asset's file",
+        description="Multipart. The asset goes back to `pending` and is embedded again.",
+        request={"multipart/form-data": s.AssetFileSerializer},
+        responses={200: s.AssetSerializer, **errors(400, 401, 403, 404, 413, 429)},
+    )
+    @action(detail=True, methods=["put"], url_path="file", parser_classes=[MultiPartParser, FormParser])
+    def replace_file(self, request: Request, pk: str | None = None) -> Response:
+        asset = self.get_object()
+        old_storage, old_name = asset.image.storage, asset.image.name
+        serializer = self.get_serializer(asset, data=request.data)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        if old_name != asset.image.name:
+            transaction.on_commit(lambda: old_storage.delete(old_name))
+        return Response(serializer.data)
+
+    @extend_schema(
+        summary="Assets that look like this one",
+        parameters=[s.SimilarQuerySerializer],
+        responses={200: s.SearchResultsSerializer, **errors(400, *READ_ERRORS, 404, 409)},
+    )
+    @action(detail=True, methods=["get"])
+    def similar(self, request: Request, pk: str | None = None) -> Response:
+        asset = self.get_object()
+        params = self.validated(s.SimilarQuerySerializer, request.query_params)
+        results = similar_assets(
+            asset.pk, limit=params.get_limit(), offset=params.get_offset(), filters=params.get_filters(),
+            visible=self.get_visible_assets(),
+        )
+        return Response(s.SearchResultsSerializer(results, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        summary="Near-duplicates of this asset",
+        parameters=[s.DuplicatesQuerySerializer],
+        responses={200: s.DuplicatesSerializer, **errors(400, *READ_ERRORS, 404, 409)},
+    )
+    @action(detail=True, methods=["get"])
+    def duplicates(self, request: Request, pk: str | None = None) -> Response:
+        asset = self.get_object()
+        params = self.validated(s.DuplicatesQuerySerializer, request.query_params).validated_data
+        threshold = params.get("threshold", app_settings.DUPLICATE_THRESHOLD)
+        hits = near_duplicates(asset.pk, threshold=threshold, limit=params["limit"], visible=self.get_visible_assets())
+        data = {"threshold": threshold, "results": hits}
+        return Response(s.DuplicatesSerializer(data, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        summary="Suggested tags for this asset",
+        parameters=[s.TagQuerySerializer],
+        responses={200: s.TagSuggestionsSerializer, **errors(400, *READ_ERRORS, 404, 409)},
+    )
+    @action(detail=True, methods=["get"])
+    def tags(self, request: Request, pk: str | None = None) -> Response:
+        asset = self.get_object()
+        params = self.validated(s.TagQuerySerializer, request.query_params).validated_data
+        suggestions = suggest_tags(asset.pk, limit=params["limit"], include_existing=params["include_existing"])
+        return Response(s.TagSuggestionsSerializer({"results": suggestions}).data)
+
+
+class SearchView(AssetSearchAPIMixin, generics.GenericAPIView):
+    """Search assets by meaning: text, an image, an asset, or a mix."""
+
+    throttle_scope = "search"
+    serializer_class = s.SearchQuerySerializer
+
+    def is_read_only_request(self, request: Request) -> bool:
+        return True  # searching by POST reads, like GET
+
+    @extend_schema(
+        summary="Search by text",
+        parameters=[s.SimpleSearchSerializer],
+        responses={200: s.SearchResultsSerializer, **errors(400, *READ_ERRORS)},
+    )
+    def get(self, request: Request) -> Response:
+        params = self.validated(s.SimpleSearchSerializer, request.query_params)
+        return self.respond(params.get_query())
+
+    @extend_schema(
+        summary="Search with every option",
+        description=s.SearchQuerySerializer.__doc__,
+        request={"application/json": s.SearchQuerySerializer, "multipart/form-data": s.SearchQuerySerializer},
+        responses={200: s.SearchResultsSerializer, **errors(400, *READ_ERRORS, 409, 413)},
+    )
+    def post(self, request: Request) -> Response:
+        params = self.validated(s.SearchQuerySerializer, request.data)
+        return self.respond(params.get_query())
+
+    def respond(self, query: Any) -> Response:
+        return Response(s.SearchResultsSerializer(search(query), context=self.get_serializer_context()).data)
+
+
+class AssetThumbnailView(AssetSearchAPIMixin, generics.GenericAPIView):
+    """A JPEG thumbnail of an asset, made on first request and cached in storage."""
+
+    queryset = Asset.objects.none()
+    serializer_class = s.ThumbnailQuerySerializer
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[Asset]:
+        return self.get_visible_assets()
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        # The success response is a file whatever the Accept header says; errors are JSON.
+        return JSONRenderer(), JSONRenderer.media_type
+
+    @extend_schema(
+        summary="Thumbnail of an asset",
+        parameters=[s.ThumbnailQuerySerializer],
+        responses={
+            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG at most `size` pixels a side."),
+            304: OpenApiResponse(description="Not modified (If-None-Match)."),
+            **errors(400, 401, 403, 404, 429),
+        },
+    )
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
+        asset = self.get_object()
+        size = self.validated(s.ThumbnailQuerySerializer, request.query_params).validated_data.get("size")
+        name = get_thumbnail(asset, size)
+        etag = f'"{name.rsplit("/", 1)[-1]}"'
+        response = get_conditional_response(request._request, etag=etag)
+        if response is None:
+            response = FileResponse(asset.image.storage.open(name, "rb"), content_type="image/jpeg")
+            response["ETag"] = etag
+        patch_cache_control(response, private=True, max_age=86400)
+        return response
+
+
+class SwaggerView(SpectacularSwaggerView):
+    """Swagger UI, from drf-spectacular-sidecar's bundled files when it is installed (works offline)."""
+
+    url_name = "assetsearch:schema"
+
+    @staticmethod
+    def _swagger_ui_resource(filename: str) -> str:
+        from django.apps import apps
+
+        if apps.is_installed("drf_spectacular_sidecar"):
+            from django.templatetags.static import static
+
+            return static(f"drf_spectacular_sidecar/swagger-ui-dist/{filename}")
+        return SpectacularSwaggerView._swagger_ui_resource(filename)
+
+    @staticmethod
+    def _swagger_ui_favicon() -> str:
+        from django.apps import apps
+
+        if apps.is_installed("drf_spectacular_sidecar"):
+            from django.templatetags.static import static
+
+            return static("drf_spectacular_sidecar/swagger-ui-dist/favicon-32x32.png")
+        return SpectacularSwaggerView._swagger_ui_favicon()
+

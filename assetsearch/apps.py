@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.db.models.signals import post_save
+
+
+class AssetSearchConfig(AppConfig):
+    name = "assetsearch"
+    verbose_name = "Asset search"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers system checks)
+        from .models import Asset, ModerationConcept
+        from .signals import asset_saved, concept_saved
+
+        post_save.connect(asset_saved, sender=Asset, dispatch_uid="assetsearch.asset_saved")
+        post_save.connect(concept_saved, sender=ModerationConcept, dispatch_uid="assetsearch.concept_saved")

@@ -1,0 +1,84 @@
+"""System checks (``manage.py check``): the database and the encoder fit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import DatabaseError, connections
+
+
+@register(Tags.database)
+def check_database(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for alias in databases or []:
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            errors.append(
+                Error(
+                    f"assetsearch needs PostgreSQL with pgvector; database {alias!r} is {connection.vendor}.",
+                    hint="Set DATABASE_URL to a PostgreSQL server with the vector extension available.",
+                    id="assetsearch.E001",
+                )
+            )
+            continue
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+                available = cursor.fetchone() is not None
+        except DatabaseError:
+            continue  # unreachable database: Django reports that itself
+        if not available:
+            errors.append(
+                Error(
+                    f"The pgvector extension is not installed on database {alias!r}'s server.",
+                    hint="Install pgvector (0.8 or newer); the first migration runs CREATE EXTENSION vector.",
+                    id="assetsearch.E002",
+                )
+            )
+    return errors
+
+
+@register(Tags.models, deploy=True)
+def check_encoder(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    # Deploy-only: it imports torch/open_clip, too slow for every manage.py call.
+    from .encoders import get_encoder
+    from .models import VECTOR_DIMENSIONS
+
+    try:
+        dimensions = get_encoder().dimensions
+    except Exception as exc:  # noqa: BLE001 - report any configuration error as a check
+        return [Error(f"The assetsearch encoder cannot be configured: {exc}", id="assetsearch.E003")]
+    if dimensions != VECTOR_DIMENSIONS:
+        return [
+            Error(
+                f"The encoder returns {dimensions}-d vectors but the database stores {VECTOR_DIMENSIONS}-d vectors.",
+                hint="Use a model with 512-d embeddings (e.g. ViT-B-32), or migrate the vector column.",
+                id="assetsearch.E004",
+            )
+        ]
+    return []
+
+
+@register(Tags.database)
+def check_embeddings_current(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn when the configured model has not embedded the catalogue (a model change)."""
+    if not databases or "default" not in databases:
+        return []
+    from .encoders import get_encoder
+    from .models import Asset
+
+    try:
+        key = get_encoder().key
+        missing = Asset.objects.ready().missing_embedding(key).count()
+    except (DatabaseError, ValueError, OSError):
+        return []
+    if not missing:
+        return []
+    return [
+        Warning(
+            f"{missing} asset(s) have no vector from the configured model {key}; search cannot find them.",
+            hint="Run `manage.py assetsearch_reembed --missing` (the model changed, or a backfill is unfinished).",
+            id="assetsearch.W001",
+        )
+    ]

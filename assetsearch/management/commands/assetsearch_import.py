@@ -1,0 +1,47 @@
+"""Import a folder of images as assets; embedding is enqueued in batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from tqdm import tqdm
+
+from ...images import content_hash
+from ...models import Asset
+from ...pipeline import batched_enqueue
+
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+class Command(BaseCommand):
+    help = "Import every image in a folder as an asset (title from the file name); embedding follows in the background."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("folder", type=Path)
+        parser.add_argument("--recursive", "-r", action="store_true", help="include sub-folders")
+        parser.add_argument("--tag", action="append", default=[], dest="tags", help="tag every imported asset (repeatable)")
+        parser.add_argument("--skip-existing", action="store_true", help="skip files whose content is already in the catalogue")
+
+    def handle(self, folder: Path, recursive: bool, tags: list[str], skip_existing: bool, **options: Any) -> None:
+        if not folder.is_dir():
+            raise CommandError(f"{folder} is not a folder.")
+        pattern = "**/*" if recursive else "*"
+        paths = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in EXTENSIONS)
+        if not paths:
+            raise CommandError(f"No images ({', '.join(sorted(EXTENSIONS))}) in {folder}.")
+        known = set(Asset.objects.values_list("content_hash", flat=True)) if skip_existing else set()
+        created = skipped = 0
+        with transaction.atomic(), batched_enqueue():
+            for path in tqdm(paths, desc="Importing", unit="image", disable=options["verbosity"] == 0):
+                with path.open("rb") as handle:
+                    if skip_existing and content_hash(handle) in known:
+                        skipped += 1
+                        continue
+                    title = path.stem.replace("_", " ").replace("-", " ")
+                    Asset.objects.create(image=File(handle, name=path.name), title=title, tags=list(tags))
+                    created += 1
+        self.stdout.write(self.style.SUCCESS(f"Imported {created} image(s), skipped {skipped}; embedding is queued."))

@@ -1,0 +1,197 @@
+"""The embedding pipeline: enqueue work, embed in batches, record the outcome.
+
+Flow: an asset is saved with a new file -> after commit, its id is sent to
+the broker (:func:`enqueue_embedding`) -> a worker runs
+:func:`embed_assets` (decode, encode in one batch, upsert vectors) -> the
+asset is ``ready`` or ``failed`` with a readable message.
+
+Nothing is lost when a part misbehaves: a broker that is down leaves the
+asset ``pending`` for :func:`sweep_pending`; a worker that dies mid-task
+gets the message redelivered (late acks); a file that is not an image fails
+once, with the reason, and is not retried; transient errors (database,
+storage I/O) are retried with backoff by the task.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .conf import app_settings
+from .encoders import get_encoder
+from .images import InvalidImage, decode_for_model
+from .models import Asset, AssetEmbedding, EmbeddingStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbedResult:
+    embedded: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    missing: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "embedded": self.embedded,
+            "unchanged": self.unchanged,
+            "failed": {str(k): v for k, v in self.failed.items()},
+            "missing": self.missing,
+        }
+
+
+def chunked(items: Iterable[int], size: int) -> Iterator[list[int]]:
+    chunk: list[int] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def enqueue_embedding(asset_ids: Sequence[int], *, alias: str = "default", force: bool = False) -> bool:
+    """Send ids to the workers, in batches; False if the broker could not be reached.
+
+    Never raises: the assets stay ``pending`` and the sweep sends them later.
+    """
+    from .tasks import embed_assets_task
+
+    options = {"retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}}
+    if app_settings.QUEUE:
+        options["queue"] = app_settings.QUEUE
+    try:
+        for ids in chunked(asset_ids, app_settings.BATCH_SIZE):
+            embed_assets_task.apply_async(args=[ids], kwargs={"alias": alias, "force": force}, **options)
+    except Exception:  # the broker's client raises many kinds; all mean "not sent"
+        logger.warning("Could not enqueue embedding of %d asset(s); the sweep will retry.", len(asset_ids), exc_info=True)
+        return False
+    return True
+
+
+_batch: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("assetsearch_batch", default=None)
+
+
+def request_embedding(asset: Asset) -> None:
+    """Enqueue ``asset`` once the current transaction commits (so the worker sees it)."""
+    batch = _batch.get()
+    if batch is not None:
+        batch.append(asset.pk)
+    else:
+        pk = asset.pk
+        transaction.on_commit(lambda: enqueue_embedding([pk]))
+
+
+@contextmanager
+def batched_enqueue() -> Iterator[list[int]]:
+    """Collect the embedding requests made inside the block and send them in batches.
+
+    For bulk imports: one task per ``BATCH_SIZE`` assets instead of one per asset.
+    """
+    ids: list[int] = []
+    token = _batch.set(ids)
+    try:
+        yield ids
+    finally:
+        _batch.reset(token)
+        if ids:
+            transaction.on_commit(lambda: enqueue_embedding(ids))
+
+
+def embed_assets(asset_ids: Sequence[int], *, alias: str = "default", force: bool = False) -> EmbedResult:
+    """Embed the given assets with one batched model call and store the vectors.
+
+    Skips assets whose stored vector (same model) was made from the same
+    bytes, unless ``force``. Only the default encoder's run changes the
+    assets' embedding status.
+    """
+    encoder = get_encoder(alias)
+    result = EmbedResult()
+    assets = {asset.pk: asset for asset in Asset.objects.filter(pk__in=asset_ids)}
+    result.missing = [pk for pk in asset_ids if pk not in assets]
+    stored = dict(
+        AssetEmbedding.objects.for_model(encoder.key).filter(asset__in=list(assets)).values_list("asset_id", "content_hash")
+    )
+    todo = []
+    for asset in assets.values():
+        if not force and asset.content_hash and stored.get(asset.pk) == asset.content_hash:
+            result.unchanged.append(asset.pk)
+        else:
+            todo.append(asset)
+    Asset.objects.filter(pk__in=[a.pk for a in todo]).update(embedding_attempts=F("embedding_attempts") + 1)
+
+    images, decoded = [], []
+    for asset in todo:
+        try:
+            with asset.image.open("rb") as file:
+                images.append(decode_for_model(file))
+        except InvalidImage as exc:
+            result.failed[asset.pk] = str(exc)
+        except FileNotFoundError:
+            result.failed[asset.pk] = "The image file is missing from storage."
+        else:
+            decoded.append(asset)
+
+    if decoded:
+        vectors = encoder.embed_images(images)
+        AssetEmbedding.objects.bulk_create(
+            [
+                AssetEmbedding(asset=asset, model_key=encoder.key, vector=vector, content_hash=asset.content_hash)
+                for asset, vector in zip(decoded, vectors)
+            ],
+            update_conflicts=True,
+            unique_fields=["asset", "model_key"],
+            update_fields=["vector", "content_hash", "created_at"],
+        )
+        result.embedded = [asset.pk for asset in decoded]
+
+    if alias == "default":
+        _record_outcome(assets, result)
+        if result.embedded:
+            from .moderation import score_new_assets
+
+            score_new_assets(result.embedded)
+    return result
+
+
+def _record_outcome(assets: dict[int, Asset], result: EmbedResult) -> None:
+    for pk in result.embedded + result.unchanged:
+        # Only if the file was not replaced meanwhile (its own task follows).
+        Asset.objects.filter(pk=pk, content_hash=assets[pk].content_hash).exclude(
+            embedding_status=EmbeddingStatus.READY
+        ).set_status(EmbeddingStatus.READY)
+    for pk, message in result.failed.items():
+        Asset.objects.filter(pk=pk, content_hash=assets[pk].content_hash).set_status(EmbeddingStatus.FAILED, message)
+
+
+def give_up(asset_ids: Sequence[int], error: BaseException) -> None:
+    """Mark assets failed after the last retry of a transient error."""
+    message = f"Gave up after {app_settings.MAX_RETRIES} retries: {type(error).__name__}: {error}"
+    Asset.objects.filter(pk__in=asset_ids).set_status(EmbeddingStatus.FAILED, message)
+
+
+def sweep_pending(older_than: timedelta | None = None) -> int:
+    """Re-enqueue assets pending for longer than ``older_than``; returns how many.
+
+    Catches work whose enqueue failed (broker down) or whose message was lost.
+    """
+    if older_than is None:
+        older_than = timedelta(seconds=app_settings.SWEEP_AFTER_SECONDS)
+    cutoff = timezone.now() - older_than
+    stale = Asset.objects.pending().filter(embedding_status_changed_at__lte=cutoff)
+    ids = list(stale.values_list("pk", flat=True))
+    if ids and enqueue_embedding(ids):
+        # Restart the clock so the next sweep does not send them again at once.
+        Asset.objects.filter(pk__in=ids).pending().update(embedding_status_changed_at=timezone.now())
+        return len(ids)
+    return 0

@@ -1,0 +1,454 @@
+"""The one query API: text, image, asset, weights, negatives, filters, hybrid.
+
+Everything that searches (the API, the admin, moderation, benchmarks) builds
+a :class:`Query` and calls :func:`search`.
+
+Composition
+-----------
+Each part is embedded to a unit vector by the default encoder: the text
+``t``, the uploaded image ``i``, the stored vector of an existing asset
+``a``, and each negative term ``n_j``. The query vector is::
+
+    q = normalise(w_t * t + w_i * i + w_a * a - w_n * mean_j(n_j))
+
+Weights default to 1 (``w_n`` to 0.5) and must be finite and >= 0. With a
+single part, ``q`` is that part's vector. Mixing in unit space is what CLIP
+arithmetic relies on: "this image, but square" moves the image's vector
+toward the text's.
+
+Scores
+------
+``score`` is the cosine similarity between ``q`` and the asset's vector, in
+[-1, 1]. ``part_scores`` are the similarities to each part alone. In hybrid
+mode, assets are ordered by reciprocal rank fusion of the vector ranking and
+the Postgres full-text ranking (``fused_score = sum 1 / (RRF_K + rank)``),
+and ``part_ranks`` gives the rank in each list that contributed.
+
+Index use
+---------
+The nearest-neighbour query is ``ORDER BY vector <=> q LIMIT k`` over one
+model's vectors, served by the ``halfvec_cosine_ops`` HNSW index with
+pgvector's iterative scan (so filters cannot shorten a page). When filters
+match only a small share of the catalogue (``EXACT_SCAN_SELECTIVITY``), the
+matching rows are scanned exactly instead: cheaper, and exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+
+import numpy as np
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.core.cache import caches
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
+from PIL import Image
+
+from .conf import app_settings
+from .encoders import BaseEncoder, get_encoder
+from .images import InvalidImage, decode_for_model
+from .models import Asset, AssetEmbedding
+
+MAX_QUERY_CHARS = 1000
+MAX_NEGATIVE_TERMS = 10
+
+
+class SearchError(ValueError):
+    """A query that cannot be run; the message is meant for the user."""
+
+    code = "invalid_query"
+
+
+class EmptyQuery(SearchError):
+    code = "empty_query"
+
+
+class InvalidQueryImage(SearchError):
+    code = "invalid_image"
+
+
+class UnknownAsset(SearchError):
+    code = "unknown_asset"
+
+
+class AssetNotEmbedded(SearchError):
+    code = "asset_not_embedded"
+
+
+@dataclass
+class Filters:
+    """Metadata filters; every given one must hold."""
+
+    tags: Sequence[str] = ()  # the asset has all of these tags
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    mime_types: Sequence[str] = ()
+    uploaded_by: int | None = None
+    status: str | None = None
+    asset_ids: Sequence[int] | None = None  # restrict to these (used by moderation and reranking)
+    exclude_ids: Sequence[int] = ()
+
+    def apply(self, assets: QuerySet[Asset]) -> QuerySet[Asset]:
+        if self.tags:
+            assets = assets.filter(tags__contains=list(self.tags))
+        if self.created_after:
+            assets = assets.filter(created_at__gte=self.created_after)
+        if self.created_before:
+            assets = assets.filter(created_at__lt=self.created_before)
+        if self.mime_types:
+            assets = assets.filter(mime_type__in=list(self.mime_types))
+        if self.uploaded_by is not None:
+            assets = assets.filter(uploaded_by_id=self.uploaded_by)
+        if self.status:
+            assets = assets.filter(embedding_status=self.status)
+        if self.asset_ids is not None:
+            assets = assets.filter(pk__in=list(self.asset_ids))
+        if self.exclude_ids:
+            assets = assets.exclude(pk__in=list(self.exclude_ids))
+        return assets
+
+    @property
+    def active(self) -> bool:
+        return any(
+            [self.tags, self.created_after, self.created_before, self.mime_types, self.uploaded_by is not None,
+             self.status, self.asset_ids is not None, self.exclude_ids]
+        )
+
+
+@dataclass
+class Query:
+    text: str = ""
+    image: Image.Image | IO[bytes] | bytes | None = None
+    asset_id: int | None = None
+    negative: Sequence[str] = ()
+    text_weight: float = 1.0
+    image_weight: float = 1.0
+    asset_weight: float = 1.0
+    negative_weight: float = 0.5
+    filters: Filters = field(default_factory=Filters)
+    hybrid: bool = False
+    min_score: float | None = None
+    exact: bool = False
+    limit: int = 20
+    offset: int = 0
+    # Querysets of assets the caller may see (e.g. moderation hides some); None = all.
+    visible: QuerySet[Asset] | None = None
+
+
+@dataclass
+class SearchHit:
+    asset: Asset
+    score: float  # cosine similarity to the composed query vector
+    rank: int  # 1-based over the whole result list, not the page
+    part_scores: dict[str, float] = field(default_factory=dict)
+    part_ranks: dict[str, int] = field(default_factory=dict)
+    fused_score: float | None = None
+
+
+@dataclass
+class SearchResults:
+    hits: list[SearchHit]
+    strategy: str  # "index", "exact" or "hybrid:<index|exact>"
+    notices: list[str] = field(default_factory=list)
+    took_ms: float = 0.0
+
+
+@dataclass
+class TextVector:
+    vector: np.ndarray
+    truncated: bool
+
+
+# Query parts --------------------------------------------------------------
+
+
+def embed_text(text: str, encoder: BaseEncoder | None = None) -> TextVector:
+    """The query vector for ``text``, from the cache when the same model saw it before.
+
+    Raises :class:`SearchError` for empty or over-long text; text longer than
+    the model's context is truncated, and ``truncated`` says so.
+    """
+    return embed_texts([text], encoder)[0]
+
+
+def embed_texts(texts: Sequence[str], encoder: BaseEncoder | None = None) -> list[TextVector]:
+    """Several texts at once: cached ones from the cache, the rest in one model call."""
+    encoder = encoder or get_encoder()
+    cleaned = []
+    for text in texts:
+        if not isinstance(text, str):
+            raise SearchError("Query text must be a string.")
+        text = " ".join(text.split())
+        if not text:
+            raise EmptyQuery("The query text is empty.")
+        if len(text) > MAX_QUERY_CHARS:
+            raise SearchError(f"The query text is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}.")
+        cleaned.append(text)
+    cache = caches[app_settings.TEXT_CACHE_ALIAS]
+    keys = {text: "assetsearch:text:" + hashlib.sha256(f"{encoder.key}\0{text}".encode()).hexdigest() for text in cleaned}
+    found = cache.get_many(list(keys.values()))
+    missing = [text for text in dict.fromkeys(cleaned) if keys[text] not in found]
+    if missing:
+        vectors = encoder.embed_texts(missing)
+        fresh = {
+            keys[text]: (vector.astype(np.float32).tobytes(), encoder.count_tokens(text) > encoder.context_length)
+            for text, vector in zip(missing, vectors)
+        }
+        cache.set_many(fresh, app_settings.TEXT_CACHE_TIMEOUT)
+        found.update(fresh)
+    return [TextVector(np.frombuffer(found[keys[t]][0], dtype=np.float32), found[keys[t]][1]) for t in cleaned]
+
+
+def embed_query_image(image: Image.Image | IO[bytes] | bytes, encoder: BaseEncoder | None = None) -> np.ndarray:
+    encoder = encoder or get_encoder()
+    if isinstance(image, bytes):
+        import io
+
+        image = io.BytesIO(image)
+    if not isinstance(image, Image.Image):
+        try:
+            image = decode_for_model(image)
+        except InvalidImage as exc:
+            raise InvalidQueryImage(str(exc)) from exc
+    return encoder.embed_images([image.convert("RGB")])[0]
+
+
+def asset_vector(asset_id: int, encoder: BaseEncoder | None = None) -> np.ndarray:
+    encoder = encoder or get_encoder()
+    try:
+        asset = Asset.objects.get(pk=asset_id)
+    except (Asset.DoesNotExist, ValueError, TypeError):
+        raise UnknownAsset(f"There is no asset with id {asset_id!r}.") from None
+    vector = AssetEmbedding.objects.for_model(encoder.key).filter(asset=asset).values_list("vector", flat=True).first()
+    if vector is None:
+        raise AssetNotEmbedded(f"Asset {asset_id} has no embedding yet (status: {asset.embedding_status}).")
+    return np.asarray(vector, dtype=np.float32)
+
+
+def _check_weight(name: str, value: Any) -> float:
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        raise SearchError(f"The {name} weight must be a number, not {value!r}.") from None
+    if not math.isfinite(weight) or weight < 0:
+        raise SearchError(f"The {name} weight must be a finite number >= 0, not {value!r}.")
+    return weight
+
+
+@dataclass
+class ComposedQuery:
+    vector: np.ndarray
+    parts: dict[str, np.ndarray]
+    notices: list[str]
+
+
+def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
+    """Embed the query's parts and combine them (see the module docstring)."""
+    encoder = encoder or get_encoder()
+    weights = {
+        "text": _check_weight("text", query.text_weight),
+        "image": _check_weight("image", query.image_weight),
+        "asset": _check_weight("asset", query.asset_weight),
+        "negative": _check_weight("negative", query.negative_weight),
+    }
+    negatives = [n for n in (query.negative or ()) if isinstance(n, str) and n.strip()]
+    if len(negatives) > MAX_NEGATIVE_TERMS:
+        raise SearchError(f"At most {MAX_NEGATIVE_TERMS} negative terms are allowed.")
+    parts: dict[str, np.ndarray] = {}
+    notices: list[str] = []
+    texts = ([query.text] if query.text and query.text.strip() else []) + negatives
+    embedded = embed_texts(texts, encoder) if texts else []
+    if query.text and query.text.strip():
+        first = embedded.pop(0)
+        parts["text"] = first.vector
+        if first.truncated:
+            notices.append(f"The query text is longer than the model reads ({encoder.context_length} tokens); it was truncated.")
+    if query.image is not None:
+        parts["image"] = embed_query_image(query.image, encoder)
+    if query.asset_id is not None:
+        parts["asset"] = asset_vector(query.asset_id, encoder)
+    if not parts:
+        raise EmptyQuery("Give text, an image or an asset to search with.")
+    total = sum(weights[name] * vector for name, vector in parts.items())
+    if negatives:
+        parts["negative"] = np.mean([e.vector for e in embedded], axis=0)
+        total = total - weights["negative"] * parts["negative"]
+        if any(e.truncated for e in embedded):
+            notices.append("A negative term was truncated to the model's context length.")
+    norm = float(np.linalg.norm(total))
+    if norm < 1e-6:
+        raise SearchError("The weights cancel out; give at least one part a positive weight.")
+    return ComposedQuery(vector=(total / norm).astype(np.float32), parts=parts, notices=notices)
+
+
+# Running queries ----------------------------------------------------------
+
+
+def configure_index_scan(depth: int, *, exact: bool = False) -> None:
+    """Set the HNSW knobs for the current transaction (``SET LOCAL``)."""
+    ef_search = min(max(app_settings.HNSW_EF_SEARCH, depth), 1000)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
+        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
+        # Set both ways: inside an outer transaction an earlier SET LOCAL would linger.
+        cursor.execute("SELECT set_config('enable_indexscan', %s, true)", ["off" if exact else "on"])
+
+
+def _candidate_assets(query: Query) -> QuerySet[Asset]:
+    assets = query.visible if query.visible is not None else Asset.objects.all()
+    return query.filters.apply(assets)
+
+
+def _use_exact_scan(query: Query, assets: QuerySet[Asset]) -> bool:
+    """Exact when asked, or when the filters leave few rows (the index would wander)."""
+    if query.exact:
+        return True
+    if not query.filters.active and query.visible is None:
+        return False
+    matching = assets.count()
+    total = max(1, Asset.objects.count())
+    return matching <= app_settings.EXACT_SCAN_MAX_ROWS and matching / total <= app_settings.EXACT_SCAN_SELECTIVITY
+
+
+def vector_ranking(
+    vector: np.ndarray, assets: QuerySet[Asset], *, depth: int, exact: bool, model_key: str
+) -> list[tuple[int, float]]:
+    """``[(asset_id, similarity)]`` best first, the ``depth`` nearest among ``assets``."""
+    queryset = AssetEmbedding.objects.nearest(vector, model_key)
+    if assets.query.where or assets.query.combinator:
+        queryset = queryset.filter(asset__in=assets.values("pk"))
+    with transaction.atomic():
+        configure_index_scan(depth, exact=exact)
+        rows = list(queryset.values_list("asset_id", "distance")[:depth])
+    return [(asset_id, 1.0 - float(distance)) for asset_id, distance in rows]
+
+
+def keyword_ranking(text: str, assets: QuerySet[Asset], *, depth: int) -> list[int]:
+    """Asset ids matching ``text`` by Postgres full-text search, best first."""
+    ts_query = SearchQuery(text, search_type="websearch", config=app_settings.FULL_TEXT_CONFIG)
+    return list(
+        assets.filter(search_document=ts_query)
+        .annotate(text_rank=SearchRank(F("search_document"), ts_query))
+        .order_by("-text_rank", "pk")
+        .values_list("pk", flat=True)[:depth]
+    )
+
+
+def _similarities(vector: np.ndarray, asset_ids: Sequence[int], model_key: str) -> dict[int, np.ndarray]:
+    rows = AssetEmbedding.objects.for_model(model_key).filter(asset_id__in=list(asset_ids)).values_list("asset_id", "vector")
+    return {asset_id: np.asarray(v, dtype=np.float32) for asset_id, v in rows}
+
+
+def _check_page(query: Query) -> None:
+    for name in ("limit", "offset"):
+        value = getattr(query, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SearchError(f"{name} must be an integer.")
+    if not 1 <= query.limit <= app_settings.MAX_PAGE_SIZE:
+        raise SearchError(f"limit must be between 1 and {app_settings.MAX_PAGE_SIZE}.")
+    if not 0 <= query.offset <= 10_000:
+        raise SearchError("offset must be between 0 and 10000.")
+    if query.min_score is not None and not (isinstance(query.min_score, (int, float)) and -1 <= query.min_score <= 1):
+        raise SearchError("min_score must be a number between -1 and 1.")
+
+
+def search(query: Query) -> SearchResults:
+    """Run ``query``; see the module docstring for what each part does."""
+    started = time.perf_counter()
+    _check_page(query)
+    encoder = get_encoder()
+    composed = compose(query, encoder)
+    assets = _candidate_assets(query)
+    if query.asset_id is not None:
+        assets = assets.exclude(pk=query.asset_id)  # "more like this" never returns the asset itself
+    exact = _use_exact_scan(query, assets)
+    depth = query.offset + query.limit
+    if query.hybrid and query.text.strip():
+        candidates = max(depth, app_settings.HYBRID_CANDIDATES)
+        by_vector = vector_ranking(composed.vector, assets, depth=candidates, exact=exact, model_key=encoder.key)
+        by_keyword = keyword_ranking(query.text, assets, depth=candidates)
+        fused = _fuse({"vector": [pk for pk, _ in by_vector], "keyword": by_keyword})
+        vectors = _similarities(composed.vector, [pk for pk, _, _ in fused], encoder.key)
+        ranked = [
+            (pk, float(vectors[pk] @ composed.vector) if pk in vectors else None, fused_score, ranks)
+            for pk, fused_score, ranks in fused
+        ]
+        strategy = "hybrid:" + ("exact" if exact else "index")
+    else:
+        if query.hybrid:
+            composed.notices.append("Hybrid mode needs query text; ran a vector search.")
+        by_vector = vector_ranking(composed.vector, assets, depth=depth, exact=exact, model_key=encoder.key)
+        ranked = [(pk, score, None, {"vector": i + 1}) for i, (pk, score) in enumerate(by_vector)]
+        vectors = _similarities(composed.vector, [pk for pk, _ in by_vector], encoder.key) if len(composed.parts) > 1 else {}
+        strategy = "exact" if exact else "index"
+
+    if query.min_score is not None:
+        ranked = [row for row in ranked if row[1] is not None and row[1] >= query.min_score]
+    page = ranked[query.offset : depth]
+    objects = Asset.objects.select_related("uploaded_by").in_bulk([pk for pk, *_ in page])
+    hits = []
+    for position, (pk, score, fused_score, ranks) in enumerate(page, start=query.offset + 1):
+        part_scores = {}
+        if pk in vectors:
+            part_scores = {name: float(vectors[pk] @ v) for name, v in composed.parts.items()}
+        hits.append(
+            SearchHit(
+                asset=objects[pk],
+                score=score if score is not None else float("nan"),
+                rank=position,
+                part_scores=part_scores,
+                part_ranks=ranks,
+                fused_score=fused_score,
+            )
+        )
+    return SearchResults(hits=hits, strategy=strategy, notices=composed.notices, took_ms=(time.perf_counter() - started) * 1000)
+
+
+def _fuse(rankings: dict[str, list[int]]) -> list[tuple[int, float, dict[str, int]]]:
+    """Reciprocal rank fusion; ties broken by asset id for stable pages."""
+    k = app_settings.RRF_K
+    scores: dict[int, float] = {}
+    ranks: dict[int, dict[str, int]] = {}
+    for name, ids in rankings.items():
+        for rank, pk in enumerate(ids, start=1):
+            scores[pk] = scores.get(pk, 0.0) + 1.0 / (k + rank)
+            ranks.setdefault(pk, {})[name] = rank
+    order = sorted(scores, key=lambda pk: (-scores[pk], pk))
+    return [(pk, scores[pk], ranks[pk]) for pk in order]
+
+
+# Shortcuts ----------------------------------------------------------------
+
+
+def search_text(text: str, *, limit: int = 20, offset: int = 0, exact: bool = False, **options: Any) -> list[SearchHit]:
+    """Text -> image search: assets best described by ``text``, best first."""
+    return search(Query(text=text, limit=limit, offset=offset, exact=exact, **options)).hits
+
+
+def nearest(vector: np.ndarray | Sequence[float], *, limit: int = 20, offset: int = 0, exact: bool = False) -> list[SearchHit]:
+    """Assets nearest to a raw vector (already in the default encoder's space)."""
+    encoder = get_encoder()
+    ranked = vector_ranking(np.asarray(vector, dtype=np.float32), Asset.objects.all(), depth=offset + limit, exact=exact, model_key=encoder.key)
+    objects = Asset.objects.in_bulk([pk for pk, _ in ranked])
+    return [
+        SearchHit(asset=objects[pk], score=score, rank=i + 1)
+        for i, (pk, score) in enumerate(ranked)
+        if i >= offset
+    ]
+
+
+def similar_assets(asset_id: int, *, limit: int = 20, offset: int = 0, **options: Any) -> SearchResults:
+    """"More like this": the assets nearest to an asset, itself excluded."""
+    return search(Query(asset_id=asset_id, limit=limit, offset=offset, **options))
+
+
+def near_duplicates(asset_id: int, *, threshold: float | None = None, limit: int = 50, visible: QuerySet[Asset] | None = None) -> list[SearchHit]:
+    """Assets at least ``threshold`` similar to the asset (default ``DUPLICATE_THRESHOLD``)."""
+    threshold = app_settings.DUPLICATE_THRESHOLD if threshold is None else threshold
+    return search(Query(asset_id=asset_id, limit=limit, min_score=threshold, visible=visible)).hits

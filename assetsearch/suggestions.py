@@ -1,0 +1,56 @@
+"""Image -> text: suggest tags for an asset, zero-shot, from a vocabulary.
+
+The vocabulary is the catalogue's own tags plus ``TAG_LABELS``. Each label is
+embedded as ``TAG_PROMPT.format(label)`` (cached like any query text) and
+compared with the asset's vector. ``score`` is the cosine similarity;
+``probability`` is a softmax over the whole vocabulary at the model's own
+temperature (its logit scale), i.e. how this label compares with the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection
+
+from .conf import app_settings
+from .encoders import get_encoder
+from .search import asset_vector, embed_texts
+
+
+@dataclass
+class TagSuggestion:
+    tag: str
+    score: float
+    probability: float
+
+
+def tag_vocabulary() -> list[str]:
+    """The catalogue's distinct tags and the configured labels, sorted."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT unnest(tags) FROM assetsearch_asset")
+        tags = {row[0] for row in cursor.fetchall() if row[0]}
+    return sorted(tags | {label for label in app_settings.TAG_LABELS if label})
+
+
+def suggest_tags(asset_id: int, *, limit: int = 10, include_existing: bool = False) -> list[TagSuggestion]:
+    """The labels that best describe the asset's image, best first."""
+    from .models import Asset
+
+    encoder = get_encoder()
+    vector = asset_vector(asset_id, encoder)
+    vocabulary = tag_vocabulary()
+    if not vocabulary:
+        return []
+    prompts = [app_settings.TAG_PROMPT.format(label) for label in vocabulary]
+    label_vectors = np.stack([t.vector for t in embed_texts(prompts, encoder)])
+    scores = label_vectors @ vector
+    logits = encoder.logit_scale * (scores - scores.max())
+    probabilities = np.exp(logits) / np.exp(logits).sum()
+    existing = set() if include_existing else set(Asset.objects.values_list("tags", flat=True).get(pk=asset_id))
+    order = np.argsort(-scores)
+    suggestions = [
+        TagSuggestion(vocabulary[i], float(scores[i]), float(probabilities[i])) for i in order if vocabulary[i] not in existing
+    ]
+    return suggestions[:limit]

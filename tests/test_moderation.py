@@ -1,0 +1,155 @@
+"""Moderation concepts scored over stored vectors: flags, review, hiding, calibration."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
+from django.test import override_settings
+
+from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus, FlagStatus, ModerationConcept, ModerationFlag
+from assetsearch.moderation import calibrate, flag_assets, moderation_query, rescore_concept, visible_assets
+from assetsearch.pipeline import embed_assets
+from assetsearch.search import Query, search, similar_assets, near_duplicates
+
+from .utils import image_file, scene, wait_for
+
+RED_TRIANGLE = dict(
+    name="red triangles",
+    prompts=["a red triangle"],
+    counter_prompts=["a red square", "a red circle", "a blue triangle", "a green triangle", "a yellow star"],
+    threshold=0.5,
+)
+COLOURS = ["red", "blue", "green", "yellow"]
+SHAPES = ["triangle", "circle", "square", "star"]
+
+
+def make_catalogue() -> dict[tuple[str, str], Asset]:
+    with override_settings(ASSETSEARCH={"AUTO_EMBED": False}):
+        assets = {
+            (c, s): Asset.objects.create(image=image_file(scene(colour=c, shape=s), seed=i * 7 + j), title=f"{c} {s}", tags=[c, s])
+            for i, c in enumerate(COLOURS)
+            for j, s in enumerate(SHAPES)
+        }
+    embed_assets([a.pk for a in assets.values()])
+    return assets
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_upload_is_scored_by_the_worker_and_flagged():
+    ModerationConcept.objects.create(enabled=True, **RED_TRIANGLE)
+    triangle = Asset.objects.create(image=image_file(scene(colour="red", shape="triangle")), title="t")
+    circle = Asset.objects.create(image=image_file(scene(colour="blue", shape="circle")), title="c")
+    for asset in (triangle, circle):
+        wait_for(lambda: Asset.objects.get(pk=asset.pk).embedding_status == EmbeddingStatus.READY, timeout=90)
+    flags = list(ModerationFlag.objects.all())
+    assert [f.asset_id for f in flags] == [triangle.pk], [(f.asset_id, f.score) for f in flags]
+    assert flags[0].score >= 0.5 and flags[0].status == FlagStatus.OPEN
+
+
+@pytest.mark.django_db
+def test_new_concept_backfills_flags_without_re_embedding():
+    assets = make_catalogue()
+    before = dict(AssetEmbedding.objects.values_list("asset_id", "created_at"))
+    concept = ModerationConcept.objects.create(enabled=False, **RED_TRIANGLE)  # disabled: no background job
+    counts = rescore_concept(concept.pk)
+    assert dict(AssetEmbedding.objects.values_list("asset_id", "created_at")) == before
+    flagged = set(concept.flags.values_list("asset_id", flat=True))
+    assert flagged == {assets["red", "triangle"].pk}, counts
+    concept.refresh_from_db()
+    assert concept.rescore_done == concept.rescore_total == len(assets) and concept.rescored_at
+
+    # Raising the threshold clears open flags; reviewed flags keep their status.
+    concept.threshold = 0.999999
+    concept.save()
+    assert flag_assets(concept).cleared == 1 and not concept.flags.exists()
+
+
+@pytest.mark.django_db
+def test_review_and_hiding_in_every_listing():
+    assets = make_catalogue()
+    concept = ModerationConcept.objects.create(enabled=False, action="hide", **RED_TRIANGLE)
+    rescore_concept(concept.pk)
+    ModerationConcept.objects.filter(pk=concept.pk).update(enabled=True)
+    hidden = assets["red", "triangle"]
+    editor = User.objects.create_user("editor")
+    moderator = User.objects.create_user("moderator")
+    moderator.user_permissions.add(Permission.objects.get(codename="moderate_asset"))
+    moderator = User.objects.get(pk=moderator.pk)
+
+    def listings(user) -> dict[str, set[int]]:
+        visible = visible_assets(user)
+        return {
+            "list": set(visible.values_list("pk", flat=True)),
+            "search": {h.asset.pk for h in search(Query(text="a red triangle", limit=16, visible=visible)).hits},
+            "similar": {h.asset.pk for h in similar_assets(assets["red", "square"].pk, limit=15, visible=visible).hits},
+            "duplicates": {h.asset.pk for h in near_duplicates(assets["red", "square"].pk, threshold=-1, visible=visible)},
+        }
+
+    for name, ids in listings(editor).items():
+        assert hidden.pk not in ids, name
+    for name, ids in listings(moderator).items():
+        assert hidden.pk in ids, name
+
+    # Dismissing the flag makes it visible again; confirming keeps it hidden.
+    ModerationFlag.objects.filter(asset=hidden).review(FlagStatus.DISMISSED, moderator)
+    assert hidden.pk in listings(editor)["list"]
+    ModerationFlag.objects.filter(asset=hidden).review(FlagStatus.CONFIRMED, moderator)
+    assert hidden.pk not in listings(editor)["list"]
+    flag = ModerationFlag.objects.get(asset=hidden)
+    assert flag.reviewer == moderator and flag.reviewed_at is not None
+
+
+@pytest.mark.django_db
+def test_ad_hoc_moderation_query_ranks_by_concept_score():
+    assets = make_catalogue()
+    hits = moderation_query("a green star", counter_prompts=["a green circle", "a blue star", "a red star"], limit=16)
+    assert hits[0].asset == assets["green", "star"]
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] <= scores[0] <= 1
+
+
+@pytest.mark.django_db
+def test_calibration_suggests_a_threshold_that_reaches_the_asked_precision():
+    assets = make_catalogue()
+    concept = ModerationConcept.objects.create(enabled=False, **{**RED_TRIANGLE, "threshold": 0.0001})
+    rescore_concept(concept.pk)
+    assert concept.flags.count() > 3  # a low threshold flags look-alikes too
+    reviewer = User.objects.create_user("reviewer")
+    truth = {assets["red", "triangle"].pk}
+    for flag in concept.flags.all():
+        ModerationFlag.objects.filter(pk=flag.pk).review(FlagStatus.CONFIRMED if flag.asset_id in truth else FlagStatus.DISMISSED, reviewer)
+
+    rows, suggestion = calibrate(concept, target_precision=0.9)
+    assert suggestion is not None
+    above = concept.flags.filter(score__gte=suggestion)
+    precision = above.filter(status=FlagStatus.CONFIRMED).count() / above.count()
+    assert precision >= 0.9
+
+    out = io.StringIO()
+    call_command("assetsearch_calibrate", concept.name, target_precision=0.9, apply=True, stdout=out)
+    text = out.getvalue()
+    assert "| threshold | precision | recall | flagged |" in text
+    assert re.search(r"Suggested threshold for precision >= 0\.90: ([0-9.]+)", text).group(1) == f"{suggestion:.3f}"
+    concept.refresh_from_db()
+    assert concept.threshold == pytest.approx(suggestion)
+
+
+@pytest.mark.django_db
+def test_calibration_command_errors_are_clear():
+    with pytest.raises(Exception, match="No concept named 'nope'"):
+        call_command("assetsearch_calibrate", "nope")
+    ModerationConcept.objects.create(**RED_TRIANGLE)
+    with pytest.raises(Exception, match="no reviewed flags yet"):
+        call_command("assetsearch_calibrate", RED_TRIANGLE["name"])
+
+
+@pytest.mark.django_db
+def test_starter_concepts_are_seeded_disabled():
+    names = set(ModerationConcept.objects.values_list("name", flat=True))
+    assert {"violence", "gore", "weapons", "nudity", "hate symbols", "drugs", "self-harm"} <= names
+    assert not ModerationConcept.objects.filter(enabled=True).exists()

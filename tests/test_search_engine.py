@@ -1,0 +1,225 @@
+"""Every search mode on the bundled model's synthetic catalogue."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+
+from assetsearch.models import Asset
+from assetsearch.pipeline import embed_assets
+from assetsearch.search import (
+    AssetNotEmbedded,
+    EmptyQuery,
+    Filters,
+    InvalidQueryImage,
+    Query,
+    SearchError,
+    UnknownAsset,
+    near_duplicates,
+    search,
+    similar_assets,
+)
+from assetsearch.suggestions import suggest_tags
+
+from .utils import image_file, scene
+
+pytestmark = pytest.mark.django_db
+
+COLOURS = ["red", "blue", "green", "yellow", "purple", "orange"]
+SHAPES = ["circle", "square", "triangle", "star", "heart"]
+
+
+@pytest.fixture(scope="module")
+def catalogue(django_db_setup, django_db_blocker):
+    """30 coloured shapes and one asset whose title says what its image does not."""
+    with django_db_blocker.unblock(), override_settings(ASSETSEARCH={"AUTO_EMBED": False}):
+        assets = {}
+        for i, colour in enumerate(COLOURS):
+            for j, shape in enumerate(SHAPES):
+                assets[colour, shape] = Asset.objects.create(
+                    image=image_file(scene(colour=colour, shape=shape), seed=10 * i + j),
+                    title=f"{colour} {shape}",
+                    tags=[colour, shape],
+                )
+        assets["zebra"] = Asset.objects.create(
+            image=image_file(scene(colour="brown", shape="hexagon"), seed=99),
+            title="Quarterly zebra migration report",
+            tags=["report"],
+        )
+        result = embed_assets([a.pk for a in assets.values()])
+        assert len(result.embedded) == len(assets), result
+        yield assets
+        Asset.objects.all().delete()
+
+
+def ranks(results) -> dict[int, int]:
+    return {hit.asset.pk: hit.rank for hit in results.hits}
+
+
+def titles(results) -> list[str]:
+    return [hit.asset.title for hit in results.hits]
+
+
+def test_text_ranks_the_described_image_first(catalogue):
+    for colour, shape in [("red", "circle"), ("blue", "star"), ("green", "triangle"), ("purple", "heart")]:
+        results = search(Query(text=f"a {colour} {shape}", limit=5))
+        assert results.hits[0].asset == catalogue[colour, shape], titles(results)
+        assert results.strategy == "index"
+        assert results.hits[0].part_scores == {} and results.hits[0].part_ranks == {"vector": 1}
+
+
+def test_image_query_finds_the_other_rendering_of_the_same_scene(catalogue):
+    query_image = scene(colour="yellow", shape="square").render(seed=12345)
+    buffer = io.BytesIO()
+    query_image.save(buffer, format="JPEG")
+    results = search(Query(image=buffer.getvalue(), limit=5))
+    assert results.hits[0].asset == catalogue["yellow", "square"], titles(results)
+
+
+def test_more_like_this_excludes_the_asset_itself(catalogue):
+    red_circle = catalogue["red", "circle"]
+    results = similar_assets(red_circle.pk, limit=10)
+    assert red_circle.pk not in ranks(results)
+    top = results.hits[0].asset
+    assert top.tags[0] == "red" or top.tags[1] == "circle", titles(results)
+
+
+def test_composed_image_plus_text_moves_toward_the_text(catalogue):
+    red_circle_image = scene(colour="red", shape="circle").render(seed=777)
+    results = search(Query(image=red_circle_image, text="a square", limit=31))
+    r = ranks(results)
+    red_square, blue_circle, red_circle = (catalogue[k].pk for k in [("red", "square"), ("blue", "circle"), ("red", "circle")])
+    assert r[red_square] < r[blue_circle] and r[red_square] < r[red_circle], titles(results)[:6]
+    assert set(results.hits[0].part_scores) == {"text", "image"}
+
+
+def test_negative_term_pushes_matching_items_down(catalogue):
+    plain = ranks(search(Query(text="a circle", limit=31)))
+    pushed = ranks(search(Query(text="a circle", negative=["red"], limit=31)))
+    red_circle = catalogue["red", "circle"].pk
+    assert pushed[red_circle] > plain[red_circle]
+    top_non_red = [hit.asset.tags[0] for hit in search(Query(text="a circle", negative=["red"], limit=3)).hits]
+    assert "red" not in top_non_red
+
+
+def test_filters_narrow_and_min_score_cuts(catalogue):
+    results = search(Query(text="a circle", filters=Filters(tags=["blue"]), limit=10))
+    assert {hit.asset.tags[0] for hit in results.hits} == {"blue"} and len(results.hits) == 5
+    assert results.hits[0].asset == catalogue["blue", "circle"]
+    assert results.strategy == "exact"  # 5 of 31 rows, under the exact-scan threshold
+    cut = search(Query(text="a red circle", min_score=results.hits[0].score, limit=31))
+    assert all(hit.score >= results.hits[0].score for hit in cut.hits)
+    assert len(search(Query(text="a circle", filters=Filters(mime_types=["image/jpeg"]))).hits) == 0
+
+
+def test_hybrid_finds_a_title_word_the_image_does_not_show(catalogue):
+    vector_only = search(Query(text="zebra", limit=5))
+    assert catalogue["zebra"].pk not in ranks(vector_only)
+    hybrid = search(Query(text="zebra", hybrid=True, limit=5))
+    assert hybrid.hits[0].asset == catalogue["zebra"]
+    assert hybrid.hits[0].part_ranks["keyword"] == 1
+    assert hybrid.strategy == "hybrid:index" and hybrid.hits[0].fused_score > 0
+
+
+def test_pages_are_stable_and_ranked_over_the_whole_list(catalogue):
+    full = search(Query(text="a green star", limit=12))
+    page2 = search(Query(text="a green star", limit=6, offset=6))
+    assert [h.asset.pk for h in page2.hits] == [h.asset.pk for h in full.hits[6:]]
+    assert [h.rank for h in page2.hits] == list(range(7, 13))
+    scores = [h.score for h in full.hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_suggested_tags_describe_the_image(catalogue):
+    suggestions = suggest_tags(catalogue["green", "star"].pk, include_existing=True, limit=4)
+    top = [s.tag for s in suggestions[:2]]
+    assert set(top) == {"green", "star"}, suggestions
+    assert suggestions[0].score > suggestions[3].score and 0 < suggestions[0].probability <= 1
+    assert "green" not in [s.tag for s in suggest_tags(catalogue["green", "star"].pk)]
+
+
+def test_near_duplicates_and_the_duplicates_command(catalogue):
+    original = catalogue["orange", "heart"]
+    with override_settings(ASSETSEARCH={"AUTO_EMBED": False}):
+        copy = Asset.objects.create(image=image_file(scene(colour="orange", shape="heart"), seed=31, name="copy.png"), title="copy")
+    embed_assets([copy.pk])
+    try:
+        duplicates = near_duplicates(original.pk)
+        assert [hit.asset for hit in duplicates] == [copy] and duplicates[0].score > 0.99
+        out = io.StringIO()
+        call_command("assetsearch_duplicates", json=True, stdout=out, verbosity=0)
+        assert json.loads(out.getvalue()) == [sorted([original.pk, copy.pk])]
+    finally:
+        copy.delete()
+
+
+def test_evaluation_command_prints_its_table(catalogue, tmp_path):
+    query_set = [
+        {"text": f"a {c} {s}", "relevant": [catalogue[c, s].pk]} for c in COLOURS[:3] for s in SHAPES[:3]
+    ] + [{"asset_id": catalogue["red", "circle"].pk, "relevant": [catalogue["red", "square"].pk, catalogue["orange", "circle"].pk]}]
+    path = tmp_path / "queries.json"
+    path.write_text(json.dumps(query_set))
+    out = io.StringIO()
+    call_command("assetsearch_evaluate", str(path), stdout=out)
+    table = out.getvalue()
+    for metric in ["recall@1", "recall@5", "recall@10", "MRR", "mAP@10", "latency_p50_ms", "latency_p95_ms", "ann_recall@10_vs_exact"]:
+        assert f"| {metric} |" in table
+    out = io.StringIO()
+    call_command("assetsearch_evaluate", str(path), json=True, stdout=out)
+    metrics = json.loads(out.getvalue())
+    assert metrics["queries"] == 10 and metrics["recall@10"] >= 0.9 and metrics["ann_recall@10_vs_exact"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "query, error, message",
+    [
+        (Query(text="   "), EmptyQuery, "empty"),
+        (Query(), EmptyQuery, "Give text, an image or an asset"),
+        (Query(image=b"not an image"), InvalidQueryImage, "not an image"),
+        (Query(asset_id=10**9), UnknownAsset, "no asset with id 1000000000"),
+        (Query(text="a circle", text_weight=float("nan")), SearchError, "finite number"),
+        (Query(text="a circle", text_weight="heavy"), SearchError, "must be a number"),
+        (Query(text="a circle", limit=0), SearchError, "limit must be between 1 and 100"),
+        (Query(text="a circle", limit=10**6), SearchError, "limit must be between 1 and 100"),
+        (Query(text="a circle", offset=-1), SearchError, "offset must be between"),
+        (Query(text="a circle", text_weight=0), SearchError, "weights cancel out"),
+    ],
+)
+def test_bad_queries_raise_typed_errors_with_clear_messages(catalogue, query, error, message):
+    with pytest.raises(error, match=message):
+        search(query)
+
+
+def test_unembedded_asset_is_a_clear_error(catalogue):
+    with override_settings(ASSETSEARCH={"AUTO_EMBED": False}):
+        pending = Asset.objects.create(image=image_file(), title="pending")
+    with pytest.raises(AssetNotEmbedded, match="no embedding yet \\(status: pending\\)"):
+        similar_assets(pending.pk)
+    pending.delete()
+
+
+def test_long_text_is_truncated_and_says_so(catalogue):
+    results = search(Query(text=" ".join(["a red circle on the left"] * 10), limit=3))
+    assert results.notices and "truncated" in results.notices[0]
+    assert not search(Query(text="a red circle", limit=3)).notices
+
+
+def test_repeated_text_query_uses_the_cache(catalogue):
+    from assetsearch.encoders import get_encoder
+
+    encoder = get_encoder()
+    calls = []
+    original = encoder.embed_texts
+    encoder.embed_texts = lambda texts: calls.append(list(texts)) or original(texts)  # count real calls
+    try:
+        search(Query(text="three tiny purple hearts", limit=3))
+        search(Query(text="three tiny purple hearts", limit=3))
+    finally:
+        del encoder.embed_texts
+    assert calls == [["three tiny purple hearts"]]
+    assert np.isfinite(search(Query(text="three tiny purple hearts", limit=1)).hits[0].score)

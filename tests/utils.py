@@ -1,0 +1,38 @@
+"""Test helpers: generated image files and polling."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from assetsearch.demo_model.synthetic import Scene
+
+T = TypeVar("T")
+
+
+def scene(**changes: object) -> Scene:
+    base = dict(shape="circle", colour="red", fill="plain", background="white", size="large", count=1, position="center")
+    return Scene(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def image_file(s: Scene | None = None, *, seed: int = 0, name: str = "image.png", fmt: str = "PNG", size: int = 128) -> SimpleUploadedFile:
+    """An uploaded-file object holding a rendered scene."""
+    buffer = io.BytesIO()
+    (s or scene()).render(seed, size=size).save(buffer, format=fmt)
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type=f"image/{fmt.lower()}")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 60.0, interval: float = 0.1, message: str = "") -> T:
+    """Poll until ``predicate()`` is truthy; return its value or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
+        time.sleep(interval)
