@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _, ngettext
 
 from .models import Asset, EmbeddingStatus
 from .pipeline import enqueue_embedding
+from .thumbnails import get_thumbnail_url
 
 
 @admin.register(Asset)
@@ -36,7 +37,8 @@ class AssetAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("image"))
     def thumbnail(self, asset: Asset) -> str:
-        return format_html('<img src="{}" alt="" loading="lazy" style="width:64px;height:64px;object-fit:cover;border-radius:4px">', asset.image.url)
+        # A cached 128 px JPEG rather than the original, which may be megabytes.
+        return format_html('<img src="{}" alt="" loading="lazy" style="width:64px;height:64px;object-fit:cover;border-radius:4px">', get_thumbnail_url(asset, 128))
 
     @admin.display(description=_("preview"))
     def preview(self, asset: Asset) -> str:

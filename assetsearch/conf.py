@@ -56,10 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PAGE_SIZE": 100,
     "TEXT_CACHE_TIMEOUT": 24 * 3600,
     "TEXT_CACHE_ALIAS": "default",
-    # Filtered queries: below this share of the catalogue matching the
-    # filters, scan the matching rows exactly instead of walking the index.
-    "EXACT_SCAN_SELECTIVITY": 0.02,
-    "EXACT_SCAN_MAX_ROWS": 5000,
+    # Filtered queries matching at most this many assets scan them exactly
+    # (cheap, and exact) instead of walking the index with iterative scans.
+    "EXACT_SCAN_MAX_ROWS": 1000,
     # Hybrid search: Postgres text search configuration, and the RRF constant.
     "FULL_TEXT_CONFIG": "english",
     "RRF_K": 60,

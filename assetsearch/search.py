@@ -29,8 +29,9 @@ Index use
 The nearest-neighbour query is ``ORDER BY vector <=> q LIMIT k`` over one
 model's vectors, served by the ``halfvec_cosine_ops`` HNSW index with
 pgvector's iterative scan (so filters cannot shorten a page). When filters
-match only a small share of the catalogue (``EXACT_SCAN_SELECTIVITY``), the
-matching rows are scanned exactly instead: cheaper, and exact.
+match few assets (at most ``EXACT_SCAN_MAX_ROWS``), the matching rows are
+scanned exactly instead: cheaper than wandering the graph for rare matches,
+and exact.
 """
 
 from __future__ import annotations
@@ -309,11 +310,12 @@ def _use_exact_scan(query: Query, assets: QuerySet[Asset]) -> bool:
     """Exact when asked, or when the filters leave few rows (the index would wander)."""
     if query.exact:
         return True
-    if not query.filters.active and query.visible is None:
+    if not query.filters.active:
+        # Moderation hides few assets: the index with iterative scans stays best.
         return False
-    matching = assets.count()
-    total = max(1, Asset.objects.count())
-    return matching <= app_settings.EXACT_SCAN_MAX_ROWS and matching / total <= app_settings.EXACT_SCAN_SELECTIVITY
+    # Counting stops at the cap: LIMIT keeps this cheap on any catalogue size.
+    cap = app_settings.EXACT_SCAN_MAX_ROWS
+    return assets.order_by().values("pk")[: cap + 1].count() <= cap
 
 
 def vector_ranking(

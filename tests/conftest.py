@@ -31,7 +31,7 @@ def broker_url():
         url = server.url
     settings.CELERY_BROKER_URL = url
     current_app.conf.broker_url = url
-    current_app.pool.force_close_all()
+    current_app._pool = None  # the next connection uses the new URL
     yield url
     if server:
         server.stop()

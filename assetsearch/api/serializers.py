@@ -9,6 +9,7 @@ from their text as usual.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,8 +111,12 @@ class RejectUnknownFieldsMixin:
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
             known = set(self.fields)  # type: ignore[attr-defined]
-            # Form posts from the browsable API carry these.
-            unknown = [key for key in data if key not in known and key != "csrfmiddlewaretoken" and not str(key).startswith("_")]
+            # Form data names nested fields and list items "filters.tags", "tags[0]".
+            form = html.is_html_input(data)
+            names = {key: re.split(r"[.\[]", key, maxsplit=1)[0] if form else key for key in map(str, data)}
+            # The browsable API's forms add the CSRF token and "_content"-style overrides.
+            ignored = lambda name: name == "csrfmiddlewaretoken" or name.startswith("_")  # noqa: E731
+            unknown = [key for key, name in names.items() if name not in known and not ignored(name)]
             if unknown:
                 allowed = ", ".join(name for name, f in self.fields.items() if not f.read_only)  # type: ignore[attr-defined]
                 raise serializers.ValidationError(
@@ -297,8 +302,17 @@ class PageSerializer(serializers.Serializer):
 # Search input -------------------------------------------------------------
 
 
+def search_visibility(visible: QuerySet[Asset] | None) -> QuerySet[Asset] | None:
+    """What to pass as ``Query.visible``: the visible assets, or None when that is all of them.
+
+    None spares the search a count of the visible rows (it weighs an exact
+    scan against the index whenever a restriction is given).
+    """
+    return visible if visible is not None and visible.query.where else None
+
+
 def _visible(serializer: serializers.Serializer) -> QuerySet[Asset] | None:
-    return serializer.context.get("visible")
+    return search_visibility(serializer.context.get("visible"))
 
 
 class SimpleSearchSerializer(PageSerializer, AssetFilterSerializer):
@@ -352,8 +366,7 @@ class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
 
     def validate_asset_id(self, value: int) -> int:
         visible = _visible(self)
-        assets = visible if visible is not None else Asset.objects.all()
-        if not assets.filter(pk=value).exists():
+        if not (visible if visible is not None else Asset.objects.all()).filter(pk=value).exists():
             raise serializers.ValidationError(f"There is no asset with id {value}.", code="unknown_asset")
         return value
 

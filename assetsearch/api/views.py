@@ -8,6 +8,7 @@ defaults do not change how this API behaves.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from django.db import transaction
@@ -17,7 +18,7 @@ from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.module_loading import import_string
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import generics, viewsets
 from rest_framework.authentication import BaseAuthentication
@@ -85,6 +86,7 @@ class AssetSearchAPIMixin:
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
     pagination_class = AssetPagination
+    filter_backends: list[type] = []  # filtering is the serializers' job, not the host's defaults
     schema = AutoSchema()
     throttle_scope: str | None = None
     request: Request
@@ -126,6 +128,7 @@ class AssetSearchAPIMixin:
     partial_update=extend_schema(summary="Edit some of an asset's metadata", responses={200: s.AssetSerializer, **errors(400, 401, 403, 404)}),
     destroy=extend_schema(summary="Delete an asset and its file", responses={204: None, **errors(401, 403, 404)}),
 )
+@extend_schema(tags=["assets"])
 class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     """Assets: upload, list and filter, edit metadata, replace the file, delete."""
 
@@ -141,7 +144,10 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
         return queryset
 
     def get_serializer_class(self) -> type[BaseSerializer]:
-        return {"create": s.AssetUploadSerializer, "replace_file": s.AssetFileSerializer}.get(self.action, s.AssetSerializer)
+        action = self.action
+        if action == "metadata" and self.request.method == "POST":
+            action = "create"  # OPTIONS describes POST with a request clone
+        return {"create": s.AssetUploadSerializer, "replace_file": s.AssetFileSerializer}.get(action, s.AssetSerializer)
 
     @property
     def throttle_scope(self) -> str | None:  # type: ignore[override]
@@ -188,7 +194,7 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
         params = self.validated(s.SimilarQuerySerializer, request.query_params)
         results = similar_assets(
             asset.pk, limit=params.get_limit(), offset=params.get_offset(), filters=params.get_filters(),
-            visible=self.get_visible_assets(),
+            visible=s.search_visibility(self.get_visible_assets()),
         )
         return Response(s.SearchResultsSerializer(results, context=self.get_serializer_context()).data)
 
@@ -202,7 +208,7 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
         asset = self.get_object()
         params = self.validated(s.DuplicatesQuerySerializer, request.query_params).validated_data
         threshold = params.get("threshold", app_settings.DUPLICATE_THRESHOLD)
-        hits = near_duplicates(asset.pk, threshold=threshold, limit=params["limit"], visible=self.get_visible_assets())
+        hits = near_duplicates(asset.pk, threshold=threshold, limit=params["limit"], visible=s.search_visibility(self.get_visible_assets()))
         data = {"threshold": threshold, "results": hits}
         return Response(s.DuplicatesSerializer(data, context=self.get_serializer_context()).data)
 
@@ -225,10 +231,15 @@ class SearchView(AssetSearchAPIMixin, generics.GenericAPIView):
     throttle_scope = "search"
     serializer_class = s.SearchQuerySerializer
 
+    def get_queryset(self) -> QuerySet[Asset]:
+        return self.get_visible_assets()
+
     def is_read_only_request(self, request: Request) -> bool:
         return True  # searching by POST reads, like GET
 
     @extend_schema(
+        operation_id="search_text",
+        tags=["search"],
         summary="Search by text",
         parameters=[s.SimpleSearchSerializer],
         responses={200: s.SearchResultsSerializer, **errors(400, *READ_ERRORS)},
@@ -238,8 +249,10 @@ class SearchView(AssetSearchAPIMixin, generics.GenericAPIView):
         return self.respond(params.get_query())
 
     @extend_schema(
+        operation_id="search",
+        tags=["search"],
         summary="Search with every option",
-        description=s.SearchQuerySerializer.__doc__,
+        description=inspect.cleandoc(s.SearchQuerySerializer.__doc__ or ""),
         request={"application/json": s.SearchQuerySerializer, "multipart/form-data": s.SearchQuerySerializer},
         responses={200: s.SearchResultsSerializer, **errors(400, *READ_ERRORS, 409, 413)},
     )
@@ -266,6 +279,7 @@ class AssetThumbnailView(AssetSearchAPIMixin, generics.GenericAPIView):
         return JSONRenderer(), JSONRenderer.media_type
 
     @extend_schema(
+        tags=["assets"],
         summary="Thumbnail of an asset",
         parameters=[s.ThumbnailQuerySerializer],
         responses={

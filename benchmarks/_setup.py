@@ -1,0 +1,90 @@
+"""Shared set-up for the benchmarks: a Django environment on a scratch database.
+
+The benchmarks never touch the product's database: they use
+``assetsearch_bench`` on the same server (the embedded PostgreSQL unless
+DATABASE_URL is set), migrated on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "assetsearch_bench"
+
+
+def setup_django() -> None:
+    """Point Django at the scratch database, create and migrate it, and set up."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    import dj_database_url
+    import psycopg
+
+    from project import embedded
+
+    base = os.environ.get("DATABASE_URL") or embedded.postgres_url()
+    config = dj_database_url.parse(base)
+    admin_url = base
+    with psycopg.connect(_conninfo(config), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    os.environ["DATABASE_URL"] = admin_url
+    import django
+    from django.conf import settings
+
+    django.setup()
+    settings.DATABASES["default"]["NAME"] = BENCH_DB
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def bench_database_url() -> str:
+    """A DATABASE_URL for the scratch database, for worker subprocesses."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    host = db.get("HOST") or ""
+    if host.startswith("/"):
+        return f"postgresql://{db['USER']}:{db.get('PASSWORD') or ''}@/{BENCH_DB}?host={host}"
+    return f"postgresql://{db['USER']}:{db.get('PASSWORD') or ''}@{host}:{db.get('PORT') or 5432}/{BENCH_DB}"
+
+
+def _conninfo(config: dict) -> str:
+    parts = {"dbname": config["NAME"], "user": config.get("USER"), "password": config.get("PASSWORD"),
+             "host": config.get("HOST"), "port": config.get("PORT")}
+    return " ".join(f"{k}='{v}'" for k, v in parts.items() if v)
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Milliseconds of ``repeat`` calls."""
+    out = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def p(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    def fmt(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""The client's whole journey through the real worker: upload, poll until ready, find by text.
+
+Upload via the API -> after commit -> real Redis -> real Celery worker with
+the bundled model -> pgvector -> search via the API.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from assetsearch.models import Asset
+
+from .api_helpers import _fresh_throttles, editor, make_user, token_client, viewer  # noqa: F401  (fixtures)
+from .utils import image_file, scene, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+
+def test_upload_poll_until_ready_then_find_it_by_text(editor, viewer):
+    uploader, reader = token_client(editor), token_client(viewer)
+    scenes = {
+        "red circle": scene(colour="red", shape="circle"),
+        "blue square": scene(colour="blue", shape="square"),
+        "green star": scene(colour="green", shape="star"),
+    }
+    uploaded = {}
+    for i, (name, s) in enumerate(scenes.items()):
+        response = uploader.post("/api/assets/", {"image": image_file(s, seed=i, name=f"{name}.png"), "title": name}, format="multipart")
+        assert response.status_code == 201, response.content
+        assert response.json()["embedding"]["status"] == "pending"
+        uploaded[name] = response.json()["id"]
+
+    def settled(pk: int) -> dict | None:
+        body = reader.get(f"/api/assets/{pk}/").json()
+        return body if body["embedding"]["status"] != "pending" else None
+
+    for name, pk in uploaded.items():
+        body = wait_for(lambda pk=pk: settled(pk), timeout=120, message=f"{name} to be embedded")
+        assert body["embedding"]["status"] == "ready", body["embedding"]
+        assert body["embedding"]["attempts"] == 1 and body["embedding"]["error"] == ""
+
+    response = reader.get("/api/search/", {"q": "a red circle", "limit": 3})
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert [r["asset"]["id"] for r in results][0] == uploaded["red circle"], [(r["asset"]["title"], r["score"]) for r in results]
+    assert results[0]["rank"] == 1 and results[0]["score"] > results[1]["score"]
+    assert Asset.objects.filter(pk__in=uploaded.values(), embedding_status="ready").count() == 3
