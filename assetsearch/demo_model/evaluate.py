@@ -6,8 +6,9 @@ Metrics:
 
 * text->image Recall@1/5/10: one caption per held-out image; a hit is any
   returned image that satisfies every attribute the caption states;
-* zero-shot colour and shape accuracy, with prompts ensembled over the other
-  attribute (e.g. "a red circle", "two red stars", ... for "red");
+* zero-shot colour and shape accuracy: CLIP's zero-shot classifier over the
+  joint label space (every colour x shape x count phrase, "a red circle",
+  "two red stars", ...), reading the asked attribute off the best label;
 * image->image: two renderings of one scene are nearer each other than to a
   rendering that differs in colour or shape.
 
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from . import CHECKPOINT_PATH, MODEL_NAME, register_model_config
-from .synthetic import COLOURS, SHAPES, Scene, describe, random_scene
+from .synthetic import COLOURS, SHAPES, Scene, describe, noun_phrase, random_scene
 
 HELDOUT_SEED_OFFSET = 1_000_000_000  # image seeds >= this are never used in training
 
@@ -73,18 +74,12 @@ def embed_texts(model, tokenizer, texts: Sequence[str], batch_size: int = 256) -
     return torch.cat(out).numpy()
 
 
-def _class_embeddings(model, tokenizer, classes: Sequence[str], prompts) -> np.ndarray:
-    rows = []
-    for name in classes:
-        vectors = embed_texts(model, tokenizer, prompts(name))
-        mean = vectors.mean(axis=0)
-        rows.append(mean / np.linalg.norm(mean))
-    return np.stack(rows)
-
-
-def _count_phrases(colour: str, shape: str) -> list[str]:
-    plural = "crosses" if shape == "cross" else shape + "s"
-    return [f"a {colour} {shape}", f"two {colour} {plural}", f"three {colour} {plural}"]
+def zero_shot_labels(model, tokenizer, image_vectors: np.ndarray) -> list[tuple[str, str, int]]:
+    """The best (colour, shape, count) label of each image among all phrases."""
+    labels = [(c, s, n) for c in COLOURS for s in SHAPES for n in (1, 2, 3)]
+    texts = [noun_phrase(c, s, n) for c, s, n in labels]
+    best = (image_vectors @ embed_texts(model, tokenizer, texts).T).argmax(axis=1)
+    return [labels[i] for i in best]
 
 
 def evaluate(model, preprocess, tokenizer, heldout: Heldout, seed: int = 0) -> dict[str, float]:
@@ -97,17 +92,9 @@ def evaluate(model, preprocess, tokenizer, heldout: Heldout, seed: int = 0) -> d
     hits = np.array([[captions[q].matches(heldout.scenes[i]) for i in row] for q, row in enumerate(ranking)])
     recall = {f"text_image_R@{k}": float(hits[:, :k].any(axis=1).mean()) for k in (1, 5, 10)}
 
-    colours = list(COLOURS)
-    colour_classes = _class_embeddings(
-        model, tokenizer, colours, lambda c: [p for s in SHAPES for p in _count_phrases(c, s)]
-    )
-    shape_classes = _class_embeddings(
-        model, tokenizer, SHAPES, lambda s: [p for c in colours for p in _count_phrases(c, s)]
-    )
-    colour_pred = (image_vectors @ colour_classes.T).argmax(axis=1)
-    shape_pred = (image_vectors @ shape_classes.T).argmax(axis=1)
-    colour_acc = float(np.mean([colours[p] == s.colour for p, s in zip(colour_pred, heldout.scenes)]))
-    shape_acc = float(np.mean([SHAPES[p] == s.shape for p, s in zip(shape_pred, heldout.scenes)]))
+    predicted = zero_shot_labels(model, tokenizer, image_vectors)
+    colour_acc = float(np.mean([label[0] == s.colour for label, s in zip(predicted, heldout.scenes)]))
+    shape_acc = float(np.mean([label[1] == s.shape for label, s in zip(predicted, heldout.scenes)]))
 
     triples = image_triples(model, preprocess, count=200, seed=seed)
     return {**recall, "colour_accuracy": colour_acc, "shape_accuracy": shape_acc, "image_triples": triples}

@@ -105,6 +105,13 @@ class Caption:
         return all(getattr(scene, name) == value for name, value in self.stated.items())
 
 
+def noun_phrase(colour: str, shape: str, count: int) -> str:
+    """The plainest caption: "a red star", "two red stars"."""
+    if count == 1:
+        return f"a {colour} {shape}"
+    return f"{_NUMBER_WORDS[count][0]} {colour} {_PLURAL.get(shape, shape + 's')}"
+
+
 def random_scene(rng: random.Random) -> Scene:
     return Scene(
         shape=rng.choice(SHAPES),
