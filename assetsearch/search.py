@@ -261,6 +261,8 @@ def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
     negatives = [n for n in (query.negative or ()) if isinstance(n, str) and n.strip()]
     if len(negatives) > MAX_NEGATIVE_TERMS:
         raise SearchError(f"At most {MAX_NEGATIVE_TERMS} negative terms are allowed.")
+    if isinstance(query.text, str) and query.text and not query.text.strip():
+        raise EmptyQuery("The query text is empty.")
     parts: dict[str, np.ndarray] = {}
     notices: list[str] = []
     texts = ([query.text] if query.text and query.text.strip() else []) + negatives

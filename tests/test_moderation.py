@@ -20,7 +20,7 @@ from .utils import image_file, scene, wait_for
 RED_TRIANGLE = dict(
     name="red triangles",
     prompts=["a red triangle"],
-    counter_prompts=["a red square", "a red circle", "a blue triangle", "a green triangle", "a yellow star"],
+    counter_prompts=["a red square", "a red circle", "a red star", "a blue triangle", "a green triangle", "a yellow triangle"],
     threshold=0.5,
 )
 COLOURS = ["red", "blue", "green", "yellow"]

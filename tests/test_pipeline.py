@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from celery import current_app
+from kombu import pools
 from django.core.checks import run_checks
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -75,22 +76,23 @@ def test_corrupt_upload_ends_failed_with_a_message_and_is_not_retried():
     assert not AssetEmbedding.objects.filter(asset__in=[not_an_image, truncated]).exists()
 
 
+def point_producers_at(url: str) -> None:
+    app = current_app
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None
+    pools.reset()  # kombu keeps producer pools in a global registry
+
+
 @contextmanager
 def broker_down():
     """Point the producer at a port nobody listens on, as if Redis had died."""
-    app = current_app
-    original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:9/0"
-    app.pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
+    original = current_app.conf.broker_url
+    point_producers_at("redis://127.0.0.1:9/0")
     try:
         yield
     finally:
-        app.conf.broker_url = original
-        app.pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
+        point_producers_at(original)
 
 
 def test_upload_while_broker_is_down_is_kept_pending_and_recovered_by_the_sweep():

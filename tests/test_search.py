@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from django.db import transaction
+from django.db import connection
 
 from assetsearch.encoders import get_encoder
 from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus
@@ -18,9 +18,17 @@ def random_unit_vectors(count: int, seed: int = 0) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-@pytest.fixture
-def catalogue():
+@pytest.fixture(scope="module")
+def catalogue(django_db_setup, django_db_blocker):
     """2,000 assets with random vectors, inserted directly (no files, no worker)."""
+    with django_db_blocker.unblock():
+        yield from _catalogue()
+        Asset.objects.all().delete()
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE assetsearch_assetembedding")
+
+
+def _catalogue():
     key = get_encoder().key
     assets = Asset.objects.bulk_create(
         Asset(image=f"assetsearch/fake/{i}.png", title=f"asset {i}", embedding_status=EmbeddingStatus.READY)
@@ -30,12 +38,9 @@ def catalogue():
     AssetEmbedding.objects.bulk_create(
         AssetEmbedding(asset=a, model_key=key, vector=v, content_hash="x") for a, v in zip(assets, vectors)
     )
-    with transaction.atomic():
-        from django.db import connection
-
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE assetsearch_assetembedding")
-    return assets, vectors
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE assetsearch_assetembedding")
+    yield assets, vectors
 
 
 def test_index_results_match_exact_results_and_pages_are_stable(catalogue):

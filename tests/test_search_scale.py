@@ -45,10 +45,14 @@ def big_catalogue(django_db_setup, django_db_blocker):
             batch_size=2000,
         )
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE assetsearch_asset")
-            cursor.execute("ANALYZE assetsearch_assetembedding")
+            # Rolled-back rows of earlier tests linger in the HNSW graph until
+            # VACUUM (autovacuum does this in production); start clean.
+            cursor.execute("VACUUM ANALYZE assetsearch_asset")
+            cursor.execute("VACUUM ANALYZE assetsearch_assetembedding")
         yield vectors
         Asset.objects.all().delete()
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE assetsearch_assetembedding")  # drop the dead rows from the graph
 
 
 def queries(vectors: np.ndarray, count: int = 50) -> np.ndarray:
