@@ -54,23 +54,21 @@ def run(conn: psycopg.Connection, kind: str, data: np.ndarray, queries: np.ndarr
             for i, row in enumerate(data):
                 copy.write_row((i, wrap(row)))
         cur.execute(f"ANALYZE {table}")
+        cur.execute("SET hnsw.ef_search = %s" % int(ef_search))
         started = time.perf_counter()
         cur.execute(f"CREATE INDEX ON {table} USING hnsw (embedding {kind}_cosine_ops) WITH (m = 16, ef_construction = 64)")
         build = time.perf_counter() - started
         cur.execute("SELECT pg_table_size(%s), pg_indexes_size(%s)", (table, table))
         table_bytes, index_bytes = cur.fetchone()
         sql = f"SELECT id FROM {table} ORDER BY embedding <=> %s LIMIT 10"
+        # "+ 0" hides the expression from the index: a plain scan, the exact baseline.
+        exact_sql = f"SELECT id FROM {table} ORDER BY (embedding <=> %s) + 0 LIMIT 10"
 
         def timed(q: np.ndarray, exact: bool) -> tuple[list[int], float]:
-            cur.execute("BEGIN")
-            cur.execute("SELECT set_config('enable_indexscan', %s, true)", ("off" if exact else "on",))
-            cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
             t = time.perf_counter()
-            cur.execute(sql, (wrap(q),))
+            cur.execute(exact_sql if exact else sql, (wrap(q),))
             ids = [r[0] for r in cur.fetchall()]
-            elapsed = time.perf_counter() - t
-            cur.execute("COMMIT")
-            return ids, elapsed
+            return ids, time.perf_counter() - t
 
         for q in queries[:10]:  # warm the caches
             timed(q, False)
@@ -117,8 +115,9 @@ def main() -> None:
     for m in metrics:
         v, h = results["vector"][m], results["halfvec"][m]
         print(f"| {m} | {v:.3f} | {h:.3f} | {h / v if v else float('nan'):.2f} |")
-    exact_over_ann = results["halfvec"]["exact_p50_ms"] / results["halfvec"]["ann_p50_ms"]
-    print(f"\nhalfvec: HNSW is {exact_over_ann:.1f}x faster than an exact scan at p50.")
+    for kind in results:
+        ratio = results[kind]["exact_p50_ms"] / results[kind]["ann_p50_ms"]
+        print(f"{kind}: HNSW p50 is {ratio:.1f}x faster than an exact scan of the same table.")
 
 
 if __name__ == "__main__":
