@@ -170,17 +170,19 @@ class EmbeddingQuerySet(models.QuerySet["AssetEmbedding"]):
     def for_model(self, model_key: str) -> EmbeddingQuerySet:
         return self.filter(model_key=model_key)
 
-    def nearest(self, vector: Sequence[float], model_key: str) -> EmbeddingQuerySet:
+    def nearest(self, vector: Sequence[float], model_key: str, *, exact: bool = False) -> EmbeddingQuerySet:
         """This model's vectors ordered by cosine distance to ``vector``, annotated ``distance``.
 
         Slice it (``[:k]``) so the HNSW index can serve the ORDER BY ... LIMIT.
+        ``exact`` orders by an expression the index cannot serve (``distance
+        + 0``): an exact scan, which may still use the other indexes, e.g. to
+        reach a few filtered rows.
         """
         query = HalfVector(np.asarray(vector, dtype=np.float32))
-        return (
-            self.for_model(model_key)
-            .annotate(distance=CosineDistance("vector", query))
-            .order_by("distance", "asset_id")
-        )
+        distance = CosineDistance("vector", query)
+        if exact:
+            distance = distance + models.Value(0.0)
+        return self.for_model(model_key).annotate(distance=distance).order_by("distance", "asset_id")
 
 
 class AssetEmbedding(models.Model):

@@ -293,14 +293,12 @@ def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
 # Running queries ----------------------------------------------------------
 
 
-def configure_index_scan(depth: int, *, exact: bool = False) -> None:
+def configure_index_scan(depth: int) -> None:
     """Set the HNSW knobs for the current transaction (``SET LOCAL``)."""
     ef_search = min(max(app_settings.HNSW_EF_SEARCH, depth), 1000)
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
-        # Set both ways: inside an outer transaction an earlier SET LOCAL would linger.
-        cursor.execute("SELECT set_config('enable_indexscan', %s, true)", ["off" if exact else "on"])
 
 
 def _candidate_assets(query: Query) -> QuerySet[Asset]:
@@ -324,11 +322,11 @@ def vector_ranking(
     vector: np.ndarray, assets: QuerySet[Asset], *, depth: int, exact: bool, model_key: str
 ) -> list[tuple[int, float]]:
     """``[(asset_id, similarity)]`` best first, the ``depth`` nearest among ``assets``."""
-    queryset = AssetEmbedding.objects.nearest(vector, model_key)
+    queryset = AssetEmbedding.objects.nearest(vector, model_key, exact=exact)
     if assets.query.where or assets.query.combinator:
         queryset = queryset.filter(asset__in=assets.values("pk"))
     with transaction.atomic():
-        configure_index_scan(depth, exact=exact)
+        configure_index_scan(depth)
         rows = list(queryset.values_list("asset_id", "distance")[:depth])
     return [(asset_id, 1.0 - float(distance)) for asset_id, distance in rows]
 

@@ -50,7 +50,7 @@ def bench_database_url() -> str:
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    host = db.get("HOST") or ""
+    host = db.get("HOST") or db.get("OPTIONS", {}).get("host") or ""
     if host.startswith("/"):
         return f"postgresql://{db['USER']}:{db.get('PASSWORD') or ''}@/{BENCH_DB}?host={host}"
     return f"postgresql://{db['USER']}:{db.get('PASSWORD') or ''}@{host}:{db.get('PORT') or 5432}/{BENCH_DB}"
@@ -58,7 +58,7 @@ def bench_database_url() -> str:
 
 def _conninfo(config: dict) -> str:
     parts = {"dbname": config["NAME"], "user": config.get("USER"), "password": config.get("PASSWORD"),
-             "host": config.get("HOST"), "port": config.get("PORT")}
+             "host": config.get("HOST") or config.get("OPTIONS", {}).get("host"), "port": config.get("PORT")}
     return " ".join(f"{k}='{v}'" for k, v in parts.items() if v)
 
 
