@@ -22,6 +22,7 @@ re-embedding a single image, in id-range batches that report progress.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -218,7 +219,8 @@ def calibrate(concept: ModerationConcept, *, target_precision: float = 0.9) -> t
     )
     positives = sum(1 for _, status in reviewed if status == FlagStatus.CONFIRMED)
     rows = []
-    for threshold in sorted({round(score, 3) for score, _ in reviewed}):
+    # Rounded down: a threshold rounded up past the highest score would flag nothing.
+    for threshold in sorted({math.floor(score * 1000) / 1000 for score, _ in reviewed}):
         above = [status for score, status in reviewed if score >= threshold]
         true = sum(1 for status in above if status == FlagStatus.CONFIRMED)
         rows.append(CalibrationRow(threshold, true / len(above), true / positives if positives else 0.0, len(above)))

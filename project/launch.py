@@ -41,7 +41,8 @@ def ensure_admin(var: Path) -> str:
     return f"user 'admin', password {password} (saved in {password_file})"
 
 
-def wait_for_http(url: str, timeout: float) -> None:
+def wait_for_http(url: str, timeout: float, children: list[subprocess.Popen[bytes]]) -> None:
+    """Wait until ``url`` answers 200; give up early if a child process died."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -50,6 +51,8 @@ def wait_for_http(url: str, timeout: float) -> None:
                     return
         except OSError:
             pass
+        if any(child.poll() is not None for child in children):
+            raise SystemExit(f"a child process exited before {url} answered")
         if time.monotonic() > deadline:
             raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
         time.sleep(0.3)
@@ -68,8 +71,7 @@ def main() -> int:
         os.environ["DATABASE_URL"] = embedded.postgres_url()
         log(f"embedded PostgreSQL (pgvector) in {var / 'pgdata'}")
     if not os.environ.get("CELERY_BROKER_URL"):
-        redis = embedded.RedisServer(var / "redis").start()
-        os.environ["CELERY_BROKER_URL"] = redis.url
+        redis, os.environ["CELERY_BROKER_URL"] = embedded.start_redis(var)
         log(f"embedded Redis on {redis.socket}")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -77,36 +79,56 @@ def main() -> int:
     from django.core.management import call_command
 
     django.setup()
+    from assetsearch.conf import app_settings
+
     call_command("migrate", interactive=False, verbosity=0)
     log("database migrated")
     login = ensure_admin(var)
     call_command("load_demo_catalogue", count=args.demo_count)
 
+    # Children run in their own process groups, so Ctrl-C reaches only this
+    # process, which then stops them in order (web and worker, then Redis);
+    # and they get SIGTERM if this process is killed outright.
     python = sys.executable
+    prefix = embedded.die_with_parent()
     children = [
         subprocess.Popen(
-            [python, "-m", "celery", "-A", "project", "worker", "--pool=solo", "--loglevel=INFO",
+            [*prefix, python, "-m", "celery", "-A", "project", "worker", "--pool=solo", "-c", "1", "--loglevel=INFO",
+             "-Q", app_settings.QUEUE or "celery", "--without-gossip", "--without-mingle",
              "-B", "--schedule", str(var / "celerybeat-schedule")],
+            process_group=0,
+            cwd=embedded.ROOT,
         ),
-        subprocess.Popen([python, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"]),
+        subprocess.Popen(
+            [*prefix, python, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"],
+            process_group=0,
+            cwd=embedded.ROOT,
+        ),
     ]
 
     def stop(*_: object) -> None:
+        # A second Ctrl-C or SIGTERM must not cut the shutdown short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for child in children:
             if child.poll() is None:
                 child.terminate()
         for child in children:
             try:
-                child.wait(15)
+                child.wait(30)
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait()
         if redis:
             redis.stop()
 
-    signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    def on_sigterm(*_: object) -> None:
+        raise SystemExit(0)  # unwinds to the finally below, which stops the children
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     url = f"http://127.0.0.1:{args.port}/admin/"
     try:
-        wait_for_http(f"http://127.0.0.1:{args.port}/admin/login/", timeout=120)
+        wait_for_http(f"http://127.0.0.1:{args.port}/admin/login/", timeout=120, children=children)
         log(f"open {url}  and log in as {login}")
         log(f"API docs: http://127.0.0.1:{args.port}/api/docs/")
         if args.check:

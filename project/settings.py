@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "assetsearch",
+    # The example site itself: its management commands (load_demo_catalogue).
+    "project",
 ]
 
 MIDDLEWARE = [
