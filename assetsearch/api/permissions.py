@@ -8,16 +8,21 @@
 
 The data migration ``0003_editors_group`` creates an "Editors" group holding
 all four.
+
+Moderation endpoints need ``assetsearch.moderate_asset`` for every method;
+creating or changing a concept also needs the model permission
+(``add_moderationconcept``, ``change_moderationconcept``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.permissions import SAFE_METHODS, DjangoModelPermissions
+from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
 from rest_framework.request import Request
 
 from ..conf import app_settings
+from ..moderation import MODERATE_PERMISSION
 
 VIEW_PERMISSION = "assetsearch.view_asset"
 
@@ -41,3 +46,18 @@ class AssetPermission(DjangoModelPermissions):
             user = request.user
             return bool(user and user.is_authenticated and user.has_perm(VIEW_PERMISSION))
         return super().has_permission(request, view)
+
+
+class ModerationPermission(BasePermission):
+    """Moderation endpoints: ``assetsearch.moderate_asset``, whatever the method."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm(MODERATE_PERMISSION))
+
+
+class ModerationConceptPermission(DjangoModelPermissions):
+    """Concepts: ``moderate_asset`` to read; writes also need ``add``/``change_moderationconcept``."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return ModerationPermission().has_permission(request, view) and super().has_permission(request, view)

@@ -20,10 +20,11 @@ from drf_spectacular.utils import extend_schema_field
 from PIL import Image
 from rest_framework import serializers
 from rest_framework.utils import html
+from rest_framework.validators import UniqueValidator
 
 from ..conf import app_settings
 from ..images import MIME_TYPES, InvalidImage, decode_for_model
-from ..models import Asset, EmbeddingStatus
+from ..models import Asset, ConceptAction, EmbeddingStatus, FlagStatus, ModerationConcept, ModerationFlag
 from ..search import MAX_NEGATIVE_TERMS, MAX_QUERY_CHARS, Filters, Query
 from ..thumbnails import check_thumbnail_size, get_thumbnail_url
 from .exceptions import PayloadTooLarge
@@ -447,6 +448,131 @@ class TagSuggestionsSerializer(serializers.Serializer):
 class DuplicatesSerializer(serializers.Serializer):
     threshold = serializers.FloatField()
     results = SearchHitSerializer(many=True)
+
+
+# Moderation ---------------------------------------------------------------
+
+MAX_PROMPTS = 50
+MAX_PROMPT_LENGTH = 200  # ModerationConcept.prompts' column width
+MAX_REVIEW_IDS = 1000
+
+
+class PromptListField(serializers.ListField):
+    """Prompts: non-blank phrases of at most 200 characters, duplicates dropped."""
+
+    child = StrictCharField(max_length=MAX_PROMPT_LENGTH)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", MAX_PROMPTS)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        return list(dict.fromkeys(super().to_internal_value(data)))
+
+
+class ModerationQuerySerializer(PageSerializer):
+    """``GET /api/moderation/query/``: assets ranked by the concept score of free text."""
+
+    q = StrictCharField(max_length=MAX_PROMPT_LENGTH, allow_blank=True, help_text="The concept, in words (\"violent scene\").")
+    counter = PromptListField(required=False, help_text="What it is not (repeat the parameter); default MODERATION_NEUTRAL_PROMPTS.")
+
+    def validate_q(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The query text is empty.", code="empty_query")
+        return value
+
+
+class ModerationHitSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(help_text="1-based over the whole result list, not the page.")
+    score = FiniteFloatField(help_text="Concept probability, 0 to 1.")
+    asset = AssetSerializer()
+
+
+class ModerationResultsSerializer(serializers.Serializer):
+    results = ModerationHitSerializer(many=True)
+
+
+class RescoreProgressSerializer(serializers.Serializer):
+    """Progress of the last catalogue re-score (run in the background when an enabled concept is saved)."""
+
+    total = serializers.IntegerField(source="rescore_total", read_only=True)
+    done = serializers.IntegerField(source="rescore_done", read_only=True)
+    finished_at = serializers.DateTimeField(source="rescored_at", read_only=True, allow_null=True)
+
+
+class ModerationConceptSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+    """A moderation concept; saving an enabled one re-scores the catalogue in the background."""
+
+    name = StrictCharField(
+        max_length=100, validators=[UniqueValidator(ModerationConcept.objects.all(), message="A concept with this name exists.")],
+    )
+    prompts = PromptListField(allow_empty=False)
+    counter_prompts = PromptListField(required=False)
+    threshold = StrictFloatField(required=False, min_value=0, max_value=1)
+    action = serializers.ChoiceField(choices=ConceptAction.choices, required=False)
+    enabled = StrictBooleanField(required=False)
+    rescore = RescoreProgressSerializer(source="*", read_only=True)
+
+    class Meta:
+        model = ModerationConcept
+        fields = [
+            "id", "name", "prompts", "counter_prompts", "threshold", "action", "enabled",
+            "rescore", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class FlagFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=FlagStatus.choices, required=False, help_text="Review status.")
+    concept = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Id of the concept.")
+
+    def validate_concept(self, value: int) -> int:
+        if not ModerationConcept.objects.filter(pk=value).exists():
+            raise serializers.ValidationError(f"There is no concept with id {value}.", code="unknown_concept")
+        return value
+
+    def apply(self, queryset: QuerySet[ModerationFlag]) -> QuerySet[ModerationFlag]:
+        data = self.validated_data
+        if "status" in data:
+            queryset = queryset.filter(status=data["status"])
+        if "concept" in data:
+            queryset = queryset.filter(concept_id=data["concept"])
+        return queryset
+
+
+class ModerationFlagSerializer(serializers.ModelSerializer):
+    asset = AssetSerializer(read_only=True)
+    concept_name = serializers.CharField(source="concept.name", read_only=True)
+
+    class Meta:
+        model = ModerationFlag
+        fields = ["id", "asset", "concept", "concept_name", "score", "status", "reviewer", "reviewed_at", "created_at"]
+        read_only_fields = fields
+
+
+class FlagReviewSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """``POST /api/moderation/flags/review/``: set the status of some flags (and their reviewer, now)."""
+
+    ids = serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=MAX_ID), allow_empty=False, max_length=MAX_REVIEW_IDS,
+        help_text="Ids of the flags.",
+    )
+    status = serializers.ChoiceField(choices=FlagStatus.choices, help_text="The new status.")
+
+    def validate_ids(self, value: list[int]) -> list[int]:
+        ids = list(dict.fromkeys(value))
+        known = set(ModerationFlag.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        unknown = [pk for pk in ids if pk not in known]
+        if unknown:
+            raise serializers.ValidationError(
+                f"There are no flags with these ids: {', '.join(map(str, unknown))}.", code="unknown_flag"
+            )
+        return ids
+
+
+class FlagReviewResultSerializer(serializers.Serializer):
+    updated = serializers.IntegerField(help_text="How many flags were updated.")
+    status = serializers.CharField()
 
 
 # Errors (schema only) -----------------------------------------------------

@@ -6,14 +6,17 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from .views import AssetViewSet, SearchView, SwaggerView
+from .views import AssetViewSet, ModerationConceptViewSet, ModerationFlagViewSet, ModerationQueryView, SearchView, SwaggerView
 
 router = SimpleRouter()
 router.register("assets", AssetViewSet, basename="asset")
+router.register("moderation/concepts", ModerationConceptViewSet, basename="moderation-concept")
+router.register("moderation/flags", ModerationFlagViewSet, basename="moderation-flag")
 
 urlpatterns = [
     *router.urls,
     path("search/", SearchView.as_view(), name="search"),
+    path("moderation/query/", ModerationQueryView.as_view(), name="moderation-query"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerView.as_view(), name="docs"),
 ]

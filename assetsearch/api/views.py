@@ -20,7 +20,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularSwaggerView
-from rest_framework import generics, viewsets
+from rest_framework import generics, mixins, viewsets
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.decorators import action
 from rest_framework.pagination import LimitOffsetPagination
@@ -31,21 +31,21 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from ..conf import app_settings
-from ..models import Asset
-from ..moderation import visible_assets
+from ..models import Asset, ModerationConcept, ModerationFlag
+from ..moderation import moderation_query, visible_assets
 from ..search import near_duplicates, search, similar_assets
 from ..suggestions import suggest_tags
 from ..thumbnails import get_thumbnail
 from . import serializers as s
 from .exceptions import exception_handler
-from .permissions import AssetPermission
+from .permissions import AssetPermission, ModerationConceptPermission, ModerationPermission
 from .throttles import AssetSearchThrottle
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid input: the message says what, `fields` says where.",
     401: "Not authenticated (send a token or a session cookie).",
     403: "Authenticated, but without the permission this needs.",
-    404: "No such asset (or one hidden from you).",
+    404: "No such asset (or one hidden from you), or no such concept.",
     409: "The asset has no embedding yet; retry when its embedding status is ready.",
     413: "The file is larger than MAX_UPLOAD_BYTES.",
     429: "Too many requests; see the Retry-After header.",
@@ -299,6 +299,105 @@ class AssetThumbnailView(AssetSearchAPIMixin, generics.GenericAPIView):
             response["ETag"] = etag
         patch_cache_control(response, private=True, max_age=86400)
         return response
+
+
+# Moderation ---------------------------------------------------------------
+
+MODERATION_READ_ERRORS = (401, 403, 429)
+
+
+@extend_schema(tags=["moderation"])
+class ModerationQueryView(AssetSearchAPIMixin, generics.GenericAPIView):
+    """Ad-hoc moderation query: assets ranked by the concept probability of free text."""
+
+    permission_classes = [ModerationPermission]
+    throttle_scope = "search"
+    serializer_class = s.ModerationQuerySerializer
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[Asset]:
+        return self.get_visible_assets()
+
+    @extend_schema(
+        summary="Rank assets by a concept described in words",
+        parameters=[s.ModerationQuerySerializer],
+        responses={200: s.ModerationResultsSerializer, **errors(400, *MODERATION_READ_ERRORS)},
+    )
+    def get(self, request: Request) -> Response:
+        params = self.validated(s.ModerationQuerySerializer, request.query_params)
+        hits = moderation_query(
+            params.validated_data["q"], counter_prompts=params.validated_data.get("counter", ()),
+            limit=params.get_limit(), offset=params.get_offset(), visible=s.search_visibility(self.get_visible_assets()),
+        )
+        return Response(s.ModerationResultsSerializer({"results": hits}, context=self.get_serializer_context()).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List moderation concepts", responses={200: s.ModerationConceptSerializer(many=True), **errors(400, *MODERATION_READ_ERRORS)}),
+    retrieve=extend_schema(summary="Get a moderation concept", responses={200: s.ModerationConceptSerializer, **errors(*MODERATION_READ_ERRORS, 404)}),
+    create=extend_schema(
+        summary="Create a moderation concept",
+        description="An enabled concept re-scores the catalogue in the background; follow `rescore`.",
+        responses={201: s.ModerationConceptSerializer, **errors(400, 401, 403, 429)},
+    ),
+    update=extend_schema(summary="Replace a moderation concept", responses={200: s.ModerationConceptSerializer, **errors(400, 401, 403, 404, 429)}),
+    partial_update=extend_schema(
+        summary="Change a moderation concept",
+        description="Saving an enabled concept re-scores the catalogue in the background; follow `rescore`.",
+        responses={200: s.ModerationConceptSerializer, **errors(400, 401, 403, 404, 429)},
+    ),
+)
+@extend_schema(tags=["moderation"])
+class ModerationConceptViewSet(
+    AssetSearchAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.UpdateModelMixin, viewsets.GenericViewSet,
+):
+    """Moderation concepts; the ``post_save`` signal queues the re-score of an enabled one."""
+
+    permission_classes = [ModerationConceptPermission]
+    serializer_class = s.ModerationConceptSerializer
+    queryset = ModerationConcept.objects.order_by("name")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List moderation flags, highest score first",
+        parameters=[s.FlagFilterSerializer],
+        responses={200: s.ModerationFlagSerializer(many=True), **errors(400, *MODERATION_READ_ERRORS)},
+    ),
+)
+@extend_schema(tags=["moderation"])
+class ModerationFlagViewSet(AssetSearchAPIMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Flags raised by the concepts, and their bulk review."""
+
+    permission_classes = [ModerationPermission]
+    serializer_class = s.ModerationFlagSerializer
+    queryset = ModerationFlag.objects.none()  # for the schema; get_queryset() is what counts
+
+    def get_queryset(self) -> QuerySet[ModerationFlag]:
+        flags = ModerationFlag.objects.select_related("asset", "asset__uploaded_by", "concept")
+        return flags.order_by("-score", "-created_at", "-pk")
+
+    def filter_queryset(self, queryset: QuerySet[ModerationFlag]) -> QuerySet[ModerationFlag]:
+        if self.action == "list":
+            return self.validated(s.FlagFilterSerializer, self.request.query_params).apply(queryset)  # type: ignore[attr-defined]
+        return queryset
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        return s.FlagReviewSerializer if self.action == "review" else s.ModerationFlagSerializer
+
+    @extend_schema(
+        summary="Review flags in bulk",
+        description="Sets `status` on every flag in `ids`, with you as reviewer and now as `reviewed_at`. "
+        "Unknown ids are a 400 naming them; nothing is changed then.",
+        request=s.FlagReviewSerializer,
+        responses={200: s.FlagReviewResultSerializer, **errors(400, 401, 403, 429)},
+    )
+    @action(detail=False, methods=["post"])
+    def review(self, request: Request) -> Response:
+        data = self.validated(s.FlagReviewSerializer, request.data).validated_data
+        updated = ModerationFlag.objects.filter(pk__in=data["ids"]).review(data["status"], request.user)
+        return Response(s.FlagReviewResultSerializer({"updated": updated, "status": data["status"]}).data)
 
 
 class SwaggerView(SpectacularSwaggerView):
