@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .conf import app_settings
@@ -164,14 +164,22 @@ def embed_assets(asset_ids: Sequence[int], *, alias: str = "default", force: boo
     return result
 
 
+def _unchanged_since_read(assets: dict[int, Asset], pks: Iterable[int]) -> Q:
+    """Rows whose file was not replaced while we worked (a replaced file has its own task)."""
+    condition = Q(pk__in=[])
+    for pk in pks:
+        condition |= Q(pk=pk, content_hash=assets[pk].content_hash)
+    return condition
+
+
 def _record_outcome(assets: dict[int, Asset], result: EmbedResult) -> None:
-    for pk in result.embedded + result.unchanged:
-        # Only if the file was not replaced meanwhile (its own task follows).
-        Asset.objects.filter(pk=pk, content_hash=assets[pk].content_hash).exclude(
+    done = result.embedded + result.unchanged
+    if done:  # one UPDATE for the batch
+        Asset.objects.filter(_unchanged_since_read(assets, done)).exclude(
             embedding_status=EmbeddingStatus.READY
         ).set_status(EmbeddingStatus.READY)
     for pk, message in result.failed.items():
-        Asset.objects.filter(pk=pk, content_hash=assets[pk].content_hash).set_status(EmbeddingStatus.FAILED, message)
+        Asset.objects.filter(_unchanged_since_read(assets, [pk])).set_status(EmbeddingStatus.FAILED, message)
 
 
 def give_up(asset_ids: Sequence[int], error: BaseException) -> None:

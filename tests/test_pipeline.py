@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -158,3 +159,22 @@ def test_model_change_is_detected_and_backfilled_beside_the_old_vectors():
         call_command("assetsearch_reembed", encoder="next", sync=True, verbosity=0)
         assert set(AssetEmbedding.objects.filter(asset=asset).values_list("model_key", flat=True)) == {old_key, "ViT-B-32:random"}
         assert search_text("a red circle", limit=1)[0].asset == asset
+
+
+def test_import_command_imports_a_folder_and_the_worker_embeds_it(tmp_path):
+    for i, (colour, shape) in enumerate([("red", "circle"), ("blue", "star"), ("green", "square")]):
+        scene(colour=colour, shape=shape).render(i).save(tmp_path / f"{colour}_{shape}.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (tmp_path / "notes.txt").write_text("ignored")
+    out = io.StringIO()
+    call_command("assetsearch_import", str(tmp_path), tag=["imported"], stdout=out, verbosity=0)
+    assert "Imported 4 image(s), skipped 0" in out.getvalue()
+    assets = list(Asset.objects.filter(tags__contains=["imported"]))
+    assert sorted(a.title for a in assets) == ["blue star", "broken", "green square", "red circle"]
+    wait_until_settled(*assets)
+    statuses = {a.title: a.embedding_status for a in assets}
+    assert statuses == {"blue star": "ready", "broken": "failed", "green square": "ready", "red circle": "ready"}
+    assert search_text("a blue star", limit=1)[0].asset.title == "blue star"
+
+    call_command("assetsearch_import", str(tmp_path), skip_existing=True, stdout=out, verbosity=0)
+    assert "Imported 0 image(s), skipped 4" in out.getvalue()

@@ -12,7 +12,8 @@ from tqdm import tqdm
 
 from ...images import content_hash
 from ...models import Asset
-from ...pipeline import batched_enqueue
+from ...conf import app_settings
+from ...pipeline import batched_enqueue, chunked
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -35,13 +36,19 @@ class Command(BaseCommand):
             raise CommandError(f"No images ({', '.join(sorted(EXTENSIONS))}) in {folder}.")
         known = set(Asset.objects.values_list("content_hash", flat=True)) if skip_existing else set()
         created = skipped = 0
-        with transaction.atomic(), batched_enqueue():
-            for path in tqdm(paths, desc="Importing", unit="image", disable=options["verbosity"] == 0):
-                with path.open("rb") as handle:
-                    if skip_existing and content_hash(handle) in known:
-                        skipped += 1
-                        continue
-                    title = path.stem.replace("_", " ").replace("-", " ")
-                    Asset.objects.create(image=File(handle, name=path.name), title=title, tags=list(tags))
-                    created += 1
+        progress = tqdm(total=len(paths), desc="Importing", unit="image", disable=options["verbosity"] == 0)
+        # One transaction (and one task) per batch: workers start embedding
+        # while the import goes on, and an interruption keeps what was done.
+        for chunk in chunked(range(len(paths)), app_settings.BATCH_SIZE):
+            with transaction.atomic(), batched_enqueue():
+                for path in (paths[i] for i in chunk):
+                    with path.open("rb") as handle:
+                        if skip_existing and content_hash(handle) in known:
+                            skipped += 1
+                            continue
+                        title = path.stem.replace("_", " ").replace("-", " ")
+                        Asset.objects.create(image=File(handle, name=path.name), title=title, tags=list(tags))
+                        created += 1
+            progress.update(len(chunk))
+        progress.close()
         self.stdout.write(self.style.SUCCESS(f"Imported {created} image(s), skipped {skipped}; embedding is queued."))
