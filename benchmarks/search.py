@@ -52,6 +52,7 @@ def load_catalogue(rows: int, rng: np.random.Generator, model_key: str) -> tuple
         with raw.cursor().copy(f"COPY {embedding_table} (asset_id, model_key, vector, content_hash, created_at) FROM STDIN") as copy:
             for i, vector in enumerate(vectors):
                 copy.write_row((i + 1, model_key, "[" + ",".join(f"{x:.5f}" for x in vector) + "]", "", "now()"))
+        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{asset_table}', 'id'), {rows})")  # ids came from COPY
         cursor.execute("SET maintenance_work_mem = '1GB'")
         started = time.perf_counter()
         cursor.execute(
