@@ -72,6 +72,13 @@ DEFAULTS: dict[str, Any] = {
     "TAG_PROMPT": "{}",
     # Near-duplicates: cosine similarity at or above which two assets are duplicates.
     "DUPLICATE_THRESHOLD": 0.95,
+    # Retrieve-and-rerank (assetsearch.rerank): backends like CACHES, the one
+    # `rerank=True` uses, how many top candidates it reorders, and the total
+    # time it may take before the vector order is kept.
+    "RERANKERS": {"clip": {"BACKEND": "assetsearch.rerank.ClipReranker", "ENCODER": "default"}},
+    "DEFAULT_RERANKER": "clip",
+    "RERANK_TOP_N": 20,
+    "RERANK_TIMEOUT": 20.0,
     # Moderation: what a concept is weighed against when it has no counter-prompts.
     "MODERATION_NEUTRAL_PROMPTS": ["a photo", "an ordinary picture", "a picture of everyday things"],
     # REST API (assetsearch.api). Authentication classes, as dotted paths; token

@@ -140,6 +140,9 @@ class Query:
     offset: int = 0
     # Querysets of assets the caller may see (e.g. moderation hides some); None = all.
     visible: QuerySet[Asset] | None = None
+    # Reorder the top candidates with a reranker: True (DEFAULT_RERANKER) or an alias.
+    rerank: bool | str = False
+    rerank_top_n: int | None = None
 
 
 @dataclass
@@ -158,6 +161,7 @@ class SearchResults:
     strategy: str  # "index", "exact" or "hybrid:<index|exact>"
     notices: list[str] = field(default_factory=list)
     took_ms: float = 0.0
+    rerank: Any = None  # assetsearch.rerank.RerankOutcome when reranking was asked for
 
 
 @dataclass
@@ -206,8 +210,8 @@ def embed_texts(texts: Sequence[str], encoder: BaseEncoder | None = None) -> lis
     return [TextVector(np.frombuffer(found[keys[t]][0], dtype=np.float32), found[keys[t]][1]) for t in cleaned]
 
 
-def embed_query_image(image: Image.Image | IO[bytes] | bytes, encoder: BaseEncoder | None = None) -> np.ndarray:
-    encoder = encoder or get_encoder()
+def decode_query_image(image: Image.Image | IO[bytes] | bytes) -> Image.Image:
+    """An RGB image from an upload, bytes or a PIL image; :class:`InvalidQueryImage` if it is none."""
     if isinstance(image, bytes):
         import io
 
@@ -217,7 +221,7 @@ def embed_query_image(image: Image.Image | IO[bytes] | bytes, encoder: BaseEncod
             image = decode_for_model(image)
         except InvalidImage as exc:
             raise InvalidQueryImage(str(exc)) from exc
-    return encoder.embed_images([image.convert("RGB")])[0]
+    return image.convert("RGB")
 
 
 def asset_vector(asset_id: int, encoder: BaseEncoder | None = None) -> np.ndarray:
@@ -247,6 +251,7 @@ class ComposedQuery:
     vector: np.ndarray
     parts: dict[str, np.ndarray]
     notices: list[str]
+    image: Image.Image | None = None  # the decoded query image, for rerankers
 
 
 def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
@@ -272,8 +277,10 @@ def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
         parts["text"] = first.vector
         if first.truncated:
             notices.append(f"The query text is longer than the model reads ({encoder.context_length} tokens); it was truncated.")
+    image = None
     if query.image is not None:
-        parts["image"] = embed_query_image(query.image, encoder)
+        image = decode_query_image(query.image)
+        parts["image"] = encoder.embed_images([image])[0]
     if query.asset_id is not None:
         parts["asset"] = asset_vector(query.asset_id, encoder)
     if not parts:
@@ -287,7 +294,7 @@ def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
     norm = float(np.linalg.norm(total))
     if norm < 1e-6:
         raise SearchError("The weights cancel out; give at least one part a positive weight.")
-    return ComposedQuery(vector=(total / norm).astype(np.float32), parts=parts, notices=notices)
+    return ComposedQuery(vector=(total / norm).astype(np.float32), parts=parts, notices=notices, image=image)
 
 
 # Running queries ----------------------------------------------------------
@@ -371,6 +378,8 @@ def search(query: Query) -> SearchResults:
         assets = assets.exclude(pk=query.asset_id)  # "more like this" never returns the asset itself
     exact = _use_exact_scan(query, assets)
     depth = query.offset + query.limit
+    top_n = _rerank_depth(query)
+    depth = max(depth, top_n)
     if query.hybrid and query.text.strip():
         candidates = max(depth, app_settings.HYBRID_CANDIDATES)
         by_vector = vector_ranking(composed.vector, assets, depth=candidates, exact=exact, model_key=encoder.key)
@@ -390,9 +399,12 @@ def search(query: Query) -> SearchResults:
         vectors = _similarities(composed.vector, [pk for pk, _ in by_vector], encoder.key) if len(composed.parts) > 1 else {}
         strategy = "exact" if exact else "index"
 
+    outcome = None
+    if top_n:
+        ranked, outcome = _reranked(query, composed, ranked, top_n)
     if query.min_score is not None:
         ranked = [row for row in ranked if row[1] is not None and row[1] >= query.min_score]
-    page = ranked[query.offset : depth]
+    page = ranked[query.offset : query.offset + query.limit]
     objects = Asset.objects.select_related("uploaded_by").in_bulk([pk for pk, *_ in page])
     hits = []
     for position, (pk, score, fused_score, ranks) in enumerate(page, start=query.offset + 1):
@@ -409,7 +421,41 @@ def search(query: Query) -> SearchResults:
                 fused_score=fused_score,
             )
         )
-    return SearchResults(hits=hits, strategy=strategy, notices=composed.notices, took_ms=(time.perf_counter() - started) * 1000)
+    if outcome is not None and not outcome.applied:
+        composed.notices.append(f"Reranking ({outcome.reranker}) fell back to the vector order: {outcome.fallback}")
+    return SearchResults(
+        hits=hits, strategy=strategy, notices=composed.notices, took_ms=(time.perf_counter() - started) * 1000, rerank=outcome
+    )
+
+
+def _rerank_depth(query: Query) -> int:
+    """How many top candidates to rerank (0: no reranking)."""
+    if not query.rerank:
+        return 0
+    top_n = query.rerank_top_n if query.rerank_top_n is not None else app_settings.RERANK_TOP_N
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or not 2 <= top_n <= 100:
+        raise SearchError("rerank_top_n must be an integer between 2 and 100.")
+    return top_n
+
+
+def _reranked(query: Query, composed: ComposedQuery, ranked: list, top_n: int) -> tuple[list, Any]:
+    """Reorder the first ``top_n`` rows with the reranker; the rest keep their place."""
+    from .rerank import Candidate, RerankQuery, rerank
+
+    alias = app_settings.DEFAULT_RERANKER if query.rerank is True else str(query.rerank)
+    head, tail = ranked[:top_n], ranked[top_n:]
+    assets = Asset.objects.in_bulk([row[0] for row in head])
+    candidates = [Candidate(assets[row[0]], row[1] if row[1] is not None else float("nan")) for row in head]
+    outcome = rerank(alias, RerankQuery(text=query.text.strip(), image=composed.image), candidates)
+    by_pk = {row[0]: row for row in head}
+    reordered = []
+    for position, pk in enumerate(outcome.order, start=1):
+        row = by_pk[pk]
+        ranks = dict(row[3])
+        if outcome.applied:
+            ranks["rerank"] = position
+        reordered.append((row[0], row[1], row[2], ranks))
+    return reordered + tail, outcome
 
 
 def _fuse(rankings: dict[str, list[int]]) -> list[tuple[int, float, dict[str, int]]]:
