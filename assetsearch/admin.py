@@ -121,6 +121,10 @@ class VisualSearchForm(forms.Form):
         label=_("Hybrid"), required=False,
         help_text=_("Blend in keyword matches on title, tags and description (needs text)."),
     )
+    rerank = forms.BooleanField(
+        label=_("Rerank"), required=False,
+        help_text=_("Reorder the top results with the configured reranker (a stronger model)."),
+    )
     limit = forms.IntegerField(label=_("Results"), required=False, min_value=1, initial=24, widget=forms.NumberInput(attrs={"style": "width: 5em"}))
 
     #: Field names that, present in a GET query string, make it a search.
@@ -149,7 +153,7 @@ class VisualSearchForm(forms.Form):
 
     @property
     def option_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in ("tags", "mime_types", "status", "hybrid", "limit")]
+        return [self[name] for name in ("tags", "mime_types", "status", "hybrid", "rerank", "limit")]
 
     def __init__(self, *args: Any, visible: QuerySet[Asset], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -205,6 +209,7 @@ class VisualSearchForm(forms.Form):
                 status=data.get("status") or None,
             ),
             hybrid=bool(data.get("hybrid")),
+            rerank=bool(data.get("rerank")),
             limit=data.get("limit") or 24,
             visible=self.visible,
         )

@@ -531,3 +531,14 @@ def test_moderation_query_ranks_assets_by_concept_score(users: dict[str, User]) 
     assert url("asset_change", hits[0].asset.pk) in response.content.decode()
     assert client.get(url("moderationflag_query"), {"text": " "}).context["hits"] is None
     assert url("moderationflag_query") in client.get(url("moderationflag_changelist")).content.decode()
+
+
+def test_visual_search_rerank_checkbox_reorders_and_reports(users: dict[str, User]) -> None:
+    make_catalogue()
+    client = client_for(users["editor"])
+    response = client.get(url("asset_visual_search"), {"text": "a red circle", "rerank": "on", "limit": "5"})
+    assert response.status_code == 200, response.context["form"].errors
+    outcome = response.context["results"].rerank
+    assert outcome.applied and outcome.reranker == "clip"
+    assert set(hit_titles(response)[:2]) == RED_CIRCLES
+    assert "Reranked by clip" in response.content.decode()

@@ -179,3 +179,19 @@ def test_unknown_reranker_and_bad_top_n_are_clear_errors(shapes):
 
 def test_validate_order_is_always_a_permutation():
     assert validate_order([3, 3, "x", True, 1], [1, 2, 3]) == ([3, 1, 2], ["dropped 2 unknown id(s)", "removed 1 duplicate(s)", "appended 1 missing candidate(s) in vector order"])
+
+
+def test_api_search_reranks_and_reports_how(client, django_user_model, fake_vlm, shapes):
+    admin = django_user_model.objects.create_superuser("boss", "b@example.com", "pw")
+    client.force_login(admin)
+    FakeChatCompletions.script = staticmethod(lambda ids: {"order": list(reversed(ids)), "reason": "best"})
+    with settings_for(fake_vlm):
+        response = client.post("/api/search/", {"text": "a red circle", "rerank": "vlm", "rerank_top_n": 5, "limit": 5}, content_type="application/json")
+        plain = client.post("/api/search/", {"text": "a red circle", "limit": 5}, content_type="application/json")
+        bad = client.post("/api/search/", {"text": "a red circle", "rerank": "nope"}, content_type="application/json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["rerank"]["applied"] is True and body["rerank"]["reranker"] == "vlm"
+    assert [r["asset"]["id"] for r in body["results"]] == list(reversed([r["asset"]["id"] for r in plain.json()["results"]]))
+    assert plain.json()["rerank"] is None
+    assert bad.status_code == 400 and "Unknown reranker 'nope'" in bad.json()["error"]["fields"]["rerank"][0]

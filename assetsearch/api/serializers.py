@@ -364,6 +364,22 @@ class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
     hybrid = StrictBooleanField(required=False, default=False, help_text="Fuse with full-text search (needs text).")
     min_score = StrictFloatField(required=False, allow_null=True, min_value=-1, max_value=1, help_text="Drop results less similar than this.")
     exact = StrictBooleanField(required=False, default=False, help_text="Scan exactly instead of using the index (slower).")
+    rerank = serializers.CharField(
+        required=False, allow_blank=True, default="",
+        help_text='Reorder the top candidates with a reranker: "true" for DEFAULT_RERANKER, or a RERANKERS alias; empty: no reranking.',
+    )
+    rerank_top_n = StrictIntegerField(required=False, allow_null=True, min_value=2, max_value=100, help_text="How many top candidates to rerank (default RERANK_TOP_N).")
+
+    def validate_rerank(self, value: str) -> bool | str:
+        from ..conf import app_settings
+
+        if value in ("", "false"):
+            return False
+        if value == "true":
+            return True
+        if value not in app_settings.RERANKERS:
+            raise serializers.ValidationError(f"Unknown reranker {value!r}; configured: {', '.join(app_settings.RERANKERS) or 'none'}.")
+        return value
 
     def validate_asset_id(self, value: int) -> int:
         visible = _visible(self)
@@ -386,6 +402,8 @@ class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
             hybrid=data["hybrid"],
             min_score=data.get("min_score"),
             exact=data["exact"],
+            rerank=data["rerank"],
+            rerank_top_n=data.get("rerank_top_n"),
             limit=self.get_limit(),
             offset=self.get_offset(),
             visible=_visible(self),
@@ -428,8 +446,18 @@ class SearchHitSerializer(serializers.Serializer):
     asset = AssetSerializer()
 
 
+class RerankOutcomeSerializer(serializers.Serializer):
+    reranker = serializers.CharField(help_text="The RERANKERS alias used.")
+    applied = serializers.BooleanField(help_text="False: it failed or timed out and the vector order was kept.")
+    fallback = serializers.CharField(help_text="Why the vector order was kept (empty when applied).")
+    repaired = serializers.ListField(child=serializers.CharField(), help_text="What the guardrails fixed in the reranker's answer.")
+    reasons = serializers.DictField(child=serializers.CharField(), help_text="Per asset id, the reranker's reason (e.g. for its top pick).")
+    took_ms = serializers.FloatField()
+
+
 class SearchResultsSerializer(serializers.Serializer):
     results = SearchHitSerializer(source="hits", many=True)
+    rerank = RerankOutcomeSerializer(allow_null=True, required=False, help_text="Present when reranking was asked for.")
     strategy = serializers.CharField(help_text='"index", "exact", "hybrid:index" or "hybrid:exact".')
     notices = serializers.ListField(child=serializers.CharField(), help_text="Things the client should know (e.g. the text was truncated).")
     took_ms = serializers.FloatField()
