@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/api.py [--assets 10000] [--requests 400] [--concurrency 4]
 
-Starts the example site (``manage.py runserver``, threaded) and a Celery
+Starts the example site (gunicorn with 2 workers, or ``--server runserver``) and a Celery
 worker on the scratch database, loopback only, then measures:
 
 * search endpoint ``GET /api/search/?q=...`` with a warm text cache: requests
@@ -111,6 +111,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--uploads", type=int, default=20)
+    parser.add_argument("--server", choices=["gunicorn", "runserver"], default="gunicorn",
+                        help="gunicorn (2 sync workers, like production) or Django's development server")
     args = parser.parse_args()
 
     from project.embedded import RedisServer
@@ -133,8 +135,11 @@ def main() -> None:
     token, _ = Token.objects.get_or_create(user=user)
 
     env = {**os.environ, "DATABASE_URL": bench_database_url(), "DJANGO_DEBUG": "0"}
-    server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if args.server == "gunicorn":
+        command = [sys.executable, "-m", "gunicorn", "project.wsgi", "-w", "2", "-b", f"127.0.0.1:{PORT}"]
+    else:
+        command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "project", "worker", "--pool=solo", "--loglevel=WARNING"], cwd=ROOT, env=env)
     try:
         wait_http()
@@ -184,7 +189,7 @@ def main() -> None:
             child.wait(30)
         redis.stop()
 
-    print(f"\n{args.assets:,} assets, runserver (threaded), {args.concurrency} clients, loopback, 2 CPU cores\n")
+    print(f"\n{args.assets:,} assets, {args.server}, {args.concurrency} clients, loopback, 2 CPU cores\n")
     print(table(
         ["measure", "p50 ms", "p95 ms", "requests/s", "target"],
         [
