@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .search import Query, SearchError, compose, search, vector_ranking
+from .search import Query, compose, search, vector_ranking
 from .encoders import get_encoder
 from .models import Asset
 
@@ -90,4 +90,4 @@ def evaluate(queries: Sequence[LabelledQuery], depth: int = 10) -> dict[str, flo
     }
 
 
-__all__ = ["LabelledQuery", "SearchError", "evaluate", "load_query_set", "average_precision"]
+__all__ = ["LabelledQuery", "evaluate", "load_query_set", "average_precision"]

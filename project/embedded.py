@@ -247,6 +247,3 @@ def start_redis(var: Path | None = None) -> tuple[RedisServer, str]:
     server = RedisServer((var or var_dir()) / "redis").start()
     return server, server.url
 
-
-def remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -8,7 +8,7 @@ from django.db import connection
 
 from assetsearch.encoders import get_encoder
 from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus
-from assetsearch.search import SearchError, configure_index_scan, embed_text, nearest
+from assetsearch.search import SearchError, embed_text, nearest
 
 pytestmark = pytest.mark.django_db
 

@@ -74,7 +74,6 @@ def test_hnsw_recall_at_10_against_exact_is_at_least_095(big_catalogue):
 
 @pytest.mark.parametrize("tag, strategy", [("rare", "exact"), ("common", "index")])
 def test_filtered_query_returns_a_full_page(big_catalogue, tag, strategy):
-    from assetsearch.search import Query
 
     key = get_encoder().key
     for q in queries(big_catalogue, 5):
