@@ -1,14 +1,29 @@
 """Train the bundled demo CLIP model from scratch on generated captioned images.
 
-    python -m assetsearch.demo_model.train [--steps 1800] [--seed 0] [--out PATH]
+    python -m assetsearch.demo_model.train [--steps 1500] [--seed 0] [--out PATH]
 
 Uses open_clip's own model builder (architecture in
 ``model_configs/assetsearch-demo.json``), tokenizer and contrastive loss
-(:class:`open_clip.ClipLoss`). Images are rendered once into a pool; each step
-draws a batch from it and writes fresh captions for it, so the text side sees
-new phrasings every epoch. The result is stored as fp16 (about 20 MB) and is
-loaded like any open_clip checkpoint. Runs in about 35 minutes on 2 CPU
-cores; the same seed and thread count give the same weights.
+(:class:`open_clip.ClipLoss`).
+
+The image tower is CLIP's modified ResNet (the RN50 family: three-conv stem,
+bottleneck stages, attention pooling) at width 16 with one block per stage.
+At the same CPU budget it learns shape far faster than a small ViT: after
+300 steps it classified 53% of held-out shapes against the ViT's 12%, since
+objects here are 20-40 pixels and a 16-pixel patch grid cuts them apart.
+
+Images are rendered once, on every core, into two pools: random scenes, and
+groups of four scenes identical but for their shape, or for their colour
+(hard negatives). Each step draws half a batch from each and writes fresh
+captions, so the text side sees new phrasings every epoch. Shape groups
+alone taught shape so well that images of one shape in different colours
+came out nearer than one colour in different shapes (cosine 0.81 vs 0.53),
+and an image plus the words "a square" could no longer turn a red circle
+into a red square; colour groups keep the two balanced.
+
+The result is stored as fp16 and is loaded like any open_clip checkpoint.
+Runs in about 36 minutes on 2 CPU cores, rendering and evaluation included;
+the same seed and thread count give the same weights.
 """
 
 from __future__ import annotations
@@ -16,49 +31,62 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
+import os
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import CHECKPOINT_PATH, MODEL_NAME, register_model_config
-from .synthetic import SHAPES, Scene, describe, random_scene
+from .synthetic import COLOURS, SHAPES, Scene, describe, random_scene
 
 
-def render_pool(count: int, seed: int, size: int):
-    """Render ``count`` random scenes into a uint8 tensor (N, 3, size, size)."""
-    rng = random.Random(f"train-{seed}")
-    scenes = [random_scene(rng) for _ in range(count)]
-    pixels = torch.empty((count, 3, size, size), dtype=torch.uint8)
-    started = time.perf_counter()
-    for i, scene in enumerate(scenes):
-        image = scene.render(seed * count + i, size=size)
-        pixels[i] = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
-        if (i + 1) % 10000 == 0:
-            print(f"  rendered {i + 1}/{count} images ({time.perf_counter() - started:.0f} s)", flush=True)
-    return scenes, pixels
+def _render_chunk(job: tuple[list[Scene], int, int]) -> np.ndarray:
+    scenes, first_seed, size = job
+    return np.stack([np.asarray(scene.render(first_seed + i, size=size), dtype=np.uint8) for i, scene in enumerate(scenes)])
 
 
-def shape_groups(rng: random.Random, groups: int, size: int) -> list[Scene]:
-    """Hard negatives: groups of scenes identical but for their shape.
+def render_images(scenes: list[Scene], first_seed: int, size: int, label: str) -> torch.Tensor:
+    """Render scenes into a uint8 tensor (N, 3, size, size), on every core.
 
-    Random batches rarely hold two images that differ only in shape, so the
-    loss can be lowered with colour alone; these groups make shape pay.
+    Scene ``i`` is drawn with seed ``first_seed + i``, so the pixels do not
+    depend on the number of processes.
     """
+    chunk = 500
+    pixels = torch.empty((len(scenes), 3, size, size), dtype=torch.uint8)
+    starts = range(0, len(scenes), chunk)
+    jobs = [(scenes[start : start + chunk], first_seed + start, size) for start in starts]
+    started = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(os.cpu_count()) as pool:
+        for start, array in zip(starts, pool.imap(_render_chunk, jobs)):
+            pixels[start : start + len(array)] = torch.from_numpy(array).permute(0, 3, 1, 2)
+            done = start + len(array)
+            if done % 10000 == 0 or done == len(scenes):
+                print(f"  rendered {done}/{len(scenes)} {label} ({time.perf_counter() - started:.0f} s)", flush=True)
+    return pixels
+
+
+def variant_groups(rng: random.Random, groups: int, size: int, attributes: Sequence[str]) -> list[Scene]:
+    """Hard negatives: groups of ``size`` scenes identical but for one attribute.
+
+    Random batches rarely hold two images that differ in one attribute only,
+    so the loss can be lowered with the most visible one alone; a group that
+    differs only in shape makes shape pay, one that differs only in colour
+    keeps colour in the image vectors. Groups take ``attributes`` in turn.
+    """
+    values = {"shape": SHAPES, "colour": tuple(COLOURS)}
     scenes = []
-    for _ in range(groups):
+    for g in range(groups):
         base = random_scene(rng)
-        for shape in rng.sample(SHAPES, size):
-            scenes.append(Scene(**{**base.as_dict(), "shape": shape}))
+        attribute = attributes[g % len(attributes)]
+        for value in rng.sample(values[attribute], size):
+            scenes.append(replace(base, **{attribute: value}))
     return scenes
-
-
-def render_batch(scenes: list[Scene], rng: random.Random, size: int) -> torch.Tensor:
-    arrays = [np.array(scene.render(rng.randrange(2**31), size=size), dtype=np.uint8) for scene in scenes]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
 
 def normalizer(model):
@@ -82,12 +110,19 @@ def train(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     register_model_config()
     model, _, preprocess = open_clip.create_model_and_transforms(MODEL_NAME)
+    # oneDNN's convolutions are fastest on NHWC tensors (about 1.4x here).
+    model = model.to(memory_format=torch.channels_last)
     tokenizer = open_clip.get_tokenizer(MODEL_NAME)
     image_size = model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size
     print(f"model {MODEL_NAME}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters", flush=True)
 
-    print(f"rendering {args.images} training images at {image_size}px", flush=True)
-    scenes, pixels = render_pool(args.images, args.seed, image_size)
+    rng = random.Random(f"train-{args.seed}")
+    scenes = [random_scene(rng) for _ in range(args.images)]
+    groups = variant_groups(rng, args.group_pool, args.group_size, args.group_attributes) if args.hard_groups else []
+    print(f"rendering {len(scenes)} random and {len(groups)} hard-negative training images at {image_size}px", flush=True)
+    pixels = render_images(scenes, args.seed * 10_000_000, image_size, "random scenes")
+    if groups:
+        group_pixels = render_images(groups, args.seed * 10_000_000 + 5_000_000, image_size, "hard-negative scenes")
     normalize = normalizer(model)
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
@@ -105,13 +140,14 @@ def train(args: argparse.Namespace) -> dict:
     for step in range(args.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        hard = shape_groups(rng, args.hard_groups, 4) if args.hard_groups else []
-        indices = rng.sample(range(len(scenes)), args.batch_size - len(hard))
-        batch_scenes = [scenes[i] for i in indices] + hard
+        indices = rng.sample(range(len(scenes)), args.batch_size - args.hard_groups * args.group_size)
+        batch_scenes = [scenes[i] for i in indices]
         batch_pixels = pixels[indices]
-        if hard:
-            batch_pixels = torch.cat([batch_pixels, render_batch(hard, rng, image_size)])
-        images = normalize(batch_pixels)
+        if args.hard_groups:
+            members = [g * args.group_size + j for g in rng.sample(range(args.group_pool), args.hard_groups) for j in range(args.group_size)]
+            batch_scenes += [groups[i] for i in members]
+            batch_pixels = torch.cat([batch_pixels, group_pixels[members]])
+        images = normalize(batch_pixels).contiguous(memory_format=torch.channels_last)
         texts = tokenizer([describe(scene, rng).text for scene in batch_scenes])
         with torch.autocast("cpu", dtype=torch.bfloat16):
             image_features, text_features, logit_scale = model(images, texts)
@@ -134,16 +170,21 @@ def train(args: argparse.Namespace) -> dict:
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
     out = Path(args.out)
     torch.save(state, out)
-    print(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB) after {(time.perf_counter() - started) / 60:.1f} min")
-    return {"seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "images": args.images, "hard_groups": args.hard_groups}
+    print(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB) after {(time.perf_counter() - started) / 60:.1f} min of steps")
+    return {"seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "images": args.images, "hard_groups": args.hard_groups,
+            "group_size": args.group_size, "group_pool": args.group_pool, "group_attributes": list(args.group_attributes)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1800)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--images", type=int, default=60000, help="size of the rendered training pool")
-    parser.add_argument("--hard-groups", type=int, default=32, help="groups of 4 shape-only variants per batch")
+    parser.add_argument("--hard-groups", type=int, default=32, help="hard-negative groups per batch (0: none)")
+    parser.add_argument("--group-size", type=int, default=4, help="scenes per hard-negative group (2-8)")
+    parser.add_argument("--group-pool", type=int, default=8000, help="rendered hard-negative groups to draw from")
+    parser.add_argument("--group-attributes", type=lambda text: text.split(","), default=["shape", "colour"],
+                        help="what the scenes of a group differ in, groups taking them in turn (default shape,colour)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--weight-decay", type=float, default=0.1)
@@ -152,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=str(CHECKPOINT_PATH))
     parser.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     info = train(args)
     if not args.no_eval:
         from .evaluate import evaluate, format_table, load_model, make_heldout
@@ -159,7 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, preprocess, tokenizer = load_model(args.out)
         metrics = evaluate(model, preprocess, tokenizer, make_heldout(1000))
         print(format_table(metrics))
+        info["wall_minutes"] = round((time.perf_counter() - started) / 60, 1)
         Path(args.out).with_suffix(".json").write_text(json.dumps({"training": info, "heldout": metrics}, indent=2) + "\n")
+    print(f"done in {(time.perf_counter() - started) / 60:.1f} min (rendering, training and evaluation)")
     return 0
 
 
