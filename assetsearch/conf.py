@@ -54,6 +54,13 @@ DEFAULTS: dict[str, Any] = {
     # HNSW candidate list per query: recall@10 0.975 at 100, 0.993 at 200 on
     # 100k vectors, at about the same latency (benchmarks/search.py).
     "HNSW_EF_SEARCH": 200,
+    # Composed queries (text + image, negatives, ...) divide each part by how
+    # much its similarity varies over the catalogue, estimated from this many
+    # stored vectors and cached for COMPOSE_STATS_TIMEOUT seconds, so a weight
+    # means the same for words and images (see assetsearch.search). 0 mixes
+    # the parts' unit vectors as they are.
+    "COMPOSE_SAMPLE_SIZE": 2000,
+    "COMPOSE_STATS_TIMEOUT": 600,
     "PAGE_SIZE": 20,
     "MAX_PAGE_SIZE": 100,
     "TEXT_CACHE_TIMEOUT": 24 * 3600,

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from pgvector import HalfVector
@@ -133,42 +133,80 @@ class Asset(models.Model):
     def __str__(self) -> str:
         return self.title or self.image.name.rsplit("/", 1)[-1]
 
+    def read_new_file(self) -> bool:
+        """Hash and inspect a newly assigned file; True if it needs embedding.
+
+        Records content hash, size, dimensions and MIME type, and resets the
+        embedding state unless the bytes are the ones already embedded. A file
+        that is not an image is kept anyway: the worker records why it cannot
+        be embedded. Does nothing (False) when no new file is assigned.
+        """
+        if not self.image or self.image._committed:
+            return False
+        new_hash = content_hash(self.image.file)
+        changed = new_hash != self.content_hash or self._state.adding
+        self.content_hash = new_hash
+        self.file_size = self.image.size
+        try:
+            info = inspect_image(self.image.file)
+        except InvalidImage:
+            self.width = self.height = None
+            self.mime_type = ""
+        else:
+            self.width, self.height, self.mime_type = info.width, info.height, info.mime_type
+        if changed:
+            self.embedding_status = EmbeddingStatus.PENDING
+            self.embedding_status_changed_at = timezone.now()
+            self.embedding_error = ""
+            self.embedding_attempts = 0
+        return changed
+
     def save(self, *args: Any, **kwargs: Any) -> None:
-        # A newly assigned file (create or replace): read its header and hash,
-        # and mark it for embedding unless the bytes are the ones we had.
-        self.file_changed = False
-        if self.image and not self.image._committed:
-            new_hash = content_hash(self.image.file)
-            self.file_changed = new_hash != self.content_hash or self._state.adding
-            self.content_hash = new_hash
-            self.file_size = self.image.size
-            try:
-                info = inspect_image(self.image.file)
-            except InvalidImage:
-                # Saved anyway; the worker records why it cannot be embedded.
-                self.width = self.height = None
-                self.mime_type = ""
-            else:
-                self.width, self.height, self.mime_type = info.width, info.height, info.mime_type
-            if self.file_changed:
-                self.embedding_status = EmbeddingStatus.PENDING
-                self.embedding_status_changed_at = timezone.now()
-                self.embedding_error = ""
-                self.embedding_attempts = 0
-            update_fields = kwargs.get("update_fields")
-            if update_fields is not None:
-                kwargs["update_fields"] = {*update_fields, "content_hash", "file_size", "width", "height",
-                                           "mime_type", "embedding_status", "embedding_status_changed_at",
-                                           "embedding_error", "embedding_attempts"}
+        # A newly assigned file (create or replace) is read before it is
+        # stored; the post_save handler enqueues embedding when file_changed.
+        had_new_file = bool(self.image) and not self.image._committed
+        self.file_changed = self.read_new_file()
+        update_fields = kwargs.get("update_fields")
+        if had_new_file and update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, *FILE_FIELDS}
         super().save(*args, **kwargs)
         update_fields = kwargs.get("update_fields")
         if update_fields is None or {"title", "description", "tags"} & set(update_fields):
             Asset.objects.filter(pk=self.pk).update_search_documents()
 
 
+# What read_new_file() sets: saved with the file even when update_fields names only "image".
+FILE_FIELDS = (
+    "content_hash", "file_size", "width", "height", "mime_type",
+    "embedding_status", "embedding_status_changed_at", "embedding_error", "embedding_attempts",
+)
+
+
 class EmbeddingQuerySet(models.QuerySet["AssetEmbedding"]):
     def for_model(self, model_key: str) -> EmbeddingQuerySet:
         return self.filter(model_key=model_key)
+
+    def sample_vectors(self, model_key: str, size: int) -> np.ndarray:
+        """About ``size`` of ``model_key``'s vectors, drawn at random, as an (n, d) array.
+
+        ``TABLESAMPLE SYSTEM`` reads a random share of the table's pages, so
+        a sample of a million rows costs what it costs on a thousand (ORDER
+        BY random() would read and sort them all). Only for statistics: rows
+        on one page come together.
+        """
+        table = self.model._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+            estimated_rows = cursor.fetchone()[0]
+        # Twice what is needed, as other models' rows share the pages; all
+        # of a small or never-analysed table (reltuples < 0).
+        percent = 100.0 if estimated_rows <= 0 else min(100.0, 200.0 * size / estimated_rows)
+        rows = self.raw(
+            f'SELECT id, vector FROM "{table}" TABLESAMPLE SYSTEM (%s) WHERE model_key = %s LIMIT %s',
+            [percent, model_key, size],
+        )
+        vectors = [np.asarray(row.vector, dtype=np.float32) for row in rows]
+        return np.stack(vectors) if vectors else np.empty((0, VECTOR_DIMENSIONS), dtype=np.float32)
 
     def nearest(self, vector: Sequence[float], model_key: str, *, exact: bool = False) -> EmbeddingQuerySet:
         """This model's vectors ordered by cosine distance to ``vector``, annotated ``distance``.

@@ -7,14 +7,21 @@ Composition
 -----------
 Each part is embedded to a unit vector by the default encoder: the text
 ``t``, the uploaded image ``i``, the stored vector of an existing asset
-``a``, and each negative term ``n_j``. The query vector is::
+``a``, and the mean ``n`` of the negative terms. The query vector is::
 
-    q = normalise(w_t * t + w_i * i + w_a * a - w_n * mean_j(n_j))
+    q = normalise(w_t * t / s_t + w_i * i / s_i + w_a * a / s_a - w_n * n / s_n)
 
 Weights default to 1 (``w_n`` to 0.5) and must be finite and >= 0. With a
-single part, ``q`` is that part's vector. Mixing in unit space is what CLIP
-arithmetic relies on: "this image, but square" moves the image's vector
-toward the text's.
+single part, ``q`` is that part's vector. ``s_x`` is the spread of part
+``x``: the standard deviation of its similarity over the catalogue, from the
+covariance of a cached sample of stored vectors (``COMPOSE_SAMPLE_SIZE``).
+CLIP's image-to-image similarities spread several times wider than its
+text-to-image ones (the modality gap), so plain unit vectors let the image
+of "this image, but square" outvote the words; divided by its spread, each
+part moves an asset's score by the same number of catalogue standard
+deviations per unit of weight, and the sum is still one vector the index
+can serve. ``COMPOSE_SAMPLE_SIZE = 0`` (or a catalogue of under two
+vectors) mixes the unit vectors as they are.
 
 Scores
 ------
@@ -285,16 +292,50 @@ def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
         parts["asset"] = asset_vector(query.asset_id, encoder)
     if not parts:
         raise EmptyQuery("Give text, an image or an asset to search with.")
-    total = sum(weights[name] * vector for name, vector in parts.items())
     if negatives:
         parts["negative"] = np.mean([e.vector for e in embedded], axis=0)
-        total = total - weights["negative"] * parts["negative"]
         if any(e.truncated for e in embedded):
             notices.append("A negative term was truncated to the model's context length.")
+    spreads = part_spreads(parts, encoder.key) if len(parts) > 1 else {}
+    total = sum(
+        (-1 if name == "negative" else 1) * weights[name] * vector / spreads.get(name, 1.0)
+        for name, vector in parts.items()
+    )
     norm = float(np.linalg.norm(total))
     if norm < 1e-6:
         raise SearchError("The weights cancel out; give at least one part a positive weight.")
     return ComposedQuery(vector=(total / norm).astype(np.float32), parts=parts, notices=notices, image=image)
+
+
+def part_spreads(parts: dict[str, np.ndarray], model_key: str) -> dict[str, float]:
+    """How much each part's similarity varies over the catalogue (its standard deviation).
+
+    Empty when balancing is off or the catalogue has too few vectors to say.
+    """
+    covariance = catalogue_covariance(model_key)
+    if covariance is None:
+        return {}
+    # Var(p . x) over the catalogue's vectors x is p' C p.
+    return {name: max(math.sqrt(max(float(v @ covariance @ v), 0.0)), 1e-3) for name, v in parts.items()}
+
+
+def catalogue_covariance(model_key: str) -> np.ndarray | None:
+    """Covariance of a sample of ``model_key``'s stored vectors, cached; None under 2 vectors."""
+    size = app_settings.COMPOSE_SAMPLE_SIZE
+    if not size:
+        return None
+    cache = caches[app_settings.TEXT_CACHE_ALIAS]
+    key = "assetsearch:covariance:" + hashlib.sha256(f"{model_key}\0{size}".encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is not None:
+        dimensions = int(math.isqrt(len(cached) // 4))
+        return np.frombuffer(cached, dtype=np.float32).reshape(dimensions, dimensions)
+    sample = AssetEmbedding.objects.sample_vectors(model_key, size)
+    if len(sample) < 2:
+        return None
+    covariance = np.cov(sample, rowvar=False).astype(np.float32)
+    cache.set(key, covariance.tobytes(), app_settings.COMPOSE_STATS_TIMEOUT)
+    return covariance
 
 
 # Running queries ----------------------------------------------------------

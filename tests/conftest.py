@@ -58,6 +58,32 @@ def broker_url() -> Iterator[str]:
         shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with an empty cache: composition statistics describe
+    the catalogue a test builds, not the one an earlier test left cached."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _vacuumed_index(request: pytest.FixtureRequest) -> None:
+    """Each database module starts on a vacuumed embedding table.
+
+    Earlier modules leave deleted catalogues (often renderings of the same
+    scenes) in the HNSW graph until vacuum removes them; the approximate
+    search the tests assert on should not depend on which modules ran first.
+    """
+    if not any(item.get_closest_marker("django_db") for item in request.session.items if item.module is request.module):
+        return
+    from django.db import connection
+
+    request.getfixturevalue("django_db_setup")
+    with request.getfixturevalue("django_db_blocker").unblock(), connection.cursor() as cursor:
+        cursor.execute("VACUUM assetsearch_assetembedding")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_media_and_broker(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Uploaded files go to a temporary MEDIA_ROOT; every test sees the real broker."""

@@ -246,8 +246,10 @@ def test_visual_search_with_an_uploaded_image_ranks_the_same_scene_first(users: 
 def test_visual_search_mixes_text_negatives_and_filters(users: dict[str, User]) -> None:
     assets = make_catalogue()
     client = client_for(users["editor"])
-    # "a circle" but not red: the blue circle comes first.
-    response = client.get(url("asset_visual_search"), {"text": "a circle", "negative": "red", "negative_weight": "1"})
+    # "a circle" but not red: the blue circle comes first. (Weights count in
+    # catalogue standard deviations: a negative as strong as the text, 1,
+    # would favour the least red picture, a yellow triangle, over circles.)
+    response = client.get(url("asset_visual_search"), {"text": "a circle", "negative": "red", "negative_weight": "0.5"})
     assert hit_titles(response)[0] == "echo", hit_titles(response)
     # Tag filter: only assets tagged "square".
     response = client.get(url("asset_visual_search"), {"text": "a red circle", "tags": "square"})

@@ -168,7 +168,7 @@ def test_hybrid_finds_a_title_word_the_image_does_not_show(viewer_client, catalo
         body = response.json()
         assert body["strategy"].startswith("hybrid:")
         first = body["results"][0]
-        assert first["asset"]["id"] == zebra.pk and first["part_ranks"]["keyword"] == 1 and first["fused_score"] > 0
+        assert first["asset"]["id"] == zebra.pk and first["part_ranks"]["keyword"] == 1 and first["fused_score"] > 0, body["results"][:3]
     notice = post(viewer_client, {"asset_id": zebra.pk, "hybrid": True, "limit": 2}).json()["notices"]
     assert notice == ["Hybrid mode needs query text; ran a vector search."]
 
@@ -210,7 +210,7 @@ def test_duplicates(viewer_client, catalogue):
     original, copy = catalogue["orange", "heart"], catalogue["copy"]
     body = viewer_client.get(f"/api/assets/{original.pk}/duplicates/").json()
     assert body["threshold"] == 0.95
-    assert [h["asset"]["id"] for h in body["results"]] == [copy.pk] and body["results"][0]["score"] > 0.95
+    assert [h["asset"]["id"] for h in body["results"]] == [copy.pk] and body["results"][0]["score"] > 0.95, body
     lenient = viewer_client.get(f"/api/assets/{original.pk}/duplicates/?threshold=0&limit=3").json()
     assert lenient["threshold"] == 0 and len(lenient["results"]) == 3
 

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
+from assetsearch.encoders import get_encoder
 from assetsearch.models import Asset
 from assetsearch.pipeline import embed_assets
 from assetsearch.search import (
@@ -96,6 +97,25 @@ def test_composed_image_plus_text_moves_toward_the_text(catalogue):
     red_square, blue_circle, red_circle = (catalogue[k].pk for k in [("red", "square"), ("blue", "circle"), ("red", "circle")])
     assert r[red_square] < r[blue_circle] and r[red_square] < r[red_circle], titles(results)[:6]
     assert set(results.hits[0].part_scores) == {"text", "image"}
+
+
+def test_composition_weighs_each_part_by_its_spread_over_the_catalogue(catalogue):
+    from assetsearch.models import AssetEmbedding
+    from assetsearch.search import compose, part_spreads
+
+    key = get_encoder().key
+    assert AssetEmbedding.objects.sample_vectors(key, 10).shape == (10, 512)
+    assert AssetEmbedding.objects.sample_vectors(key, 1000).shape == (31, 512)
+    assert AssetEmbedding.objects.sample_vectors("no-such-model", 10).shape == (0, 512)
+
+    red_circle_image = scene(colour="red", shape="circle").render(seed=777)
+    query = Query(image=red_circle_image, text="a square", limit=3)
+    spreads = part_spreads(compose(query).parts, key)
+    assert spreads["image"] > spreads["text"]  # the modality gap, measured on this catalogue
+    with override_settings(ASSETSEARCH={"COMPOSE_SAMPLE_SIZE": 0}):
+        unit_vectors = search(query)
+    assert unit_vectors.hits[0].asset == catalogue["red", "circle"]  # the image outvotes the words
+    assert search(query).hits[0].asset == catalogue["red", "square"]
 
 
 def test_negative_term_pushes_matching_items_down(catalogue):
