@@ -62,6 +62,11 @@ class BaseEncoder:
         raise NotImplementedError
 
     @property
+    def image_size(self) -> int:
+        """Side in pixels of the model's input; images are decoded no larger than needed."""
+        return 448
+
+    @property
     def logit_scale(self) -> float:
         """The model's temperature for softmax over similarities (CLIP: 100)."""
         return 100.0
@@ -134,6 +139,11 @@ class OpenCLIPEncoder(BaseEncoder):
     @property
     def context_length(self) -> int:
         return int(self.model_config.get("text_cfg", {}).get("context_length", 77))
+
+    @property
+    def image_size(self) -> int:
+        size = self.model_config.get("vision_cfg", {}).get("image_size", 224)
+        return int(max(size) if isinstance(size, (list, tuple)) else size)
 
     def load(self) -> tuple[Any, Any, Any, str]:
         """Load (model, preprocess, tokenizer, device) once; thread-safe."""

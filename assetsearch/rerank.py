@@ -124,7 +124,7 @@ class ClipReranker(BaseReranker):
             images = []
             for asset in missing:
                 with asset.image.open("rb") as handle:
-                    images.append(decode_for_model(handle))
+                    images.append(decode_for_model(handle, encoder.image_size))
             stored.update(zip([a.pk for a in missing], encoder.embed_images(images)))
         scores = {pk: float(stored[pk] @ q) for pk in ids}
         return RerankAnswer(order=sorted(ids, key=lambda pk: -scores[pk]), reasons={pk: f"score {scores[pk]:.3f}" for pk in ids})

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from celery import current_app
 from kombu import pools
+from django.contrib.postgres.search import SearchQuery
 from django.core.checks import run_checks
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -171,6 +172,11 @@ def test_import_command_imports_a_folder_and_the_worker_embeds_it(tmp_path):
     assert "Imported 4 image(s), skipped 0" in out.getvalue()
     assets = list(Asset.objects.filter(tags__contains=["imported"]))
     assert sorted(a.title for a in assets) == ["blue star", "broken", "green square", "red circle"]
+    # The bulk path reads each file as save() does and fills the full-text document.
+    by_title = {a.title: a for a in assets}
+    assert (by_title["red circle"].mime_type, by_title["red circle"].width) == ("image/png", 128)
+    assert by_title["broken"].mime_type == "" and all(len(a.content_hash) == 64 for a in assets)
+    assert [a.title for a in Asset.objects.filter(search_document=SearchQuery("star"))] == ["blue star"]
     wait_until_settled(*assets)
     statuses = {a.title: a.embedding_status for a in assets}
     assert statuses == {"blue star": "ready", "broken": "failed", "green square": "ready", "red circle": "ready"}

@@ -163,7 +163,7 @@ def test_clip_reranker_with_a_second_encoder_alias(shapes):
         expected = []
         for hit in results.hits:
             with hit.asset.image.open("rb") as f:
-                expected.append(float(encoder.embed_images([decode_for_model(f)])[0] @ q))
+                expected.append(float(encoder.embed_images([decode_for_model(f, encoder.image_size)])[0] @ q))
     assert results.rerank.applied and sorted(h.asset.pk for h in results.hits) == sorted(a.pk for a in shapes)
     assert expected == sorted(expected, reverse=True)  # ordered by the second encoder's scores
     default = search(Query(text="a red circle", rerank=True, rerank_top_n=5, limit=5))

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from tqdm import tqdm
 
+from ...conf import app_settings
 from ...images import content_hash
 from ...models import Asset
-from ...conf import app_settings
-from ...pipeline import batched_enqueue, chunked
+from ...pipeline import chunked, create_assets
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -37,18 +37,20 @@ class Command(BaseCommand):
         known = set(Asset.objects.values_list("content_hash", flat=True)) if skip_existing else set()
         created = skipped = 0
         progress = tqdm(total=len(paths), desc="Importing", unit="image", disable=options["verbosity"] == 0)
-        # One transaction (and one task) per batch: workers start embedding
-        # while the import goes on, and an interruption keeps what was done.
-        for chunk in chunked(range(len(paths)), app_settings.BATCH_SIZE):
-            with transaction.atomic(), batched_enqueue():
-                for path in (paths[i] for i in chunk):
-                    with path.open("rb") as handle:
-                        if skip_existing and content_hash(handle) in known:
-                            skipped += 1
-                            continue
-                        title = path.stem.replace("_", " ").replace("-", " ")
-                        Asset.objects.create(image=File(handle, name=path.name), title=title, tags=list(tags))
-                        created += 1
+        # One INSERT, one commit and one task per batch: workers start
+        # embedding while the import goes on, and an interruption keeps what
+        # was done.
+        for chunk in chunked(paths, app_settings.BATCH_SIZE):
+            with ExitStack() as files:
+                assets = []
+                for path in chunk:
+                    handle = files.enter_context(path.open("rb"))
+                    if skip_existing and content_hash(handle) in known:
+                        skipped += 1
+                        continue
+                    title = path.stem.replace("_", " ").replace("-", " ")
+                    assets.append(Asset(image=File(handle, name=path.name), title=title, tags=list(tags)))
+                created += len(create_assets(assets))
             progress.update(len(chunk))
         progress.close()
         self.stdout.write(self.style.SUCCESS(f"Imported {created} image(s), skipped {skipped}; embedding is queued."))

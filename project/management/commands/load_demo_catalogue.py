@@ -8,12 +8,11 @@ from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand
-from django.db import transaction
 from tqdm import tqdm
 
 from assetsearch.demo_model.synthetic import describe, random_scene
 from assetsearch.models import Asset
-from assetsearch.pipeline import batched_enqueue
+from assetsearch.pipeline import create_assets
 
 DEMO_TAG = "demo"
 
@@ -32,15 +31,16 @@ class Command(BaseCommand):
             return
         rng = random.Random(seed)
         scenes = [random_scene(rng) for _ in range(count)][existing:]
-        with transaction.atomic(), batched_enqueue():
-            for i, scene in enumerate(tqdm(scenes, desc="Demo catalogue", unit="image", disable=options["verbosity"] == 0), start=existing):
-                caption = describe(scene, rng, stated=("colour", "fill", "background", "size", "position"))
-                buffer = io.BytesIO()
-                scene.render(seed * 1000 + i, size=256).save(buffer, format="JPEG", quality=90)
-                Asset.objects.create(
-                    image=ContentFile(buffer.getvalue(), name=f"demo-{i:04d}.jpg"),
-                    title=caption.text[0].upper() + caption.text[1:],
-                    description=f"Generated demo image: {caption.text}.",
-                    tags=[DEMO_TAG, scene.colour, scene.shape, scene.fill, scene.background],
-                )
+        assets = []
+        for i, scene in enumerate(tqdm(scenes, desc="Demo catalogue", unit="image", disable=options["verbosity"] == 0), start=existing):
+            caption = describe(scene, rng, stated=("colour", "fill", "background", "size", "position"))
+            buffer = io.BytesIO()
+            scene.render(seed * 1000 + i, size=256).save(buffer, format="JPEG", quality=90)
+            assets.append(Asset(
+                image=ContentFile(buffer.getvalue(), name=f"demo-{i:04d}.jpg"),
+                title=caption.text[0].upper() + caption.text[1:],
+                description=f"Generated demo image: {caption.text}.",
+                tags=[DEMO_TAG, scene.colour, scene.shape, scene.fill, scene.background],
+            ))
+        create_assets(assets)
         self.stdout.write(self.style.SUCCESS(f"Created {len(scenes)} demo assets; embedding is queued."))
