@@ -168,7 +168,7 @@ def test_import_command_imports_a_folder_and_the_worker_embeds_it(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     (tmp_path / "notes.txt").write_text("ignored")
     out = io.StringIO()
-    call_command("assetsearch_import", str(tmp_path), tag=["imported"], stdout=out, verbosity=0)
+    call_command("assetsearch_import", str(tmp_path), tag=["imported"], stdout=out, verbosity=1)
     assert "Imported 4 image(s), skipped 0" in out.getvalue()
     assets = list(Asset.objects.filter(tags__contains=["imported"]))
     assert sorted(a.title for a in assets) == ["blue star", "broken", "green square", "red circle"]
@@ -182,5 +182,5 @@ def test_import_command_imports_a_folder_and_the_worker_embeds_it(tmp_path):
     assert statuses == {"blue star": "ready", "broken": "failed", "green square": "ready", "red circle": "ready"}
     assert search_text("a blue star", limit=1)[0].asset.title == "blue star"
 
-    call_command("assetsearch_import", str(tmp_path), skip_existing=True, stdout=out, verbosity=0)
+    call_command("assetsearch_import", str(tmp_path), skip_existing=True, stdout=out, verbosity=1)
     assert "Imported 0 image(s), skipped 4" in out.getvalue()

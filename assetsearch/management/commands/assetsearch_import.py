@@ -53,4 +53,5 @@ class Command(BaseCommand):
                 created += len(create_assets(assets))
             progress.update(len(chunk))
         progress.close()
-        self.stdout.write(self.style.SUCCESS(f"Imported {created} image(s), skipped {skipped}; embedding is queued."))
+        if options["verbosity"]:
+            self.stdout.write(self.style.SUCCESS(f"Imported {created} image(s), skipped {skipped}; embedding is queued."))
