@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _setup import ROOT, bench_database_url, median, p, setup_django, table
+from _setup import QUIET_WORKER, ROOT, bench_database_url, median, p, setup_django, table
 
 PORT = 8765
 
@@ -140,7 +140,8 @@ def main() -> None:
     else:
         command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "project", "worker", "--pool=solo", "--loglevel=WARNING"], cwd=ROOT, env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "project", "worker", "--pool=solo", "--loglevel=WARNING", *QUIET_WORKER],
+                              cwd=ROOT, env=env)
     try:
         wait_http()
         path = "/api/search/?q=a+red+circle+on+the+left&limit=20"

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _setup import ROOT, bench_database_url, setup_django, table
+from _setup import QUIET_WORKER, ROOT, bench_database_url, empty_catalogue, setup_django, table
 
 
 def make_files(folder: Path, count: int) -> list[Path]:
@@ -108,7 +108,8 @@ def product_encoder(paths: list[Path], batch_size: int) -> float:
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "project", "worker", "--pool=solo", "--loglevel=WARNING", "-Q", "celery"],
+        [sys.executable, "-m", "celery", "-A", "project", "worker", "--pool=solo", "--loglevel=WARNING", "-Q", "celery",
+         *QUIET_WORKER],
         cwd=ROOT, env=env,
     )
 
@@ -121,7 +122,7 @@ def pipeline_throughput(folder: Path, one_task_per_image: bool) -> float:
     from assetsearch.models import Asset
 
     paths = sorted(folder.iterdir())
-    Asset.objects.all().delete()
+    empty_catalogue()
     started = time.perf_counter()
     if one_task_per_image:  # each save() enqueues its own task after commit
         for path in paths:

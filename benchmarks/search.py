@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from _setup import median, p, setup_django, table, timed
+from _setup import empty_catalogue, median, p, setup_django, table, timed
 
 
 def clustered_unit_vectors(rows: int, rng: np.random.Generator, clusters: int = 200) -> np.ndarray:
@@ -38,7 +38,7 @@ def load_catalogue(rows: int, rng: np.random.Generator, model_key: str) -> tuple
     words = ["harbour", "forest", "portrait", "skyline", "market", "festival", "mountain", "kitchen"]
     asset_table, embedding_table = Asset._meta.db_table, AssetEmbedding._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {asset_table} RESTART IDENTITY CASCADE")
+        empty_catalogue()
         cursor.execute("DROP INDEX IF EXISTS assetsearch_embedding_hnsw")
         raw = cursor.connection
         with raw.cursor().copy(

@@ -94,7 +94,7 @@ def main() -> int:
     children = [
         subprocess.Popen(
             [*prefix, python, "-m", "celery", "-A", "project", "worker", "--pool=solo", "-c", "1", "--loglevel=INFO",
-             "-Q", app_settings.QUEUE or "celery", "--without-gossip", "--without-mingle",
+             "-Q", app_settings.QUEUE or "celery", "--without-gossip", "--without-mingle", "--without-heartbeat",
              "-B", "--schedule", str(var / "celerybeat-schedule")],
             process_group=0,
             cwd=embedded.ROOT,
