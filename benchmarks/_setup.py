@@ -17,9 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the example project's settings and embedded servers
 BENCH_DB = "assetsearch_bench"
-# Worker flags for a Redis broker: without gossip, mingle and heartbeats
-# (broadcast chatter one worker does not need), an idle worker picks up a new
-# task at once; with them, tasks sent to an idle worker sometimes waited 4-40 s.
+# Worker flags as in production (README): no gossip, mingle or heartbeat
+# broadcasts over Redis, which embedding workers do not use.
 QUIET_WORKER = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
 
 

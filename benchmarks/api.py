@@ -45,9 +45,16 @@ class Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
-        self.conn.request(method, path, body=body, headers={**self.headers, **(headers or {})})
-        response = self.conn.getresponse()
-        return response.status, response.read()
+        for attempt in (1, 2):  # once more on a fresh connection if the server closed an idle one
+            try:
+                self.conn.request(method, path, body=body, headers={**self.headers, **(headers or {})})
+                response = self.conn.getresponse()
+                return response.status, response.read()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                self.conn.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def upload(self, image_bytes: bytes, title: str) -> dict:
         boundary = uuid.uuid4().hex
@@ -146,8 +153,10 @@ def main() -> None:
         wait_http()
         path = "/api/search/?q=a+red+circle+on+the+left&limit=20"
         client = Client(token.key)
-        for _ in range(5):  # warm the server's model and text cache
-            client.request("GET", path)
+        # Warm every server process (each loads open_clip on its first
+        # request, seconds on 2 cores) and the text cache, with concurrent
+        # requests so that both gunicorn workers get some.
+        load(token.key, path, 40, args.concurrency)
         single = []
         for _ in range(100):
             started = time.perf_counter()
