@@ -133,6 +133,11 @@ class Asset(models.Model):
     def __str__(self) -> str:
         return self.title or self.image.name.rsplit("/", 1)[-1]
 
+    @property
+    def has_new_file(self) -> bool:
+        """A file was assigned (create or replace) and is not in storage yet."""
+        return bool(self.image) and not self.image._committed
+
     def read_new_file(self) -> bool:
         """Hash and inspect a newly assigned file; True if it needs embedding.
 
@@ -141,7 +146,7 @@ class Asset(models.Model):
         that is not an image is kept anyway: the worker records why it cannot
         be embedded. Does nothing (False) when no new file is assigned.
         """
-        if not self.image or self.image._committed:
+        if not self.has_new_file:
             return False
         new_hash = content_hash(self.image.file)
         changed = new_hash != self.content_hash or self._state.adding
@@ -164,10 +169,10 @@ class Asset(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         # A newly assigned file (create or replace) is read before it is
         # stored; the post_save handler enqueues embedding when file_changed.
-        had_new_file = bool(self.image) and not self.image._committed
+        new_file = self.has_new_file
         self.file_changed = self.read_new_file()
         update_fields = kwargs.get("update_fields")
-        if had_new_file and update_fields is not None:
+        if new_file and update_fields is not None:
             kwargs["update_fields"] = {*update_fields, *FILE_FIELDS}
         super().save(*args, **kwargs)
         update_fields = kwargs.get("update_fields")

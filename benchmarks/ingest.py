@@ -51,16 +51,18 @@ def make_files(folder: Path, count: int) -> list[Path]:
 BATCH_SIZES = (8, 16, 32, 64)
 
 
+def rate(paths: list[Path], embed_batch: Callable[[list[Path]], object], batch_size: int) -> float:
+    """Images/s of ``embed_batch`` over ``paths`` in batches of ``batch_size``."""
+    started = time.perf_counter()
+    for start in range(0, len(paths), batch_size):
+        embed_batch(paths[start : start + batch_size])
+    return len(paths) / (time.perf_counter() - started)
+
+
 def best_rate(paths: list[Path], embed_batch: Callable[[list[Path]], object]) -> tuple[float, int]:
     """(images/s, batch size) of ``embed_batch`` over ``paths`` at its best batch size."""
     embed_batch(paths[:8])  # first-call set-up (threads, kernels) is not throughput
-    best = (0.0, 0)
-    for batch_size in BATCH_SIZES:
-        started = time.perf_counter()
-        for start in range(0, len(paths), batch_size):
-            embed_batch(paths[start : start + batch_size])
-        best = max(best, (len(paths) / (time.perf_counter() - started), batch_size))
-    return best
+    return max((rate(paths, embed_batch, batch_size), batch_size) for batch_size in BATCH_SIZES)
 
 
 def raw_open_clip(paths: list[Path]) -> tuple[float, int]:
@@ -100,10 +102,7 @@ def product_encoder(paths: list[Path], batch_size: int) -> float:
         return encoder.embed_images(images)
 
     embed(paths[:batch_size])  # model load
-    started = time.perf_counter()
-    for start in range(0, len(paths), batch_size):
-        embed(paths[start : start + batch_size])
-    return len(paths) / (time.perf_counter() - started)
+    return rate(paths, embed, batch_size)
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
