@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 
 
 class AssetSearchConfig(AppConfig):
@@ -12,7 +12,9 @@ class AssetSearchConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers system checks)
         from .models import Asset, ModerationConcept
-        from .signals import asset_saved, concept_saved
+        from .signals import asset_deleted, asset_saved, asset_saving, concept_saved
 
+        pre_save.connect(asset_saving, sender=Asset, dispatch_uid="assetsearch.asset_saving")
         post_save.connect(asset_saved, sender=Asset, dispatch_uid="assetsearch.asset_saved")
+        post_delete.connect(asset_deleted, sender=Asset, dispatch_uid="assetsearch.asset_deleted")
         post_save.connect(concept_saved, sender=ModerationConcept, dispatch_uid="assetsearch.concept_saved")

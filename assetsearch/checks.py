@@ -1,4 +1,4 @@
-"""System checks (``manage.py check``): the database and the encoder fit."""
+"""System checks (``manage.py check``): the settings, the database and the encoder fit."""
 
 from __future__ import annotations
 
@@ -6,6 +6,25 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections
+
+from .conf import app_settings
+from .constants import VECTOR_DIMENSIONS
+from .encoders import get_encoder
+from .models import Asset
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn about ASSETSEARCH keys that nothing reads (a typo, or a key removed in a release)."""
+    return [
+        Warning(
+            f"ASSETSEARCH[{key!r}] is not an assetsearch setting; it is ignored.",
+            hint="See assetsearch.conf.DEFAULTS for the settings and their defaults.",
+            obj="settings.ASSETSEARCH",
+            id="assetsearch.W002",
+        )
+        for key in app_settings.unknown_keys()
+    ]
 
 
 @register(Tags.database)
@@ -41,10 +60,7 @@ def check_database(app_configs: Any = None, databases: Any = None, **kwargs: Any
 
 @register(Tags.models, deploy=True)
 def check_encoder(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    # Deploy-only: it imports torch/open_clip, too slow for every manage.py call.
-    from .encoders import get_encoder
-    from .models import VECTOR_DIMENSIONS
-
+    # Deploy-only: it imports torch/open_clip (on the first dimensions read), too slow for every manage.py call.
     try:
         dimensions = get_encoder().dimensions
     except Exception as exc:  # noqa: BLE001 - report any configuration error as a check
@@ -65,9 +81,6 @@ def check_embeddings_current(app_configs: Any = None, databases: Any = None, **k
     """Warn when the configured model has not embedded the catalogue (a model change)."""
     if not databases or "default" not in databases:
         return []
-    from .encoders import get_encoder
-    from .models import Asset
-
     try:
         key = get_encoder().key
         missing = Asset.objects.ready().missing_embedding(key).count()

@@ -4,42 +4,52 @@ Every key is optional; :data:`DEFAULTS` documents them. Values are read
 lazily and reloaded on ``setting_changed``, so ``override_settings`` works::
 
     from assetsearch.conf import app_settings
-    app_settings.BATCH_SIZE
+    app_settings.PAGE_SIZE
 
-The top-level ``MODEL`` / ``PRETRAINED`` / ``DEVICE`` / ``BATCH_SIZE`` keys
-configure the ``"default"`` encoder, the one whose vectors search uses.
-``ENCODERS`` adds other aliases (e.g. the next model during a migration, or a
-larger model for reranking), each a dict like ``CACHES`` entries::
+Encoders and rerankers are configured like ``CACHES``: aliases, each a dict
+with ``BACKEND`` and its options. ``"default"`` is the encoder whose vectors
+search uses; another alias (the next model during a migration, a larger
+model for reranking) starts from the default's options and changes some::
 
     ASSETSEARCH = {
-        "MODEL": "ViT-B-32",
-        "PRETRAINED": "laion2b_s34b_b79k",
-        "ENCODERS": {"large": {"MODEL": "ViT-L-14", "PRETRAINED": "laion2b_s32b_b82k"}},
+        "ENCODERS": {
+            "default": {"MODEL": "ViT-B-32", "PRETRAINED": "laion2b_s34b_b79k"},
+            "large": {"MODEL": "ViT-L-14", "PRETRAINED": "laion2b_s32b_b82k"},
+        },
     }
+
+The top-level ``MODEL``, ``PRETRAINED``, ``DEVICE``, ``BATCH_SIZE`` and
+``ENCODER_BACKEND`` keys of earlier releases still configure the default
+encoder, with a ``DeprecationWarning``; they go in the next release.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
-    # The default encoder. "bundled" means the checkpoint shipped in
-    # assetsearch/demo_model (only valid with MODEL "assetsearch-demo").
-    "ENCODER_BACKEND": "assetsearch.encoders.OpenCLIPEncoder",
-    "MODEL": "assetsearch-demo",
-    "PRETRAINED": "bundled",
-    # "auto" picks CUDA when available, else CPU.
-    "DEVICE": "auto",
-    # Images per model call in the worker.
-    "BATCH_SIZE": 32,
+    # Encoders by alias, like CACHES. PRETRAINED "bundled" means the
+    # checkpoint shipped in assetsearch/demo_model (only valid with MODEL
+    # "assetsearch-demo"); DEVICE "auto" picks CUDA when available, else CPU;
+    # BATCH_SIZE is images per model call, and assets per embedding task of
+    # the default encoder. Other aliases start from the default's options.
+    # The stored vectors are 512-d (assetsearch.constants.VECTOR_DIMENSIONS):
+    # the default encoder must match (system check assetsearch.E004).
+    "ENCODERS": {
+        "default": {
+            "BACKEND": "assetsearch.encoders.OpenCLIPEncoder",
+            "MODEL": "assetsearch-demo",
+            "PRETRAINED": "bundled",
+            "DEVICE": "auto",
+            "BATCH_SIZE": 32,
+        },
+    },
     # torch threads in each process; None leaves torch's default.
     "TORCH_THREADS": None,
-    "ENCODERS": {},
-    # Dimension of the stored vectors (the column type); the encoder must match.
-    "DIMENSIONS": 512,
     # Upload limits: bytes and decoded pixels (decompression-bomb guard).
     "MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 40_000_000,
@@ -114,6 +124,16 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Top-level keys of earlier releases, read for one more release: option of the default encoder each sets.
+DEPRECATED_ENCODER_KEYS = {
+    "ENCODER_BACKEND": "BACKEND",
+    "MODEL": "MODEL",
+    "PRETRAINED": "PRETRAINED",
+    "DEVICE": "DEVICE",
+    "BATCH_SIZE": "BATCH_SIZE",
+}
+
+
 class AppSettings:
     """Attribute access to ``settings.ASSETSEARCH`` merged over :data:`DEFAULTS`."""
 
@@ -132,21 +152,37 @@ class AppSettings:
             raise AttributeError(f"Invalid assetsearch setting: {name!r}")
         return self.user_settings.get(name, self.defaults[name])
 
+    def unknown_keys(self) -> list[str]:
+        """Keys of ``settings.ASSETSEARCH`` that assetsearch does not read (typos, removed keys)."""
+        return sorted(set(self.user_settings) - set(self.defaults) - set(DEPRECATED_ENCODER_KEYS))
+
     def encoder_config(self, alias: str = "default") -> dict[str, Any]:
-        """The options of one encoder alias (``"default"`` is the top-level keys)."""
-        base = {
-            "BACKEND": self.ENCODER_BACKEND,
-            "MODEL": self.MODEL,
-            "PRETRAINED": self.PRETRAINED,
-            "DEVICE": self.DEVICE,
-            "BATCH_SIZE": self.BATCH_SIZE,
-        }
+        """The options of one encoder alias; any alias but ``"default"`` starts from the default's."""
+        encoders = self.ENCODERS
+        default = {**self.defaults["ENCODERS"]["default"], **self._deprecated_encoder_options(), **encoders.get("default", {})}
         if alias == "default":
-            return base
+            return default
         try:
-            return {**base, **self.ENCODERS[alias]}
+            return {**default, **encoders[alias]}
         except KeyError:
-            raise KeyError(f"Unknown assetsearch encoder alias {alias!r}; known: default, {', '.join(self.ENCODERS)}") from None
+            known = ", ".join(dict.fromkeys(["default", *encoders]))
+            raise KeyError(f"Unknown assetsearch encoder alias {alias!r}; known: {known}") from None
+
+    def get_embedding_batch_size(self) -> int:
+        """Assets per embedding task: the default encoder's ``BATCH_SIZE``."""
+        return int(self.encoder_config()["BATCH_SIZE"])
+
+    def _deprecated_encoder_options(self) -> dict[str, Any]:
+        options = {new: self.user_settings[old] for old, new in DEPRECATED_ENCODER_KEYS.items() if old in self.user_settings}
+        if options:
+            old_keys = ", ".join(old for old in DEPRECATED_ENCODER_KEYS if old in self.user_settings)
+            warnings.warn(
+                f"ASSETSEARCH[{old_keys}] are deprecated; set them in ASSETSEARCH['ENCODERS']['default'] "
+                "(BACKEND instead of ENCODER_BACKEND). They are read until the next release.",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+        return options
 
     def reload(self) -> None:
         self._cached = None

@@ -4,8 +4,9 @@ The model is loaded once per process, lazily, on first use: never at import
 time or in ``AppConfig.ready()`` (web processes, ``migrate`` and tests would
 pay for it, and touching CUDA before Celery forks breaks the children).
 
-Configure encoders in ``settings.ASSETSEARCH`` (see :mod:`assetsearch.conf`);
-get one with :func:`get_encoder`.
+Configure encoders in ``settings.ASSETSEARCH["ENCODERS"]`` (see
+:mod:`assetsearch.conf`); get one with :func:`get_encoder`. Query texts are
+embedded through :func:`embed_texts`, which caches their vectors.
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.core.cache import caches
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
+from .constants import MAX_QUERY_CHARS
+from .exceptions import EmptyQuery, SearchError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -226,3 +231,49 @@ def get_encoder(alias: str = "default") -> BaseEncoder:
                 backend = import_string(options["BACKEND"])
                 encoder = _encoders[cache_key] = backend(alias, options)
     return encoder
+
+
+# Query text ---------------------------------------------------------------
+
+
+@dataclass
+class TextVector:
+    vector: np.ndarray
+    truncated: bool  # the text is longer than the model's context
+
+
+def embed_text(text: str, encoder: BaseEncoder | None = None) -> TextVector:
+    """The query vector for ``text``, from the cache when the same model saw it before.
+
+    Raises :class:`SearchError` for empty or over-long text; text longer than
+    the model's context is truncated, and ``truncated`` says so.
+    """
+    return embed_texts([text], encoder)[0]
+
+
+def embed_texts(texts: Sequence[str], encoder: BaseEncoder | None = None) -> list[TextVector]:
+    """Several texts at once: cached ones from the cache (``TEXT_CACHE_ALIAS``), the rest in one model call."""
+    encoder = encoder or get_encoder()
+    cleaned = []
+    for text in texts:
+        if not isinstance(text, str):
+            raise SearchError("Query text must be a string.")
+        text = " ".join(text.split())
+        if not text:
+            raise EmptyQuery("The query text is empty.")
+        if len(text) > MAX_QUERY_CHARS:
+            raise SearchError(f"The query text is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}.")
+        cleaned.append(text)
+    cache = caches[app_settings.TEXT_CACHE_ALIAS]
+    keys = {text: "assetsearch:text:" + hashlib.sha256(f"{encoder.key}\0{text}".encode()).hexdigest() for text in cleaned}
+    found = cache.get_many(list(keys.values()))
+    missing = [text for text in dict.fromkeys(cleaned) if keys[text] not in found]
+    if missing:
+        vectors = encoder.embed_texts(missing)
+        fresh = {
+            keys[text]: (vector.astype(np.float32).tobytes(), encoder.count_tokens(text) > encoder.context_length)
+            for text, vector in zip(missing, vectors)
+        }
+        cache.set_many(fresh, app_settings.TEXT_CACHE_TIMEOUT)
+        found.update(fresh)
+    return [TextVector(np.frombuffer(found[keys[t]][0], dtype=np.float32), found[keys[t]][1]) for t in cleaned]

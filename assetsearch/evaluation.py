@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .search import Query, compose, search, vector_ranking
 from .encoders import get_encoder
 from .models import Asset
+from .search import Query, compose, search, vector_ranking
 
 QUERY_FIELDS = {"text", "asset_id", "negative", "text_weight", "image_weight", "asset_weight", "negative_weight", "hybrid"}
 
@@ -44,7 +44,7 @@ def load_query_set(items: Sequence[dict[str, Any]], base_dir: Path | None = None
         if "image" in item:
             path = Path(item["image"])
             options["image"] = (base_dir / path if base_dir and not path.is_absolute() else path).read_bytes()
-        queries.append(LabelledQuery(Query(limit=depth, **options), {int(pk) for pk in item["relevant"]}))
+        queries.append(LabelledQuery(Query.from_data({**options, "limit": depth}), {int(pk) for pk in item["relevant"]}))
     return queries
 
 

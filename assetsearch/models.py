@@ -14,24 +14,37 @@ recall (see the benchmark figures in the README).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
-
-import numpy as np
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector, SearchVectorField
-from django.db import connection, models
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from pgvector import HalfVector
-from pgvector.django import CosineDistance, HalfVectorField, HnswIndex
+from pgvector.django import HalfVectorField, HnswIndex
 
+from .constants import (
+    CONTENT_HASH_LENGTH,
+    DEFAULT_CONCEPT_THRESHOLD,
+    MAX_CONCEPT_NAME_LENGTH,
+    MAX_FILE_PATH_LENGTH,
+    MAX_MODEL_KEY_LENGTH,
+    MAX_PROMPT_LENGTH,
+    MAX_TAG_LENGTH,
+    MAX_TITLE_LENGTH,
+    MODERATE_PERMISSION,
+    VECTOR_DIMENSIONS,
+    ConceptAction,
+    EmbeddingStatus,
+    FlagStatus,
+)
 from .images import InvalidImage, content_hash, inspect_image
+from .querysets import AssetQuerySet, EmbeddingQuerySet, FlagQuerySet
 
-VECTOR_DIMENSIONS = 512
+# EmbeddingStatus, ConceptAction and FlagStatus stay importable from here (public since the first release).
 
 
 def asset_upload_to(instance: Asset, filename: str) -> str:
@@ -39,55 +52,13 @@ def asset_upload_to(instance: Asset, filename: str) -> str:
     return f"assetsearch/{timezone.now():%Y/%m}/{uuid.uuid4().hex[:12]}/{filename}"
 
 
-class EmbeddingStatus(models.TextChoices):
-    PENDING = "pending", _("Pending")
-    READY = "ready", _("Ready")
-    FAILED = "failed", _("Failed")
-
-
-class AssetQuerySet(models.QuerySet["Asset"]):
-    def pending(self) -> AssetQuerySet:
-        return self.filter(embedding_status=EmbeddingStatus.PENDING)
-
-    def failed(self) -> AssetQuerySet:
-        return self.filter(embedding_status=EmbeddingStatus.FAILED)
-
-    def ready(self) -> AssetQuerySet:
-        return self.filter(embedding_status=EmbeddingStatus.READY)
-
-    def missing_embedding(self, model_key: str) -> AssetQuerySet:
-        """Assets with no vector from ``model_key`` (new, failed or stale)."""
-        return self.exclude(embeddings__model_key=model_key)
-
-    def stale_embedding(self, model_key: str) -> AssetQuerySet:
-        """Assets whose file changed since their ``model_key`` vector was made."""
-        return self.filter(embeddings__model_key=model_key).exclude(
-            embeddings__content_hash=models.F("content_hash")
-        )
-
-    def update_search_documents(self) -> int:
-        """Recompute the full-text documents (after bulk edits that bypass save())."""
-        from .conf import app_settings
-
-        config = app_settings.FULL_TEXT_CONFIG
-        tags = models.Func(models.F("tags"), models.Value(" "), function="array_to_string", output_field=models.TextField())
-        return self.update(
-            search_document=SearchVector("title", weight="A", config=config)
-            + SearchVector(tags, weight="B", config=config)
-            + SearchVector("description", weight="C", config=config)
-        )
-
-    def set_status(self, status: str, error: str = "") -> int:
-        return self.update(embedding_status=status, embedding_error=error, embedding_status_changed_at=timezone.now())
-
-
 class Asset(models.Model):
-    image = models.ImageField(_("image"), upload_to=asset_upload_to, max_length=255)
-    title = models.CharField(_("title"), max_length=255, blank=True)
+    image = models.ImageField(_("image"), upload_to=asset_upload_to, max_length=MAX_FILE_PATH_LENGTH)
+    title = models.CharField(_("title"), max_length=MAX_TITLE_LENGTH, blank=True)
     description = models.TextField(_("description"), blank=True)
-    tags = ArrayField(models.CharField(max_length=64), verbose_name=_("tags"), default=list, blank=True)
+    tags = ArrayField(models.CharField(max_length=MAX_TAG_LENGTH), verbose_name=_("tags"), default=list, blank=True)
 
-    content_hash = models.CharField(_("content hash"), max_length=64, blank=True, db_index=True, editable=False)
+    content_hash = models.CharField(_("content hash"), max_length=CONTENT_HASH_LENGTH, blank=True, db_index=True, editable=False)
     width = models.PositiveIntegerField(_("width"), null=True, blank=True, editable=False)
     height = models.PositiveIntegerField(_("height"), null=True, blank=True, editable=False)
     mime_type = models.CharField(_("MIME type"), max_length=50, blank=True, editable=False)
@@ -124,14 +95,27 @@ class Asset(models.Model):
         verbose_name = _("asset")
         verbose_name_plural = _("assets")
         ordering = ["-created_at", "-id"]
-        permissions = [("moderate_asset", "Can review moderation flags and see hidden assets")]
+        permissions = [(MODERATE_PERMISSION.split(".", 1)[1], "Can review moderation flags and see hidden assets")]
         indexes = [
             GinIndex(fields=["tags"], name="assetsearch_asset_tags_gin"),
             GinIndex(fields=["search_document"], name="assetsearch_asset_fts_gin"),
         ]
 
+    #: (file name, content hash) as last read from or written to the database:
+    #: what a replacement supersedes (see assetsearch.signals).
+    stored_file: tuple[str, str] | None = None
+    #: Set by save(): the bytes changed, so the asset needs embedding.
+    file_changed: bool = False
+
     def __str__(self) -> str:
         return self.title or self.image.name.rsplit("/", 1)[-1]
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Asset:
+        asset = super().from_db(db, field_names, values)
+        if "image" in asset.__dict__ and "content_hash" in asset.__dict__:
+            asset.stored_file = (asset.image.name, asset.content_hash)
+        return asset
 
     @property
     def has_new_file(self) -> bool:
@@ -174,10 +158,13 @@ class Asset(models.Model):
         update_fields = kwargs.get("update_fields")
         if new_file and update_fields is not None:
             kwargs["update_fields"] = {*update_fields, *FILE_FIELDS}
-        super().save(*args, **kwargs)
-        update_fields = kwargs.get("update_fields")
-        if update_fields is None or {"title", "description", "tags"} & set(update_fields):
-            Asset.objects.filter(pk=self.pk).update_search_documents()
+        # A new file is stored during the save: one transaction with the row,
+        # so a failed save takes the file back (assetsearch.signals).
+        with transaction.atomic() if new_file else nullcontext():
+            super().save(*args, **kwargs)
+            update_fields = kwargs.get("update_fields")
+            if update_fields is None or {"title", "description", "tags"} & set(update_fields):
+                Asset.objects.filter(pk=self.pk).update_search_documents()
 
 
 # What read_new_file() sets: saved with the file even when update_fields names only "image".
@@ -187,53 +174,12 @@ FILE_FIELDS = (
 )
 
 
-class EmbeddingQuerySet(models.QuerySet["AssetEmbedding"]):
-    def for_model(self, model_key: str) -> EmbeddingQuerySet:
-        return self.filter(model_key=model_key)
-
-    def sample_vectors(self, model_key: str, size: int) -> np.ndarray:
-        """About ``size`` of ``model_key``'s vectors, drawn at random, as an (n, d) array.
-
-        ``TABLESAMPLE SYSTEM`` reads a random share of the table's pages, so
-        a sample of a million rows costs what it costs on a thousand (ORDER
-        BY random() would read and sort them all). Only for statistics: rows
-        on one page come together.
-        """
-        table = self.model._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
-            estimated_rows = cursor.fetchone()[0]
-        # Twice what is needed, as other models' rows share the pages; all
-        # of a small or never-analysed table (reltuples < 0).
-        percent = 100.0 if estimated_rows <= 0 else min(100.0, 200.0 * size / estimated_rows)
-        rows = self.raw(
-            f'SELECT id, vector FROM "{table}" TABLESAMPLE SYSTEM (%s) WHERE model_key = %s LIMIT %s',
-            [percent, model_key, size],
-        )
-        vectors = [np.asarray(row.vector, dtype=np.float32) for row in rows]
-        return np.stack(vectors) if vectors else np.empty((0, VECTOR_DIMENSIONS), dtype=np.float32)
-
-    def nearest(self, vector: Sequence[float], model_key: str, *, exact: bool = False) -> EmbeddingQuerySet:
-        """This model's vectors ordered by cosine distance to ``vector``, annotated ``distance``.
-
-        Slice it (``[:k]``) so the HNSW index can serve the ORDER BY ... LIMIT.
-        ``exact`` orders by an expression the index cannot serve (``distance
-        + 0``): an exact scan, which may still use the other indexes, e.g. to
-        reach a few filtered rows.
-        """
-        query = HalfVector(np.asarray(vector, dtype=np.float32))
-        distance = CosineDistance("vector", query)
-        if exact:
-            distance = distance + models.Value(0.0)
-        return self.for_model(model_key).annotate(distance=distance).order_by("distance", "asset_id")
-
-
 class AssetEmbedding(models.Model):
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="embeddings")
-    model_key = models.CharField(max_length=100)
+    model_key = models.CharField(max_length=MAX_MODEL_KEY_LENGTH)
     vector = HalfVectorField(dimensions=VECTOR_DIMENSIONS)
     # The asset's content hash when this vector was made: a mismatch means stale.
-    content_hash = models.CharField(max_length=64)
+    content_hash = models.CharField(max_length=CONTENT_HASH_LENGTH)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = EmbeddingQuerySet.as_manager()
@@ -260,21 +206,16 @@ class AssetEmbedding(models.Model):
 # Moderation ---------------------------------------------------------------
 
 
-class ConceptAction(models.TextChoices):
-    FLAG = "flag", _("Flag for review")
-    HIDE = "hide", _("Flag and hide from users without the moderation permission")
-
-
 class ModerationConcept(models.Model):
     """Something content rules forbid, described in words (see assetsearch.moderation)."""
 
-    name = models.CharField(_("name"), max_length=100, unique=True)
-    prompts = ArrayField(models.CharField(max_length=200), verbose_name=_("prompts"), help_text=_("What the concept looks like, one phrase each."))
+    name = models.CharField(_("name"), max_length=MAX_CONCEPT_NAME_LENGTH, unique=True)
+    prompts = ArrayField(models.CharField(max_length=MAX_PROMPT_LENGTH), verbose_name=_("prompts"), help_text=_("What the concept looks like, one phrase each."))
     counter_prompts = ArrayField(
-        models.CharField(max_length=200), verbose_name=_("counter-prompts"), default=list, blank=True,
+        models.CharField(max_length=MAX_PROMPT_LENGTH), verbose_name=_("counter-prompts"), default=list, blank=True,
         help_text=_("What it is not (look-alikes); empty uses the neutral prompts."),
     )
-    threshold = models.FloatField(_("threshold"), default=0.5, help_text=_("Flag assets whose concept probability is at least this (0-1)."))
+    threshold = models.FloatField(_("threshold"), default=DEFAULT_CONCEPT_THRESHOLD, help_text=_("Flag assets whose concept probability is at least this (0-1)."))
     action = models.CharField(_("action"), max_length=8, choices=ConceptAction.choices, default=ConceptAction.FLAG)
     enabled = models.BooleanField(_("enabled"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -294,21 +235,6 @@ class ModerationConcept(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-class FlagStatus(models.TextChoices):
-    OPEN = "open", _("Open")
-    CONFIRMED = "confirmed", _("Confirmed")
-    DISMISSED = "dismissed", _("Dismissed")
-
-
-class FlagQuerySet(models.QuerySet["ModerationFlag"]):
-    def hiding(self) -> FlagQuerySet:
-        """Flags that hide their asset: not dismissed, of an enabled hide-concept."""
-        return self.exclude(status=FlagStatus.DISMISSED).filter(concept__enabled=True, concept__action=ConceptAction.HIDE)
-
-    def review(self, status: str, reviewer: Any) -> int:
-        return self.update(status=status, reviewer=reviewer, reviewed_at=timezone.now())
 
 
 class ModerationFlag(models.Model):

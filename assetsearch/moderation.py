@@ -16,8 +16,9 @@ zero-shot classifier computes; thresholds are then calibrated from reviews
 (:func:`calibrate`).
 
 Everything is computed in SQL over the stored vectors (``<=>`` against each
-prompt vector), so a new or changed concept re-scores the catalogue without
-re-embedding a single image, in id-range batches that report progress.
+prompt vector, :meth:`EmbeddingQuerySet.with_concept_score`), so a new or
+changed concept re-scores the catalogue without re-embedding a single image,
+in id-range batches that report progress.
 """
 
 from __future__ import annotations
@@ -26,43 +27,28 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from .conf import app_settings
-from .encoders import get_encoder
+from .encoders import embed_texts, get_encoder
+from .exceptions import EmptyQuery
 from .models import Asset, AssetEmbedding, FlagStatus, ModerationConcept, ModerationFlag
-from .search import EmptyQuery, SearchError, embed_texts
-
-MODERATE_PERMISSION = "assetsearch.moderate_asset"
-
-
-def _vector_literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.6f}" for x in vector) + "]"
+from .querysets import EmbeddingQuerySet
+from .search import check_page
 
 
-def _score_sql(prompts: Sequence[str], counter_prompts: Sequence[str]) -> tuple[str, list[object]]:
-    """SQL for the concept probability of ``e.vector``, and its parameters."""
+def scored_embeddings(prompts: Sequence[str], counter_prompts: Sequence[str]) -> EmbeddingQuerySet:
+    """The default model's vectors, annotated ``score``: their concept probability."""
     counter = list(counter_prompts) or list(app_settings.MODERATION_NEUTRAL_PROMPTS)
     if not prompts:
         raise EmptyQuery("A moderation concept needs at least one prompt.")
     encoder = get_encoder()
     vectors = [t.vector for t in embed_texts([*prompts, *counter], encoder)]
-    scale = float(encoder.logit_scale)
-    term = "exp(%s * (1 - (e.vector <=> %s::halfvec)))"
-    positive = " + ".join([term] * len(prompts))
-    negative = " + ".join([term] * len(counter))
-    params: list[object] = []
-    for vector in vectors[: len(prompts)]:
-        params += [scale, _vector_literal(vector)]
-    positive_params = list(params)
-    params = []
-    for vector in vectors[len(prompts) :]:
-        params += [scale, _vector_literal(vector)]
-    sql = f"(({positive}) / (({positive}) + ({negative})))"
-    return sql, positive_params + positive_params + params
+    return AssetEmbedding.objects.for_model(encoder.key).with_concept_score(
+        vectors[: len(prompts)], vectors[len(prompts) :], encoder.logit_scale
+    )
 
 
 @dataclass
@@ -77,36 +63,12 @@ def flag_assets(concept: ModerationConcept, *, asset_ids: Sequence[int] | None =
     Existing flags keep their review status (their score is refreshed); open
     flags now under the threshold are removed.
     """
-    score, params = _score_sql(concept.prompts, concept.counter_prompts)
-    where, where_params = ["e.model_key = %s"], [get_encoder().key]
+    scores = scored_embeddings(concept.prompts, concept.counter_prompts)
     if asset_ids is not None:
-        where.append("e.asset_id = ANY(%s)")
-        where_params.append(list(asset_ids))
+        scores = scores.filter(asset_id__in=list(asset_ids))
     if id_range is not None:
-        where.append("e.asset_id BETWEEN %s AND %s")
-        where_params += list(id_range)
-    table = ModerationFlag._meta.db_table
-    sql = f"""
-        WITH scores AS (
-            SELECT e.asset_id, {score} AS score
-            FROM {AssetEmbedding._meta.db_table} e WHERE {" AND ".join(where)}
-        ), flagged AS (
-            INSERT INTO {table} (asset_id, concept_id, score, status, created_at)
-            SELECT asset_id, %s, score, %s, now() FROM scores WHERE score >= %s
-            ON CONFLICT (asset_id, concept_id) DO UPDATE SET score = EXCLUDED.score
-            RETURNING 1
-        ), cleared AS (
-            DELETE FROM {table} f USING scores s
-            WHERE f.asset_id = s.asset_id AND f.concept_id = %s AND f.status = %s AND s.score < %s
-            RETURNING 1
-        )
-        SELECT (SELECT count(*) FROM flagged), (SELECT count(*) FROM cleared)
-    """
-    all_params = params + where_params + [concept.pk, FlagStatus.OPEN, concept.threshold, concept.pk, FlagStatus.OPEN, concept.threshold]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, all_params)
-        flagged, cleared = cursor.fetchone()
-    return FlagCounts(flagged, cleared)
+        scores = scores.filter(asset_id__gte=id_range[0], asset_id__lte=id_range[1])
+    return FlagCounts(*ModerationFlag.objects.upsert_scores(concept.pk, concept.threshold, scores))
 
 
 def score_new_assets(asset_ids: Sequence[int]) -> int:
@@ -115,6 +77,22 @@ def score_new_assets(asset_ids: Sequence[int]) -> int:
     for concept in ModerationConcept.objects.filter(enabled=True):
         total += flag_assets(concept, asset_ids=asset_ids).flagged
     return total
+
+
+@dataclass
+class Scoring:
+    concepts: int  # enabled concepts
+    scored: list[int]  # the assets that have a vector of the default model
+    flags: int  # made or refreshed
+
+
+def score_assets(asset_ids: Sequence[int]) -> Scoring:
+    """Score existing assets against every enabled concept (nothing when none is enabled)."""
+    concepts = ModerationConcept.objects.filter(enabled=True).count()
+    if not concepts:
+        return Scoring(0, [], 0)
+    scored = list(AssetEmbedding.objects.for_model(get_encoder().key).filter(asset_id__in=list(asset_ids)).values_list("asset_id", flat=True))
+    return Scoring(concepts, scored, score_new_assets(scored))
 
 
 def rescore_concept(concept_id: int, *, batch_size: int = 5000, progress: Callable[[int, int], None] | None = None) -> FlagCounts:
@@ -138,23 +116,6 @@ def rescore_concept(concept_id: int, *, batch_size: int = 5000, progress: Callab
     return counts
 
 
-def request_rescore(concept: ModerationConcept) -> None:
-    """Re-score the catalogue for ``concept`` in the background, after commit."""
-    from .tasks import rescore_concept_task
-
-    pk = concept.pk
-    transaction.on_commit(lambda: _send_rescore(rescore_concept_task, pk))
-
-
-def _send_rescore(task, pk: int) -> None:
-    try:
-        task.apply_async(args=[pk], retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2})
-    except Exception:  # broker down: `manage.py assetsearch_moderation rescore` does it by hand
-        import logging
-
-        logging.getLogger(__name__).warning("Could not enqueue re-scoring of concept %s.", pk, exc_info=True)
-
-
 @dataclass
 class ModerationHit:
     asset: Asset
@@ -171,31 +132,13 @@ def moderation_query(
     prompts = [p for p in prompts if p and p.strip()]
     if not prompts:
         raise EmptyQuery("The moderation query is empty.")
-    if not 1 <= limit <= app_settings.MAX_PAGE_SIZE or offset < 0:
-        raise SearchError(f"limit must be between 1 and {app_settings.MAX_PAGE_SIZE}, offset >= 0.")
-    score, params = _score_sql(prompts, counter_prompts)
-    queryset = AssetEmbedding.objects.for_model(get_encoder().key)
-    if visible is not None:
-        queryset = queryset.filter(asset__in=visible.values("pk"))
-    inner_sql, inner_params = queryset.values("asset_id").query.sql_with_params()
-    sql = f"""
-        SELECT e.asset_id, {score} AS score FROM {AssetEmbedding._meta.db_table} e
-        WHERE e.model_key = %s AND e.asset_id IN ({inner_sql})
-        ORDER BY score DESC, e.asset_id LIMIT %s OFFSET %s
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, get_encoder().key, *inner_params, limit, offset])
-        rows = cursor.fetchall()
+    check_page(limit, offset)
+    scores = scored_embeddings(prompts, counter_prompts)
+    if visible is not None and visible.query.where:  # (no condition: every asset)
+        scores = scores.filter(asset__in=visible.values("pk"))
+    rows = list(scores.order_by("-score", "asset_id").values_list("asset_id", "score")[offset : offset + limit])
     assets = Asset.objects.in_bulk([pk for pk, _ in rows])
     return [ModerationHit(assets[pk], float(s), offset + i + 1) for i, (pk, s) in enumerate(rows)]
-
-
-def visible_assets(user: object | None) -> QuerySet[Asset]:
-    """The assets ``user`` may see: hidden ones only with the moderation permission."""
-    assets = Asset.objects.all()
-    if user is not None and getattr(user, "has_perm", None) and user.has_perm(MODERATE_PERMISSION):
-        return assets
-    return assets.exclude(pk__in=ModerationFlag.objects.hiding().values("asset_id"))
 
 
 @dataclass

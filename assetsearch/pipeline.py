@@ -1,35 +1,36 @@
 """The embedding pipeline: enqueue work, embed in batches, record the outcome.
 
 Flow: an asset is saved with a new file -> after commit, its id is sent to
-the broker (:func:`enqueue_embedding`) -> a worker runs
-:func:`embed_assets` (decode, encode in one batch, upsert vectors) -> the
-asset is ``ready`` or ``failed`` with a readable message.
+the broker (:func:`assetsearch.tasks.enqueue_embedding`) -> a worker runs
+:func:`embed_assets` (decode, encode in one batch, upsert vectors, score
+the moderation concepts) -> the asset is ``ready`` or ``failed`` with a
+readable message.
 
 Nothing is lost when a part misbehaves: a broker that is down leaves the
-asset ``pending`` for :func:`sweep_pending`; a worker that dies mid-task
-gets the message redelivered (late acks); a file that is not an image fails
-once, with the reason, and is not retried; transient errors (database,
-storage I/O) are retried with backoff by the task.
+asset ``pending`` for :func:`assetsearch.tasks.sweep_pending`; a worker that
+dies mid-task gets the message redelivered (late acks); a file that is not
+an image fails once, with the reason, and is not retried; transient errors
+(database, storage I/O) are retried with backoff by the task.
+
+This module is the core of that flow and knows nothing of Celery:
+:mod:`assetsearch.tasks` sends the work and calls it.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TypeVar
 
 from django.db import transaction
 from django.db.models import F, Q
-from django.utils import timezone
 
 from .conf import app_settings
 from .encoders import get_encoder
 from .images import InvalidImage, decode_for_model
 from .models import Asset, AssetEmbedding, EmbeddingStatus
+from .moderation import score_new_assets
 
-logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -60,39 +61,13 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def enqueue_embedding(asset_ids: Sequence[int], *, alias: str = "default", force: bool = False) -> bool:
-    """Send ids to the workers, in batches; False if the broker could not be reached.
-
-    Never raises: the assets stay ``pending`` and the sweep sends them later.
-    """
-    from .tasks import embed_assets_task
-
-    options = {"retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}}
-    if app_settings.QUEUE:
-        options["queue"] = app_settings.QUEUE
-    try:
-        for ids in chunked(asset_ids, app_settings.BATCH_SIZE):
-            embed_assets_task.apply_async(args=[ids], kwargs={"alias": alias, "force": force}, **options)
-    except Exception:  # the broker's client raises many kinds; all mean "not sent"
-        logger.warning("Could not enqueue embedding of %d asset(s); the sweep will retry.", len(asset_ids), exc_info=True)
-        return False
-    return True
-
-
-def request_embedding(asset: Asset) -> None:
-    """Enqueue ``asset`` once the current transaction commits (so the worker sees it)."""
-    pk = asset.pk
-    transaction.on_commit(lambda: enqueue_embedding([pk]))
-
-
-def create_assets(assets: Sequence[Asset]) -> list[int]:
-    """Store new assets with one INSERT and enqueue their embedding after commit.
+def store_assets(assets: Sequence[Asset]) -> list[int]:
+    """Store new assets with one INSERT and one full-text UPDATE; returns the new ids.
 
     The bulk twin of ``asset.save()`` for imports: each file is hashed,
-    inspected and stored as ``save()`` does (:meth:`Asset.read_new_file`),
-    but the rows go in with one INSERT and one full-text UPDATE, and
-    embedding is requested in ``BATCH_SIZE`` tasks. No ``post_save`` signals
-    are sent. Returns the new ids.
+    inspected and stored as ``save()`` does (:meth:`Asset.read_new_file`).
+    No ``post_save`` signals are sent: :func:`assetsearch.tasks.create_assets`
+    also requests the embedding.
     """
     for asset in assets:
         asset.read_new_file()
@@ -100,8 +75,6 @@ def create_assets(assets: Sequence[Asset]) -> list[int]:
         Asset.objects.bulk_create(assets)
         ids = [asset.pk for asset in assets]
         Asset.objects.filter(pk__in=ids).update_search_documents()
-        if ids and app_settings.AUTO_EMBED:
-            transaction.on_commit(lambda: enqueue_embedding(ids))
     return ids
 
 
@@ -155,8 +128,6 @@ def embed_assets(asset_ids: Sequence[int], *, alias: str = "default", force: boo
     if alias == "default":
         _record_outcome(assets, result)
         if result.embedded:
-            from .moderation import score_new_assets
-
             score_new_assets(result.embedded)
     return result
 
@@ -183,20 +154,3 @@ def give_up(asset_ids: Sequence[int], error: BaseException) -> None:
     """Mark assets failed after the last retry of a transient error."""
     message = f"Gave up after {app_settings.MAX_RETRIES} retries: {type(error).__name__}: {error}"
     Asset.objects.filter(pk__in=asset_ids).set_status(EmbeddingStatus.FAILED, message)
-
-
-def sweep_pending(older_than: timedelta | None = None) -> int:
-    """Re-enqueue assets pending for longer than ``older_than``; returns how many.
-
-    Catches work whose enqueue failed (broker down) or whose message was lost.
-    """
-    if older_than is None:
-        older_than = timedelta(seconds=app_settings.SWEEP_AFTER_SECONDS)
-    cutoff = timezone.now() - older_than
-    stale = Asset.objects.pending().filter(embedding_status_changed_at__lte=cutoff)
-    ids = list(stale.values_list("pk", flat=True))
-    if ids and enqueue_embedding(ids):
-        # Restart the clock so the next sweep does not send them again at once.
-        Asset.objects.filter(pk__in=ids).pending().update(embedding_status_changed_at=timezone.now())
-        return len(ids)
-    return 0

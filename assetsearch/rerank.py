@@ -33,15 +33,20 @@ from typing import Any
 
 import numpy as np
 from django.core.cache import caches
+from django.db import connections
 from django.utils.module_loading import import_string
 from PIL import Image, ImageDraw
 
 from .conf import app_settings
-from .models import Asset
+from .encoders import get_encoder
+from .exceptions import RerankError, SearchError
+from .images import decode_for_model
+from .models import Asset, AssetEmbedding
 
-
-class RerankError(Exception):
-    """The reranker could not give an answer; the vector order stands."""
+__all__ = [
+    "BaseReranker", "Candidate", "ClipReranker", "OpenAIVisionReranker", "RerankAnswer", "RerankError",
+    "RerankOutcome", "RerankQuery", "get_reranker", "rerank", "validate_order",
+]
 
 
 @dataclass
@@ -100,10 +105,6 @@ class ClipReranker(BaseReranker):
     """
 
     def rerank(self, query: RerankQuery, candidates: Sequence[Candidate], *, deadline: float) -> RerankAnswer:
-        from .encoders import get_encoder
-        from .images import decode_for_model
-        from .models import AssetEmbedding
-
         encoder = get_encoder(self.options.get("ENCODER", "default"))
         parts = []
         if query.text:
@@ -115,10 +116,7 @@ class ClipReranker(BaseReranker):
         q = np.sum(parts, axis=0)
         q /= np.linalg.norm(q)
         ids = [c.asset.pk for c in candidates]
-        stored = {
-            pk: np.asarray(v, dtype=np.float32)
-            for pk, v in AssetEmbedding.objects.for_model(encoder.key).filter(asset_id__in=ids).values_list("asset_id", "vector")
-        }
+        stored = AssetEmbedding.objects.for_model(encoder.key).vectors(ids)
         missing = [c.asset for c in candidates if c.asset.pk not in stored]
         if missing:
             images = []
@@ -195,8 +193,6 @@ class OpenAIVisionReranker(BaseReranker):
         return cached
 
     def _thumbnails(self, candidates: Sequence[Candidate]) -> list[Image.Image]:
-        from .images import decode_for_model
-
         images = []
         for c in candidates:
             with c.asset.image.open("rb") as handle:
@@ -252,8 +248,6 @@ def get_reranker(alias: str) -> BaseReranker:
     try:
         options = app_settings.RERANKERS[alias]
     except KeyError:
-        from .search import SearchError
-
         raise SearchError(f"Unknown reranker {alias!r}; configured: {', '.join(app_settings.RERANKERS) or 'none'}.") from None
     return import_string(options["BACKEND"])(alias, options)
 
@@ -294,6 +288,10 @@ def rerank(alias: str, query: RerankQuery, candidates: Sequence[Candidate]) -> R
             box["answer"] = reranker.rerank(query, candidates, deadline=deadline)
         except Exception as exc:  # noqa: BLE001 - any failure means "keep the vector order"
             box["error"] = exc
+        finally:
+            # Connections are per thread: a backend that queried (stored
+            # vectors) opened one for this thread, which nothing else closes.
+            connections.close_all()
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()

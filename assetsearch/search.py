@@ -43,10 +43,12 @@ and exact.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -54,39 +56,40 @@ from typing import IO, Any
 import numpy as np
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.cache import caches
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, QuerySet
 from PIL import Image
 
 from .conf import app_settings
-from .encoders import BaseEncoder, get_encoder
+from .constants import (
+    DEFAULT_NEGATIVE_WEIGHT,
+    DEFAULT_WEIGHT,
+    MAX_NEGATIVE_TERMS,
+    MAX_OFFSET,
+    RERANK_TOP_N_MAX,
+    RERANK_TOP_N_MIN,
+)
+from .encoders import BaseEncoder, embed_texts, get_encoder
+from .exceptions import AssetNotEmbedded, EmptyQuery, InvalidQueryImage, SearchError, UnknownAsset
 from .images import InvalidImage, decode_for_model
 from .models import Asset, AssetEmbedding
+from .querysets import configure_index_scan
+from .rerank import Candidate, RerankOutcome, RerankQuery, rerank
 
-MAX_QUERY_CHARS = 1000
-MAX_NEGATIVE_TERMS = 10
+# Public here since the first release: SearchError and its kin live in .exceptions.
+__all__ = [
+    "AssetNotEmbedded", "EmptyQuery", "Filters", "InvalidQueryImage", "Query", "SearchError", "SearchHit",
+    "SearchResults", "UnknownAsset", "candidate_assets", "check_page", "compose", "fuse_rankings", "keyword_ranking",
+    "near_duplicates", "nearest", "search", "search_text", "similar_assets", "use_exact_scan", "vector_ranking",
+]
 
-
-class SearchError(ValueError):
-    """A query that cannot be run; the message is meant for the user."""
-
-    code = "invalid_query"
-
-
-class EmptyQuery(SearchError):
-    code = "empty_query"
+WEIGHTS = ("text", "image", "asset", "negative")
 
 
-class InvalidQueryImage(SearchError):
-    code = "invalid_image"
-
-
-class UnknownAsset(SearchError):
-    code = "unknown_asset"
-
-
-class AssetNotEmbedded(SearchError):
-    code = "asset_not_embedded"
+def _given(data: Mapping[str, Any], name: str, default: Any) -> Any:
+    """``data[name]``, or ``default`` when it is missing or None (a form's empty field)."""
+    value = data.get(name)
+    return default if value is None else value
 
 
 @dataclass
@@ -101,6 +104,23 @@ class Filters:
     status: str | None = None
     asset_ids: Sequence[int] | None = None  # restrict to these (used by moderation and reranking)
     exclude_ids: Sequence[int] = ()
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any] | Filters | None) -> Filters:
+        """Filters from a mapping of the same names (missing or None: not filtered)."""
+        if isinstance(data, Filters):
+            return data
+        data = data or {}
+        return cls(
+            tags=list(_given(data, "tags", ())),
+            created_after=data.get("created_after"),
+            created_before=data.get("created_before"),
+            mime_types=list(_given(data, "mime_types", ())),
+            uploaded_by=data.get("uploaded_by"),
+            status=data.get("status") or None,
+            asset_ids=data.get("asset_ids"),
+            exclude_ids=list(_given(data, "exclude_ids", ())),
+        )
 
     def apply(self, assets: QuerySet[Asset]) -> QuerySet[Asset]:
         if self.tags:
@@ -131,14 +151,17 @@ class Filters:
 
 @dataclass
 class Query:
+    """One search. Build it directly, or with :meth:`from_data` from a form's or a
+    serializer's data; :func:`search` checks it with :meth:`clean`."""
+
     text: str = ""
     image: Image.Image | IO[bytes] | bytes | None = None
     asset_id: int | None = None
     negative: Sequence[str] = ()
-    text_weight: float = 1.0
-    image_weight: float = 1.0
-    asset_weight: float = 1.0
-    negative_weight: float = 0.5
+    text_weight: float = DEFAULT_WEIGHT
+    image_weight: float = DEFAULT_WEIGHT
+    asset_weight: float = DEFAULT_WEIGHT
+    negative_weight: float = DEFAULT_NEGATIVE_WEIGHT
     filters: Filters = field(default_factory=Filters)
     hybrid: bool = False
     min_score: float | None = None
@@ -150,6 +173,76 @@ class Query:
     # Reorder the top candidates with a reranker: True (DEFAULT_RERANKER) or an alias.
     rerank: bool | str = False
     rerank_top_n: int | None = None
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Query:
+        """The query a mapping of the field names describes; missing or None values take the defaults.
+
+        ``filters`` is a mapping of :class:`Filters` names (or a ``Filters``);
+        the API's serializers, the admin's forms and the evaluation's query
+        files all come through here, so a default is the same everywhere.
+        """
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise SearchError(f"Unknown query field(s): {', '.join(sorted(unknown))}.")
+        defaults = cls()
+        values = {
+            f.name: _given(data, f.name, getattr(defaults, f.name))
+            for f in dataclasses.fields(cls)
+            if f.name not in ("filters", "visible")
+        }
+        return cls(**values, filters=Filters.from_data(data.get("filters")), visible=data.get("visible"))
+
+    def clean(self) -> Query:
+        """A checked copy: page bounds, weights, parts; raises :class:`SearchError` saying what is wrong."""
+        check_page(self.limit, self.offset)
+        if self.min_score is not None and not (
+            isinstance(self.min_score, (int, float)) and not isinstance(self.min_score, bool) and -1 <= self.min_score <= 1
+        ):
+            raise SearchError("min_score must be a number between -1 and 1.")
+        weights = {f"{name}_weight": _check_weight(name, getattr(self, f"{name}_weight")) for name in WEIGHTS}
+        if isinstance(self.text, str) and self.text and not self.text.strip():
+            raise EmptyQuery("The query text is empty.")
+        negative = [n for n in (self.negative or ()) if isinstance(n, str) and n.strip()]
+        if len(negative) > MAX_NEGATIVE_TERMS:
+            raise SearchError(f"At most {MAX_NEGATIVE_TERMS} negative terms are allowed.")
+        if self.rerank and self.rerank_top_n is not None:
+            _check_rerank_top_n(self.rerank_top_n)
+        return dataclasses.replace(self, negative=negative, **weights)
+
+    @property
+    def rerank_depth(self) -> int:
+        """How many top candidates to rerank (0: no reranking)."""
+        if not self.rerank:
+            return 0
+        return _check_rerank_top_n(self.rerank_top_n if self.rerank_top_n is not None else app_settings.RERANK_TOP_N)
+
+
+def check_page(limit: Any, offset: Any) -> None:
+    """``limit`` 1 to ``MAX_PAGE_SIZE`` and ``offset`` 0 to ``MAX_OFFSET``, integers; else :class:`SearchError`."""
+    for name, value in (("limit", limit), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SearchError(f"{name} must be an integer.")
+    if not 1 <= limit <= app_settings.MAX_PAGE_SIZE:
+        raise SearchError(f"limit must be between 1 and {app_settings.MAX_PAGE_SIZE}.")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise SearchError(f"offset must be between 0 and {MAX_OFFSET}.")
+
+
+def _check_rerank_top_n(top_n: Any) -> int:
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or not RERANK_TOP_N_MIN <= top_n <= RERANK_TOP_N_MAX:
+        raise SearchError(f"rerank_top_n must be an integer between {RERANK_TOP_N_MIN} and {RERANK_TOP_N_MAX}.")
+    return top_n
+
+
+def _check_weight(name: str, value: Any) -> float:
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        raise SearchError(f"The {name} weight must be a number, not {value!r}.") from None
+    if not math.isfinite(weight) or weight < 0:
+        raise SearchError(f"The {name} weight must be a finite number >= 0, not {value!r}.")
+    return weight
 
 
 @dataclass
@@ -168,60 +261,15 @@ class SearchResults:
     strategy: str  # "index", "exact" or "hybrid:<index|exact>"
     notices: list[str] = field(default_factory=list)
     took_ms: float = 0.0
-    rerank: Any = None  # assetsearch.rerank.RerankOutcome when reranking was asked for
-
-
-@dataclass
-class TextVector:
-    vector: np.ndarray
-    truncated: bool
+    rerank: RerankOutcome | None = None  # when reranking was asked for
 
 
 # Query parts --------------------------------------------------------------
 
 
-def embed_text(text: str, encoder: BaseEncoder | None = None) -> TextVector:
-    """The query vector for ``text``, from the cache when the same model saw it before.
-
-    Raises :class:`SearchError` for empty or over-long text; text longer than
-    the model's context is truncated, and ``truncated`` says so.
-    """
-    return embed_texts([text], encoder)[0]
-
-
-def embed_texts(texts: Sequence[str], encoder: BaseEncoder | None = None) -> list[TextVector]:
-    """Several texts at once: cached ones from the cache, the rest in one model call."""
-    encoder = encoder or get_encoder()
-    cleaned = []
-    for text in texts:
-        if not isinstance(text, str):
-            raise SearchError("Query text must be a string.")
-        text = " ".join(text.split())
-        if not text:
-            raise EmptyQuery("The query text is empty.")
-        if len(text) > MAX_QUERY_CHARS:
-            raise SearchError(f"The query text is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}.")
-        cleaned.append(text)
-    cache = caches[app_settings.TEXT_CACHE_ALIAS]
-    keys = {text: "assetsearch:text:" + hashlib.sha256(f"{encoder.key}\0{text}".encode()).hexdigest() for text in cleaned}
-    found = cache.get_many(list(keys.values()))
-    missing = [text for text in dict.fromkeys(cleaned) if keys[text] not in found]
-    if missing:
-        vectors = encoder.embed_texts(missing)
-        fresh = {
-            keys[text]: (vector.astype(np.float32).tobytes(), encoder.count_tokens(text) > encoder.context_length)
-            for text, vector in zip(missing, vectors)
-        }
-        cache.set_many(fresh, app_settings.TEXT_CACHE_TIMEOUT)
-        found.update(fresh)
-    return [TextVector(np.frombuffer(found[keys[t]][0], dtype=np.float32), found[keys[t]][1]) for t in cleaned]
-
-
 def decode_query_image(image: Image.Image | IO[bytes] | bytes) -> Image.Image:
     """An RGB image from an upload, bytes or a PIL image; :class:`InvalidQueryImage` if it is none."""
     if isinstance(image, bytes):
-        import io
-
         image = io.BytesIO(image)
     if not isinstance(image, Image.Image):
         try:
@@ -243,16 +291,6 @@ def asset_vector(asset_id: int, encoder: BaseEncoder | None = None) -> np.ndarra
     return np.asarray(vector, dtype=np.float32)
 
 
-def _check_weight(name: str, value: Any) -> float:
-    try:
-        weight = float(value)
-    except (TypeError, ValueError):
-        raise SearchError(f"The {name} weight must be a number, not {value!r}.") from None
-    if not math.isfinite(weight) or weight < 0:
-        raise SearchError(f"The {name} weight must be a finite number >= 0, not {value!r}.")
-    return weight
-
-
 @dataclass
 class ComposedQuery:
     vector: np.ndarray
@@ -264,17 +302,9 @@ class ComposedQuery:
 def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
     """Embed the query's parts and combine them (see the module docstring)."""
     encoder = encoder or get_encoder()
-    weights = {
-        "text": _check_weight("text", query.text_weight),
-        "image": _check_weight("image", query.image_weight),
-        "asset": _check_weight("asset", query.asset_weight),
-        "negative": _check_weight("negative", query.negative_weight),
-    }
-    negatives = [n for n in (query.negative or ()) if isinstance(n, str) and n.strip()]
-    if len(negatives) > MAX_NEGATIVE_TERMS:
-        raise SearchError(f"At most {MAX_NEGATIVE_TERMS} negative terms are allowed.")
-    if isinstance(query.text, str) and query.text and not query.text.strip():
-        raise EmptyQuery("The query text is empty.")
+    query = query.clean()
+    weights = {name: getattr(query, f"{name}_weight") for name in WEIGHTS}
+    negatives = list(query.negative)
     parts: dict[str, np.ndarray] = {}
     notices: list[str] = []
     texts = ([query.text] if query.text and query.text.strip() else []) + negatives
@@ -341,20 +371,13 @@ def catalogue_covariance(model_key: str) -> np.ndarray | None:
 # Running queries ----------------------------------------------------------
 
 
-def configure_index_scan(depth: int) -> None:
-    """Set the HNSW knobs for the current transaction (``SET LOCAL``)."""
-    ef_search = min(max(app_settings.HNSW_EF_SEARCH, depth), 1000)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
-        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
-
-
-def _candidate_assets(query: Query) -> QuerySet[Asset]:
+def candidate_assets(query: Query) -> QuerySet[Asset]:
+    """The assets ``query`` may return: the visible ones, its filters applied."""
     assets = query.visible if query.visible is not None else Asset.objects.all()
     return query.filters.apply(assets)
 
 
-def _use_exact_scan(query: Query, assets: QuerySet[Asset]) -> bool:
+def use_exact_scan(query: Query, assets: QuerySet[Asset]) -> bool:
     """Exact when asked, or when the filters leave few rows (the index would wander)."""
     if query.exact:
         return True
@@ -390,43 +413,25 @@ def keyword_ranking(text: str, assets: QuerySet[Asset], *, depth: int) -> list[i
     )
 
 
-def _similarities(vector: np.ndarray, asset_ids: Sequence[int], model_key: str) -> dict[int, np.ndarray]:
-    rows = AssetEmbedding.objects.for_model(model_key).filter(asset_id__in=list(asset_ids)).values_list("asset_id", "vector")
-    return {asset_id: np.asarray(v, dtype=np.float32) for asset_id, v in rows}
-
-
-def _check_page(query: Query) -> None:
-    for name in ("limit", "offset"):
-        value = getattr(query, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SearchError(f"{name} must be an integer.")
-    if not 1 <= query.limit <= app_settings.MAX_PAGE_SIZE:
-        raise SearchError(f"limit must be between 1 and {app_settings.MAX_PAGE_SIZE}.")
-    if not 0 <= query.offset <= 10_000:
-        raise SearchError("offset must be between 0 and 10000.")
-    if query.min_score is not None and not (isinstance(query.min_score, (int, float)) and -1 <= query.min_score <= 1):
-        raise SearchError("min_score must be a number between -1 and 1.")
-
-
 def search(query: Query) -> SearchResults:
     """Run ``query``; see the module docstring for what each part does."""
     started = time.perf_counter()
-    _check_page(query)
+    query = query.clean()
     encoder = get_encoder()
     composed = compose(query, encoder)
-    assets = _candidate_assets(query)
+    assets = candidate_assets(query)
     if query.asset_id is not None:
         assets = assets.exclude(pk=query.asset_id)  # "more like this" never returns the asset itself
-    exact = _use_exact_scan(query, assets)
+    exact = use_exact_scan(query, assets)
     depth = query.offset + query.limit
-    top_n = _rerank_depth(query)
+    top_n = query.rerank_depth
     depth = max(depth, top_n)
     if query.hybrid and query.text.strip():
         candidates = max(depth, app_settings.HYBRID_CANDIDATES)
         by_vector = vector_ranking(composed.vector, assets, depth=candidates, exact=exact, model_key=encoder.key)
         by_keyword = keyword_ranking(query.text, assets, depth=candidates)
-        fused = _fuse({"vector": [pk for pk, _ in by_vector], "keyword": by_keyword})
-        vectors = _similarities(composed.vector, [pk for pk, _, _ in fused], encoder.key)
+        fused = fuse_rankings({"vector": [pk for pk, _ in by_vector], "keyword": by_keyword})
+        vectors = AssetEmbedding.objects.for_model(encoder.key).vectors([pk for pk, _, _ in fused])
         ranked = [
             (pk, float(vectors[pk] @ composed.vector) if pk in vectors else None, fused_score, ranks)
             for pk, fused_score, ranks in fused
@@ -437,7 +442,7 @@ def search(query: Query) -> SearchResults:
             composed.notices.append("Hybrid mode needs query text; ran a vector search.")
         by_vector = vector_ranking(composed.vector, assets, depth=depth, exact=exact, model_key=encoder.key)
         ranked = [(pk, score, None, {"vector": i + 1}) for i, (pk, score) in enumerate(by_vector)]
-        vectors = _similarities(composed.vector, [pk for pk, _ in by_vector], encoder.key) if len(composed.parts) > 1 else {}
+        vectors = AssetEmbedding.objects.for_model(encoder.key).vectors([pk for pk, _ in by_vector]) if len(composed.parts) > 1 else {}
         strategy = "exact" if exact else "index"
 
     outcome = None
@@ -469,20 +474,8 @@ def search(query: Query) -> SearchResults:
     )
 
 
-def _rerank_depth(query: Query) -> int:
-    """How many top candidates to rerank (0: no reranking)."""
-    if not query.rerank:
-        return 0
-    top_n = query.rerank_top_n if query.rerank_top_n is not None else app_settings.RERANK_TOP_N
-    if isinstance(top_n, bool) or not isinstance(top_n, int) or not 2 <= top_n <= 100:
-        raise SearchError("rerank_top_n must be an integer between 2 and 100.")
-    return top_n
-
-
-def _reranked(query: Query, composed: ComposedQuery, ranked: list, top_n: int) -> tuple[list, Any]:
+def _reranked(query: Query, composed: ComposedQuery, ranked: list, top_n: int) -> tuple[list, RerankOutcome]:
     """Reorder the first ``top_n`` rows with the reranker; the rest keep their place."""
-    from .rerank import Candidate, RerankQuery, rerank
-
     alias = app_settings.DEFAULT_RERANKER if query.rerank is True else str(query.rerank)
     head, tail = ranked[:top_n], ranked[top_n:]
     assets = Asset.objects.in_bulk([row[0] for row in head])
@@ -499,7 +492,7 @@ def _reranked(query: Query, composed: ComposedQuery, ranked: list, top_n: int) -
     return reordered + tail, outcome
 
 
-def _fuse(rankings: dict[str, list[int]]) -> list[tuple[int, float, dict[str, int]]]:
+def fuse_rankings(rankings: dict[str, list[int]]) -> list[tuple[int, float, dict[str, int]]]:
     """Reciprocal rank fusion; ties broken by asset id for stable pages."""
     k = app_settings.RRF_K
     scores: dict[int, float] = {}

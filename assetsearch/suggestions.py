@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import connection
 
 from .conf import app_settings
-from .encoders import get_encoder
-from .search import asset_vector, embed_texts
+from .encoders import embed_texts, get_encoder
+from .models import Asset
+from .search import asset_vector
 
 
 @dataclass
@@ -28,16 +28,11 @@ class TagSuggestion:
 
 def tag_vocabulary() -> list[str]:
     """The catalogue's distinct tags and the configured labels, sorted."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT DISTINCT unnest(tags) FROM assetsearch_asset")
-        tags = {row[0] for row in cursor.fetchall() if row[0]}
-    return sorted(tags | {label for label in app_settings.TAG_LABELS if label})
+    return sorted(Asset.objects.tag_vocabulary() | {label for label in app_settings.TAG_LABELS if label})
 
 
 def suggest_tags(asset_id: int, *, limit: int = 10, include_existing: bool = False) -> list[TagSuggestion]:
     """The labels that best describe the asset's image, best first."""
-    from .models import Asset
-
     encoder = get_encoder()
     vector = asset_vector(asset_id, encoder)
     vocabulary = tag_vocabulary()

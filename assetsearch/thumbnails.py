@@ -44,7 +44,17 @@ def check_thumbnail_size(size: int | None) -> int:
 
 def get_thumbnail_name(asset: Asset, size: int) -> str:
     """The storage name of ``asset``'s thumbnail at ``size`` (made or not)."""
-    key = asset.content_hash or f"asset-{asset.pk}"
+    return _thumbnail_name(asset.content_hash, asset.pk, size)
+
+
+def get_thumbnail_names(content_hash: str, pk: int) -> list[str]:
+    """The storage names of the thumbnails, in every offered size, of asset ``pk`` holding ``content_hash``."""
+    return [_thumbnail_name(content_hash, pk, size) for size in get_thumbnail_sizes()]
+
+
+def _thumbnail_name(content_hash: str, pk: int, size: int) -> str:
+    # Named by the bytes, so identical files share their thumbnails.
+    key = content_hash or f"asset-{pk}"
     return f"{app_settings.THUMBNAIL_PREFIX.rstrip('/')}/{key[:2]}/{key}-{size}.jpg"
 
 

@@ -160,7 +160,8 @@ def main() -> None:
     encoder_rate = product_encoder(paths, raw_batch)
     from django.conf import settings
 
-    settings.ASSETSEARCH = {**settings.ASSETSEARCH, "BATCH_SIZE": raw_batch}  # task size here
+    default = {**settings.ASSETSEARCH["ENCODERS"]["default"], "BATCH_SIZE": raw_batch}
+    settings.ASSETSEARCH = {**settings.ASSETSEARCH, "ENCODERS": {"default": default}}  # task size here
     env = {**os.environ, "DATABASE_URL": bench_database_url(), "ASSETSEARCH_BATCH_SIZE": str(raw_batch)}
     worker = start_worker(env)  # model-call size there
     try:

@@ -70,7 +70,7 @@ def run(rows: int, queries: int, rng: np.random.Generator) -> list[list[object]]
     from assetsearch.demo_model.synthetic import random_scene
     from assetsearch.encoders import get_encoder
     from assetsearch.models import Asset
-    from assetsearch.search import Filters, Query, _candidate_assets, _fuse, _use_exact_scan, keyword_ranking, vector_ranking
+    from assetsearch.search import Filters, Query, candidate_assets, fuse_rankings, use_exact_scan, keyword_ranking, vector_ranking
 
     encoder = get_encoder()
     key = encoder.key
@@ -89,8 +89,8 @@ def run(rows: int, queries: int, rng: np.random.Generator) -> list[list[object]]
     def db_times(assets, exact: bool | None = None, depth: int = 20) -> tuple[list[float], int]:
         times, short = [], 0
         query = Query(text="x", filters=Filters(tags=assets) if isinstance(assets, list) else Filters())
-        candidates = _candidate_assets(query)
-        use_exact = _use_exact_scan(query, candidates) if exact is None else exact
+        candidates = candidate_assets(query)
+        use_exact = use_exact_scan(query, candidates) if exact is None else exact
         for q in picks:
             started = time.perf_counter()
             ranked = vector_ranking(q, candidates, depth=depth, exact=use_exact, model_key=key)
@@ -108,7 +108,7 @@ def run(rows: int, queries: int, rng: np.random.Generator) -> list[list[object]]
         started = time.perf_counter()
         by_vector = vector_ranking(q, all_assets, depth=100, exact=False, model_key=key)
         by_keyword = keyword_ranking(["harbour", "forest", "skyline"][i % 3], all_assets, depth=100)
-        _fuse({"vector": [pk for pk, _ in by_vector], "keyword": by_keyword})
+        fuse_rankings({"vector": [pk for pk, _ in by_vector], "keyword": by_keyword})
         hybrid.append((time.perf_counter() - started) * 1000)
 
     overlaps = []

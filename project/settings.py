@@ -108,10 +108,14 @@ CELERY_BEAT_SCHEDULE = {
 #   "MODEL": "ViT-B-32", "PRETRAINED": "laion2b_s34b_b79k"
 _pretrained = os.environ.get("ASSETSEARCH_PRETRAINED", "bundled")
 ASSETSEARCH = {
-    "MODEL": os.environ.get("ASSETSEARCH_MODEL", "assetsearch-demo"),
-    "PRETRAINED": None if _pretrained.lower() in ("", "none") else _pretrained,  # none: random weights
-    "DEVICE": os.environ.get("ASSETSEARCH_DEVICE", "auto"),
-    "BATCH_SIZE": int(os.environ.get("ASSETSEARCH_BATCH_SIZE", "32")),
+    "ENCODERS": {
+        "default": {
+            "MODEL": os.environ.get("ASSETSEARCH_MODEL", "assetsearch-demo"),
+            "PRETRAINED": None if _pretrained.lower() in ("", "none") else _pretrained,  # none: random weights
+            "DEVICE": os.environ.get("ASSETSEARCH_DEVICE", "auto"),
+            "BATCH_SIZE": int(os.environ.get("ASSETSEARCH_BATCH_SIZE", "32")),
+        },
+    },
 }
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus, FlagStatus, ModerationConcept, ModerationFlag
-from assetsearch.moderation import calibrate, flag_assets, moderation_query, rescore_concept, visible_assets
+from assetsearch.moderation import calibrate, flag_assets, moderation_query, rescore_concept
 from assetsearch.pipeline import embed_assets
 from assetsearch.search import Query, search, similar_assets, near_duplicates
 
@@ -82,7 +82,7 @@ def test_review_and_hiding_in_every_listing():
     moderator = User.objects.get(pk=moderator.pk)
 
     def listings(user) -> dict[str, set[int]]:
-        visible = visible_assets(user)
+        visible = Asset.objects.visible_to(user)
         return {
             "list": set(visible.values_list("pk", flat=True)),
             "search": {h.asset.pk for h in search(Query(text="a red triangle", limit=16, visible=visible)).hits},

@@ -17,7 +17,8 @@ from django.test import override_settings
 
 from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus
 from assetsearch.encoders import get_encoder
-from assetsearch.pipeline import embed_assets, sweep_pending
+from assetsearch.pipeline import embed_assets
+from assetsearch.tasks import sweep_pending
 from assetsearch.search import search_text
 
 from .utils import image_file, scene, wait_for

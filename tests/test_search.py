@@ -8,7 +8,8 @@ from django.db import connection
 
 from assetsearch.encoders import get_encoder
 from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus
-from assetsearch.search import SearchError, embed_text, nearest
+from assetsearch.encoders import embed_text
+from assetsearch.search import SearchError, nearest
 
 pytestmark = pytest.mark.django_db
 

@@ -88,12 +88,12 @@ def test_filtered_query_returns_a_full_page(big_catalogue, tag, strategy):
 
 
 def test_search_chooses_exact_scan_for_selective_filters(big_catalogue):
-    from assetsearch.search import Query, _use_exact_scan, _candidate_assets
+    from assetsearch.search import Query, use_exact_scan, candidate_assets
 
     rare = Query(text="x", filters=Filters(tags=["rare"]))
     common = Query(text="x", filters=Filters(tags=["common"]))
-    assert _use_exact_scan(rare, _candidate_assets(rare)) is True
-    assert _use_exact_scan(common, _candidate_assets(common)) is False
+    assert use_exact_scan(rare, candidate_assets(rare)) is True
+    assert use_exact_scan(common, candidate_assets(common)) is False
 
 
 @pytest.mark.parametrize("tag, strategy", [("rare", "exact"), ("common", "index")])
@@ -109,7 +109,7 @@ def test_query_plan_uses_the_hnsw_index(big_catalogue):
     """The search query (ORDER BY distance LIMIT k over one model's vectors) is an HNSW index scan."""
     from django.db import transaction
 
-    from assetsearch.search import configure_index_scan
+    from assetsearch.querysets import configure_index_scan
 
     query = queries(big_catalogue, 1)[0]
     queryset = AssetEmbedding.objects.nearest(query, get_encoder().key).values_list("asset_id", "distance")[:20]

@@ -39,7 +39,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
-from ..search import SearchError
+from ..exceptions import SearchError
 from ..thumbnails import ThumbnailUnavailable
 
 # Validation codes precise enough to replace the generic "invalid" at the top level.

@@ -22,7 +22,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModel
 from rest_framework.request import Request
 
 from ..conf import app_settings
-from ..moderation import MODERATE_PERMISSION
+from ..constants import MODERATE_PERMISSION
 
 VIEW_PERMISSION = "assetsearch.view_asset"
 

@@ -1,107 +1,57 @@
 """Serializers: every input is validated here, before the core sees it or a file is saved.
 
-JSON bodies are typed strictly: a weight sent as ``"0.5"`` or a tag list sent
-as ``"red"`` is an error, not a guess. Form data (multipart uploads, query
-strings) carries only strings, so there numbers and booleans are parsed
-from their text as usual.
+The fields are strict about JSON types (:mod:`assetsearch.api.fields`); the
+bounds are :mod:`assetsearch.constants` and the settings.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from django.core.files.uploadedfile import UploadedFile
-from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from PIL import Image
 from rest_framework import serializers
 from rest_framework.utils import html
 from rest_framework.validators import UniqueValidator
 
 from ..conf import app_settings
-from ..images import MIME_TYPES, InvalidImage, decode_for_model
-from ..models import Asset, ConceptAction, EmbeddingStatus, FlagStatus, ModerationConcept, ModerationFlag
-from ..search import MAX_NEGATIVE_TERMS, MAX_QUERY_CHARS, Filters, Query
+from ..constants import (
+    DEFAULT_DUPLICATES_LIMIT,
+    DEFAULT_NEGATIVE_WEIGHT,
+    DEFAULT_TAG_SUGGESTIONS,
+    DEFAULT_WEIGHT,
+    MAX_CONCEPT_NAME_LENGTH,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_ID,
+    MAX_LIST_LIMIT,
+    MAX_NEGATIVE_TERMS,
+    MAX_OFFSET,
+    MAX_PROMPT_LENGTH,
+    MAX_QUERY_CHARS,
+    MAX_REVIEW_IDS,
+    MAX_TITLE_LENGTH,
+    RERANK_TOP_N_MAX,
+    RERANK_TOP_N_MIN,
+    ConceptAction,
+    EmbeddingStatus,
+    FlagStatus,
+)
+from ..images import MIME_TYPES
+from ..models import Asset, ModerationConcept, ModerationFlag
+from ..search import Filters, Query
 from ..thumbnails import check_thumbnail_size, get_thumbnail_url
-from .exceptions import PayloadTooLarge
-
-MAX_TAGS = 100
-MAX_TAG_LENGTH = 64  # Asset.tags' column width
-MAX_DESCRIPTION_LENGTH = 10_000
-MAX_OFFSET = 10_000  # as search.py allows
-MAX_ID = 2**63 - 1
-# Longest file name kept from an upload (the storage path adds ~35 characters; the column holds 255).
-MAX_FILE_NAME = 100
-
-
-# Strict fields ------------------------------------------------------------
-
-
-def is_form_input(field: serializers.Field) -> bool:
-    """True when the whole input is form data or a query string (all values are text)."""
-    return html.is_html_input(getattr(field.root, "initial_data", None))
-
-
-class StrictCharField(serializers.CharField):
-    default_error_messages = {"invalid": "Expected a string, got {type}."}
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid", type=type(data).__name__)
-        return super().to_internal_value(data)
-
-
-class StrictIntegerField(serializers.IntegerField):
-    default_error_messages = {"wrong_type": "Expected an integer, got {type}."}
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or (isinstance(data, str) and not is_form_input(self)) or isinstance(data, float):
-            self.fail("wrong_type", type=type(data).__name__)
-        return super().to_internal_value(data)
-
-
-class StrictFloatField(serializers.FloatField):
-    default_error_messages = {"wrong_type": "Expected a number, got {type}."}
-
-    def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool) or (isinstance(data, str) and not is_form_input(self)):
-            self.fail("wrong_type", type=type(data).__name__)
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    default_error_messages = {"wrong_type": "Expected true or false, got {type}."}
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool) and not is_form_input(self):
-            self.fail("wrong_type", type=type(data).__name__)
-        return super().to_internal_value(data)
-
-
-@extend_schema_field({"type": "number", "format": "double", "nullable": True})
-class FiniteFloatField(serializers.FloatField):
-    """Output only: NaN and infinities become null (JSON has no such numbers)."""
-
-    def to_representation(self, value: Any) -> float | None:
-        value = float(value)
-        return value if value == value and abs(value) != float("inf") else None
-
-
-class TagListField(serializers.ListField):
-    """A list of tags: stripped, non-empty, at most 64 characters, duplicates dropped."""
-
-    child = StrictCharField(max_length=MAX_TAG_LENGTH)
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", MAX_TAGS)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> list[str]:
-        return list(dict.fromkeys(super().to_internal_value(data)))
+from .fields import (
+    FiniteFloatField,
+    ImageUploadField,
+    PromptListField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    TagListField,
+)
 
 
 class RejectUnknownFieldsMixin:
@@ -127,42 +77,6 @@ class RejectUnknownFieldsMixin:
         return super().to_internal_value(data)  # type: ignore[misc]
 
 
-# Uploaded images ----------------------------------------------------------
-
-
-class ImageUploadField(serializers.FileField):
-    """An uploaded image, checked in full before anything is saved.
-
-    Over ``MAX_UPLOAD_BYTES``: 413. Not an image, an unsupported format, over
-    ``MAX_IMAGE_PIXELS`` (checked from the header, before decoding) or
-    truncated: 400 ``invalid_image``. With ``decode=True`` the value is the
-    decoded image (what search embeds), else the file.
-    """
-
-    def __init__(self, *, decode: bool = False, **kwargs: Any) -> None:
-        self.decode = decode
-        kwargs.setdefault("allow_empty_file", False)
-        kwargs.setdefault("use_url", False)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> UploadedFile | Image.Image:
-        file = super().to_internal_value(data)
-        limit = app_settings.MAX_UPLOAD_BYTES
-        if file.size > limit:
-            raise PayloadTooLarge(f"The file is {file.size:,} bytes; the limit is {limit:,} bytes.")
-        try:
-            image = decode_for_model(file)
-        except InvalidImage as exc:
-            raise serializers.ValidationError(str(exc), code="invalid_image") from exc
-        finally:
-            file.seek(0)
-        if self.decode:
-            return image
-        stem, ext = os.path.splitext(os.path.basename(file.name))
-        file.name = (stem[:MAX_FILE_NAME] or "image") + ext[:10]
-        return file
-
-
 # Assets -------------------------------------------------------------------
 
 
@@ -178,7 +92,7 @@ class EmbeddingStateSerializer(serializers.Serializer):
 class AssetSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     """An asset; its editorial metadata (title, description, tags) is writable."""
 
-    title = StrictCharField(max_length=255, allow_blank=True, required=False)
+    title = StrictCharField(max_length=MAX_TITLE_LENGTH, allow_blank=True, required=False)
     description = StrictCharField(max_length=MAX_DESCRIPTION_LENGTH, allow_blank=True, required=False, trim_whitespace=False)
     tags = TagListField(required=False)
     image_url = serializers.SerializerMethodField()
@@ -254,6 +168,7 @@ class AssetFilterSerializer(serializers.Serializer):
     created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
     created_before = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")
     mime_type = serializers.ListField(
+        source="mime_types",
         child=serializers.ChoiceField(choices=sorted(MIME_TYPES.values())), required=False, max_length=len(MIME_TYPES),
         help_text="The asset's MIME type is one of these.",
     )
@@ -261,26 +176,14 @@ class AssetFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=EmbeddingStatus.choices, required=False, help_text="Embedding status.")
 
     def get_filters(self) -> Filters:
-        return filters_from(self.validated_data)
-
-
-def filters_from(data: Mapping[str, Any]) -> Filters:
-    """The core's :class:`Filters` from validated :class:`AssetFilterSerializer` data."""
-    return Filters(
-        tags=data.get("tags", ()),
-        created_after=data.get("created_after"),
-        created_before=data.get("created_before"),
-        mime_types=data.get("mime_type", ()),
-        uploaded_by=data.get("uploaded_by"),
-        status=data.get("status"),
-    )
+        return Filters.from_data(self.validated_data)
 
 
 class PageSerializer(serializers.Serializer):
-    """``limit`` (1 to ``MAX_PAGE_SIZE``, default ``PAGE_SIZE``) and ``offset`` (0 to 10,000)."""
+    """``limit`` (1 to ``MAX_PAGE_SIZE``, default ``PAGE_SIZE``) and ``offset`` (0 to ``MAX_OFFSET``)."""
 
     limit = StrictIntegerField(required=False, help_text="Results per page (1 to MAX_PAGE_SIZE, default PAGE_SIZE: 20 and 100 unless configured).")
-    offset = StrictIntegerField(required=False, default=0, help_text="Results to skip (0 to 10000).")
+    offset = StrictIntegerField(required=False, default=0, help_text=f"Results to skip (0 to {MAX_OFFSET}).")
 
     def validate_limit(self, value: int) -> int:
         maximum = app_settings.MAX_PAGE_SIZE
@@ -299,21 +202,15 @@ class PageSerializer(serializers.Serializer):
     def get_offset(self) -> int:
         return self.validated_data.get("offset", 0)
 
+    def get_page(self) -> dict[str, int]:
+        return {"limit": self.get_limit(), "offset": self.get_offset()}
+
 
 # Search input -------------------------------------------------------------
 
 
-def search_visibility(visible: QuerySet[Asset] | None) -> QuerySet[Asset] | None:
-    """What to pass as ``Query.visible``: the visible assets, or None when that is all of them.
-
-    None spares the search a count of the visible rows (it weighs an exact
-    scan against the index whenever a restriction is given).
-    """
-    return visible if visible is not None and visible.query.where else None
-
-
-def _visible(serializer: serializers.Serializer) -> QuerySet[Asset] | None:
-    return search_visibility(serializer.context.get("visible"))
+def _visible(serializer: serializers.Serializer) -> Any:
+    return serializer.context.get("visible")
 
 
 class SimpleSearchSerializer(PageSerializer, AssetFilterSerializer):
@@ -328,13 +225,9 @@ class SimpleSearchSerializer(PageSerializer, AssetFilterSerializer):
         return value
 
     def get_query(self) -> Query:
-        return Query(
-            text=self.validated_data["q"],
-            hybrid=self.validated_data["hybrid"],
-            filters=self.get_filters(),
-            limit=self.get_limit(),
-            offset=self.get_offset(),
-            visible=_visible(self),
+        data = self.validated_data
+        return Query.from_data(
+            {"text": data["q"], "hybrid": data["hybrid"], "filters": data, **self.get_page(), "visible": _visible(self)}
         )
 
 
@@ -356,10 +249,10 @@ class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
         max_length=MAX_NEGATIVE_TERMS,
         help_text="Terms to steer away from.",
     )
-    text_weight = StrictFloatField(required=False, min_value=0, default=1.0)
-    image_weight = StrictFloatField(required=False, min_value=0, default=1.0)
-    asset_weight = StrictFloatField(required=False, min_value=0, default=1.0)
-    negative_weight = StrictFloatField(required=False, min_value=0, default=0.5)
+    text_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_WEIGHT)
+    image_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_WEIGHT)
+    asset_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_WEIGHT)
+    negative_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_NEGATIVE_WEIGHT)
     filters = AssetFilterSerializer(required=False)
     hybrid = StrictBooleanField(required=False, default=False, help_text="Fuse with full-text search (needs text).")
     min_score = StrictFloatField(required=False, allow_null=True, min_value=-1, max_value=1, help_text="Drop results less similar than this.")
@@ -368,11 +261,12 @@ class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
         required=False, allow_blank=True, default="",
         help_text='Reorder the top candidates with a reranker: "true" for DEFAULT_RERANKER, or a RERANKERS alias; empty: no reranking.',
     )
-    rerank_top_n = StrictIntegerField(required=False, allow_null=True, min_value=2, max_value=100, help_text="How many top candidates to rerank (default RERANK_TOP_N).")
+    rerank_top_n = StrictIntegerField(
+        required=False, allow_null=True, min_value=RERANK_TOP_N_MIN, max_value=RERANK_TOP_N_MAX,
+        help_text="How many top candidates to rerank (default RERANK_TOP_N).",
+    )
 
     def validate_rerank(self, value: str) -> bool | str:
-        from ..conf import app_settings
-
         if value in ("", "false"):
             return False
         if value == "true":
@@ -388,26 +282,7 @@ class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
         return value
 
     def get_query(self) -> Query:
-        data = self.validated_data
-        return Query(
-            text=data.get("text", ""),
-            image=data.get("image"),
-            asset_id=data.get("asset_id"),
-            negative=data.get("negative", ()),
-            text_weight=data["text_weight"],
-            image_weight=data["image_weight"],
-            asset_weight=data["asset_weight"],
-            negative_weight=data["negative_weight"],
-            filters=filters_from(data.get("filters", {})),
-            hybrid=data["hybrid"],
-            min_score=data.get("min_score"),
-            exact=data["exact"],
-            rerank=data["rerank"],
-            rerank_top_n=data.get("rerank_top_n"),
-            limit=self.get_limit(),
-            offset=self.get_offset(),
-            visible=_visible(self),
-        )
+        return Query.from_data({**self.validated_data, **self.get_page(), "visible": _visible(self)})
 
 
 class SimilarQuerySerializer(PageSerializer, AssetFilterSerializer):
@@ -416,11 +291,11 @@ class SimilarQuerySerializer(PageSerializer, AssetFilterSerializer):
 
 class DuplicatesQuerySerializer(serializers.Serializer):
     threshold = StrictFloatField(required=False, min_value=0, max_value=1, help_text="Cosine similarity at or above which an asset counts as a duplicate (default DUPLICATE_THRESHOLD).")
-    limit = StrictIntegerField(required=False, default=50, min_value=1, max_value=100)
+    limit = StrictIntegerField(required=False, default=DEFAULT_DUPLICATES_LIMIT, min_value=1, max_value=MAX_LIST_LIMIT)
 
 
 class TagQuerySerializer(serializers.Serializer):
-    limit = StrictIntegerField(required=False, default=10, min_value=1, max_value=100)
+    limit = StrictIntegerField(required=False, default=DEFAULT_TAG_SUGGESTIONS, min_value=1, max_value=MAX_LIST_LIMIT)
     include_existing = StrictBooleanField(required=False, default=False, help_text="Also suggest tags the asset already has.")
 
 
@@ -480,24 +355,6 @@ class DuplicatesSerializer(serializers.Serializer):
 
 # Moderation ---------------------------------------------------------------
 
-MAX_PROMPTS = 50
-MAX_PROMPT_LENGTH = 200  # ModerationConcept.prompts' column width
-MAX_REVIEW_IDS = 1000
-
-
-class PromptListField(serializers.ListField):
-    """Prompts: non-blank phrases of at most 200 characters, duplicates dropped."""
-
-    child = StrictCharField(max_length=MAX_PROMPT_LENGTH)
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", MAX_PROMPTS)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> list[str]:
-        return list(dict.fromkeys(super().to_internal_value(data)))
-
-
 class ModerationQuerySerializer(PageSerializer):
     """``GET /api/moderation/query/``: assets ranked by the concept score of free text."""
 
@@ -532,7 +389,7 @@ class ModerationConceptSerializer(RejectUnknownFieldsMixin, serializers.ModelSer
     """A moderation concept; saving an enabled one re-scores the catalogue in the background."""
 
     name = StrictCharField(
-        max_length=100, validators=[UniqueValidator(ModerationConcept.objects.all(), message="A concept with this name exists.")],
+        max_length=MAX_CONCEPT_NAME_LENGTH, validators=[UniqueValidator(ModerationConcept.objects.all(), message="A concept with this name exists.")],
     )
     prompts = PromptListField(allow_empty=False)
     counter_prompts = PromptListField(required=False)
@@ -558,14 +415,6 @@ class FlagFilterSerializer(serializers.Serializer):
         if not ModerationConcept.objects.filter(pk=value).exists():
             raise serializers.ValidationError(f"There is no concept with id {value}.", code="unknown_concept")
         return value
-
-    def apply(self, queryset: QuerySet[ModerationFlag]) -> QuerySet[ModerationFlag]:
-        data = self.validated_data
-        if "status" in data:
-            queryset = queryset.filter(status=data["status"])
-        if "concept" in data:
-            queryset = queryset.filter(concept_id=data["concept"])
-        return queryset
 
 
 class ModerationFlagSerializer(serializers.ModelSerializer):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponseBase
 from django.utils.cache import get_conditional_response, patch_cache_control
@@ -32,12 +31,13 @@ from rest_framework.serializers import BaseSerializer
 
 from ..conf import app_settings
 from ..models import Asset, ModerationConcept, ModerationFlag
-from ..moderation import moderation_query, visible_assets
+from ..moderation import moderation_query
 from ..search import near_duplicates, search, similar_assets
 from ..suggestions import suggest_tags
 from ..thumbnails import get_thumbnail
 from . import serializers as s
 from .exceptions import exception_handler
+from .filters import AssetFilterBackend, FlagFilterBackend
 from .permissions import AssetPermission, ModerationConceptPermission, ModerationPermission
 from .throttles import AssetSearchThrottle
 
@@ -86,7 +86,7 @@ class AssetSearchAPIMixin:
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
     pagination_class = AssetPagination
-    filter_backends: list[type] = []  # filtering is the serializers' job, not the host's defaults
+    filter_backends: list[type] = []  # our own backends (.filters), never the host's defaults
     schema = AutoSchema()
     throttle_scope: str | None = None
     request: Request
@@ -99,7 +99,7 @@ class AssetSearchAPIMixin:
 
     def get_visible_assets(self) -> QuerySet[Asset]:
         """The assets this user may see (moderation hides some from users without its permission)."""
-        return visible_assets(self.request.user).select_related("uploaded_by")
+        return Asset.objects.visible_to(self.request.user).select_related("uploaded_by")
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "visible": self.get_visible_assets()}  # type: ignore[misc]
@@ -133,15 +133,11 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     """Assets: upload, list and filter, edit metadata, replace the file, delete."""
 
     serializer_class = s.AssetSerializer
+    filter_backends = [AssetFilterBackend]
     queryset = Asset.objects.none()  # for the schema; get_queryset() is what counts
 
     def get_queryset(self) -> QuerySet[Asset]:
         return self.get_visible_assets()
-
-    def filter_queryset(self, queryset: QuerySet[Asset]) -> QuerySet[Asset]:
-        if self.action == "list":
-            return self.validated(s.AssetFilterSerializer, self.request.query_params).get_filters().apply(queryset)
-        return queryset
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         action = self.action
@@ -161,11 +157,6 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
         user = self.request.user
         serializer.save(uploaded_by=user if user.is_authenticated else None)
 
-    def perform_destroy(self, instance: Asset) -> None:
-        storage, name = instance.image.storage, instance.image.name
-        instance.delete()
-        transaction.on_commit(lambda: storage.delete(name))
-
     @extend_schema(
         summary="Replace an asset's file",
         description="Multipart. The asset goes back to `pending` and is embedded again.",
@@ -174,13 +165,10 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["put"], url_path="file", parser_classes=[MultiPartParser, FormParser])
     def replace_file(self, request: Request, pk: str | None = None) -> Response:
-        asset = self.get_object()
-        old_storage, old_name = asset.image.storage, asset.image.name
-        serializer = self.get_serializer(asset, data=request.data)
+        # The superseded file and thumbnails are removed after commit (assetsearch.signals).
+        serializer = self.get_serializer(self.get_object(), data=request.data)
         serializer.is_valid(raise_exception=True)
         serializer.save()
-        if old_name != asset.image.name:
-            transaction.on_commit(lambda: old_storage.delete(old_name))
         return Response(serializer.data)
 
     @extend_schema(
@@ -194,7 +182,7 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
         params = self.validated(s.SimilarQuerySerializer, request.query_params)
         results = similar_assets(
             asset.pk, limit=params.get_limit(), offset=params.get_offset(), filters=params.get_filters(),
-            visible=s.search_visibility(self.get_visible_assets()),
+            visible=self.get_visible_assets(),
         )
         return Response(s.SearchResultsSerializer(results, context=self.get_serializer_context()).data)
 
@@ -208,7 +196,7 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
         asset = self.get_object()
         params = self.validated(s.DuplicatesQuerySerializer, request.query_params).validated_data
         threshold = params.get("threshold", app_settings.DUPLICATE_THRESHOLD)
-        hits = near_duplicates(asset.pk, threshold=threshold, limit=params["limit"], visible=s.search_visibility(self.get_visible_assets()))
+        hits = near_duplicates(asset.pk, threshold=threshold, limit=params["limit"], visible=self.get_visible_assets())
         data = {"threshold": threshold, "results": hits}
         return Response(s.DuplicatesSerializer(data, context=self.get_serializer_context()).data)
 
@@ -327,7 +315,7 @@ class ModerationQueryView(AssetSearchAPIMixin, generics.GenericAPIView):
         params = self.validated(s.ModerationQuerySerializer, request.query_params)
         hits = moderation_query(
             params.validated_data["q"], counter_prompts=params.validated_data.get("counter", ()),
-            limit=params.get_limit(), offset=params.get_offset(), visible=s.search_visibility(self.get_visible_assets()),
+            limit=params.get_limit(), offset=params.get_offset(), visible=self.get_visible_assets(),
         )
         return Response(s.ModerationResultsSerializer({"results": hits}, context=self.get_serializer_context()).data)
 
@@ -372,16 +360,12 @@ class ModerationFlagViewSet(AssetSearchAPIMixin, mixins.ListModelMixin, viewsets
 
     permission_classes = [ModerationPermission]
     serializer_class = s.ModerationFlagSerializer
+    filter_backends = [FlagFilterBackend]
     queryset = ModerationFlag.objects.none()  # for the schema; get_queryset() is what counts
 
     def get_queryset(self) -> QuerySet[ModerationFlag]:
         flags = ModerationFlag.objects.select_related("asset", "asset__uploaded_by", "concept")
         return flags.order_by("-score", "-created_at", "-pk")
-
-    def filter_queryset(self, queryset: QuerySet[ModerationFlag]) -> QuerySet[ModerationFlag]:
-        if self.action == "list":
-            return self.validated(s.FlagFilterSerializer, self.request.query_params).apply(queryset)  # type: ignore[attr-defined]
-        return queryset
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         return s.FlagReviewSerializer if self.action == "review" else s.ModerationFlagSerializer

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from ...evaluation import evaluate, load_query_set
-from ...search import SearchError
+from ...exceptions import SearchError
 
 
 class Command(BaseCommand):

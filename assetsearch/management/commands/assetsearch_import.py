@@ -13,7 +13,8 @@ from tqdm import tqdm
 from ...conf import app_settings
 from ...images import content_hash
 from ...models import Asset
-from ...pipeline import chunked, create_assets
+from ...pipeline import chunked
+from ...tasks import create_assets
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -40,7 +41,7 @@ class Command(BaseCommand):
         # One INSERT, one commit and one task per batch: workers start
         # embedding while the import goes on, and an interruption keeps what
         # was done.
-        for chunk in chunked(paths, app_settings.BATCH_SIZE):
+        for chunk in chunked(paths, app_settings.get_embedding_batch_size()):
             with ExitStack() as files:
                 assets = []
                 for path in chunk:

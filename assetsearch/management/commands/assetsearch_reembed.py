@@ -9,7 +9,8 @@ from tqdm import tqdm
 
 from ...encoders import get_encoder
 from ...models import Asset
-from ...pipeline import chunked, embed_assets, enqueue_embedding
+from ...pipeline import chunked, embed_assets
+from ...tasks import enqueue_embedding
 
 
 class Command(BaseCommand):

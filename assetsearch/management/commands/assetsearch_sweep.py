@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from ...conf import app_settings
-from ...pipeline import sweep_pending
+from ...tasks import sweep_pending
 
 
 class Command(BaseCommand):

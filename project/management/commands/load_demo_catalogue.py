@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from assetsearch.demo_model.synthetic import describe, random_scene
 from assetsearch.models import Asset
-from assetsearch.pipeline import create_assets
+from assetsearch.tasks import create_assets
 
 DEMO_TAG = "demo"
 

@@ -1,0 +1,377 @@
+"""Admin of assets: the change list searched by meaning, the change page's
+similar assets and tag suggestions, the visual search page and the
+embedding status page."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ORDER_VAR, SEARCH_VAR
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, FloatField, IntegerField, Q, QuerySet, Value, When
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.translation import gettext, gettext_lazy as _, ngettext
+from django.views.decorators.http import require_POST
+
+from ..conf import app_settings
+from ..constants import MAX_TAG_LENGTH
+from ..encoders import get_encoder
+from ..exceptions import SearchError
+from ..images import InvalidImage
+from ..models import Asset, EmbeddingStatus
+from ..moderation import score_assets
+from ..search import Query, SearchHit, SearchResults, search, similar_assets
+from ..suggestions import TagSuggestion, suggest_tags
+from ..tasks import broker_reachable, requeue_embedding
+from ..thumbnails import get_thumbnail_url, render_thumbnail
+from .base import AdminPageMixin, thumbnail_html
+from .forms import VisualSearchForm
+
+
+class AssetPanels:
+    """The change page's side panels, computed only if the template renders them."""
+
+    similar_limit = 8
+    suggestion_limit = 8
+
+    def __init__(self, model_admin: AssetAdmin, request: HttpRequest, asset: Asset) -> None:
+        self.model_admin = model_admin
+        self.request = request
+        self.asset = asset
+        self.can_accept = model_admin.has_change_permission(request, asset)
+        self.accept_url = reverse(f"{model_admin.admin_site.name}:assetsearch_asset_accept_tag", args=[asset.pk])
+        self.similar_url = model_admin.get_find_similar_url(asset)
+
+    @cached_property
+    def _similar(self) -> tuple[list[SearchHit], str]:
+        try:
+            return similar_assets(self.asset.pk, limit=self.similar_limit, visible=Asset.objects.visible_to(self.request.user)).hits, ""
+        except SearchError as exc:  # e.g. not embedded yet
+            return [], str(exc)
+
+    @property
+    def similar(self) -> list[SearchHit]:
+        return self._similar[0]
+
+    @property
+    def similar_error(self) -> str:
+        """Why there are no similar assets, if that is the case."""
+        return self._similar[1]
+
+    @cached_property
+    def _suggestions(self) -> tuple[list[TagSuggestion], str]:
+        try:
+            return suggest_tags(self.asset.pk, limit=self.suggestion_limit), ""
+        except SearchError as exc:
+            return [], str(exc)
+
+    @property
+    def suggestions(self) -> list[TagSuggestion]:
+        return self._suggestions[0]
+
+    @property
+    def suggestions_error(self) -> str:
+        return self._suggestions[1]
+
+
+@admin.register(Asset)
+class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
+    list_display = ["thumbnail", "title", "tag_list", "embedding_status", "find_similar", "created_at"]
+    list_display_links = ["thumbnail", "title"]
+    list_filter = ["embedding_status", "mime_type", "created_at"]
+    search_fields = ["title", "description", "tags"]
+    search_help_text = _("Searches by meaning (e.g. \u201ca red circle\u201d) and by words in title, tags and description.")
+    readonly_fields = [
+        "preview", "content_hash", "width", "height", "mime_type", "file_size",
+        "embedding_status", "embedding_status_changed_at", "embedding_error", "embedding_attempts",
+        "created_at", "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["image", "preview", "title", "description", "tags", "uploaded_by"]}),
+        (_("File"), {"fields": ["content_hash", "width", "height", "mime_type", "file_size"]}),
+        (_("Embedding"), {"fields": ["embedding_status", "embedding_status_changed_at", "embedding_error", "embedding_attempts"]}),
+        (_("Dates"), {"fields": ["created_at", "updated_at"]}),
+    ]
+    actions = ["reembed", "run_moderation"]
+    list_per_page = 50
+    raw_id_fields = ["uploaded_by"]
+
+    #: How many semantic matches the change list's search ranks (at most ``MAX_PAGE_SIZE``).
+    semantic_search_limit = 100
+    #: Blend semantic search with keywords (Postgres full text, fused by rank).
+    semantic_search_hybrid = True
+
+    class Media:
+        css = {"all": ["assetsearch/admin.css"]}
+
+    # Queryset and search
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Asset]:
+        """Assets ``request.user`` may see: hidden ones only with ``moderate_asset``."""
+        queryset = Asset.objects.visible_to(request.user)
+        ordering = self.get_ordering(request)
+        if ordering:
+            queryset = queryset.order_by(*ordering)
+        return queryset
+
+    def is_searching(self, request: HttpRequest) -> bool:
+        return bool(request.GET.get(SEARCH_VAR, "").strip())
+
+    def get_list_display(self, request: HttpRequest) -> Sequence[str]:
+        columns = list(super().get_list_display(request))
+        if self.is_searching(request):
+            columns.insert(columns.index("title") + 1, "similarity")
+        return columns
+
+    def get_semantic_results(self, request: HttpRequest, queryset: QuerySet[Asset], search_term: str) -> SearchResults | None:
+        """The semantic search behind the search box; None (after telling the user) if it cannot run.
+
+        Override to change how the box searches; ``queryset`` is the change
+        list's, filters applied, so search stays inside it.
+        """
+        try:
+            return search(
+                Query(
+                    text=search_term,
+                    hybrid=self.semantic_search_hybrid,
+                    visible=queryset,
+                    limit=min(self.semantic_search_limit, app_settings.MAX_PAGE_SIZE),
+                )
+            )
+        except SearchError as exc:
+            self.message_user(request, gettext("Semantic search did not run: %s Showing keyword matches.") % exc, messages.WARNING)
+            return None
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Asset], search_term: str) -> tuple[QuerySet[Asset], bool]:
+        """Semantic matches, ranked, then the admin's keyword matches that search missed.
+
+        Adds ``search_rank`` (1 = best; keyword-only matches come after) and
+        ``search_score`` (cosine similarity, None for keyword-only matches)
+        to the queryset, so one query serves the page and its count, and
+        orders by relevance unless the user sorted by a column.
+        """
+        if not search_term.strip():
+            return super().get_search_results(request, queryset, search_term)
+        # Used as a subquery of ids, so its possible duplicates do not matter.
+        keyword_matches, _duplicates = super().get_search_results(request, queryset, search_term)
+        results = self.get_semantic_results(request, queryset, search_term)
+        hits = results.hits if results else []
+        ids = [hit.asset.pk for hit in hits]
+        matches = queryset.filter(Q(pk__in=ids) | Q(pk__in=keyword_matches.values("pk")))
+        rank_whens = [When(pk=hit.asset.pk, then=Value(position)) for position, hit in enumerate(hits, start=1)]
+        # NaN: a keyword match without a vector for this model.
+        score_whens = [When(pk=hit.asset.pk, then=Value(hit.score)) for hit in hits if hit.score == hit.score]
+        matches = matches.annotate(
+            search_rank=Case(*rank_whens, default=Value(len(hits) + 1), output_field=IntegerField()) if rank_whens else Value(1, output_field=IntegerField()),
+            search_score=Case(*score_whens, default=Value(None), output_field=FloatField()) if score_whens else Value(None, output_field=FloatField()),
+        )
+        if request.GET.get(ORDER_VAR):
+            # The user sorted by a column: keep it, relevance breaks ties.
+            return matches.order_by(*queryset.query.order_by, "search_rank"), False
+        return matches.order_by("search_rank", *queryset.query.order_by), False
+
+    # Columns
+
+    @admin.display(description=_("image"))
+    def thumbnail(self, asset: Asset) -> str:
+        return thumbnail_html(asset)
+
+    @admin.display(description=_("preview"))
+    def preview(self, asset: Asset) -> str:
+        if not asset.pk:
+            return "-"
+        return format_html(
+            '<a href="{}"><img src="{}" alt="" class="assetsearch-preview"></a>', asset.image.url, get_thumbnail_url(asset, 512)
+        )
+
+    @admin.display(description=_("tags"))
+    def tag_list(self, asset: Asset) -> str:
+        return ", ".join(asset.tags)
+
+    @admin.display(description=_("similarity"))
+    def similarity(self, asset: Asset) -> str:
+        score = getattr(asset, "search_score", None)
+        if score is None:
+            return "\u2013"
+        return format_html('<span class="assetsearch-score" title="{}">{}</span>', gettext("cosine similarity to the query"), f"{score:.3f}")
+
+    @admin.display(description=_("similar"))
+    def find_similar(self, asset: Asset) -> str:
+        if asset.embedding_status != EmbeddingStatus.READY:
+            return "\u2013"
+        return format_html('<a href="{}" class="assetsearch-similar-link">{}</a>', self.get_find_similar_url(asset), gettext("Find similar"))
+
+    def get_find_similar_url(self, asset: Asset) -> str:
+        return reverse(f"{self.admin_site.name}:assetsearch_asset_visual_search") + "?" + urlencode({"asset": asset.pk})
+
+    # Saving
+
+    def save_model(self, request: HttpRequest, obj: Asset, form: Any, change: bool) -> None:
+        if not change and obj.uploaded_by_id is None:
+            obj.uploaded_by = request.user
+        super().save_model(request, obj, form, change)
+
+    # Actions
+
+    @admin.action(description=_("Re-embed selected assets"), permissions=["change"])
+    def reembed(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        ids, _changed, sent = requeue_embedding(queryset)
+        if sent:
+            self.message_user(request, ngettext("Queued %d asset for embedding.", "Queued %d assets for embedding.", len(ids)) % len(ids), messages.SUCCESS)
+        else:
+            self.message_user(request, _("The task broker is unreachable; the assets stay pending and the sweep will retry."), messages.WARNING)
+
+    @admin.action(description=_("Run moderation on selected assets"), permissions=["moderate"])
+    def run_moderation(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        scoring = score_assets(ids)
+        if not scoring.concepts:
+            self.message_user(request, _("No moderation concept is enabled; nothing was scored."), messages.WARNING)
+            return
+        self.message_user(
+            request,
+            gettext("Scored %(assets)d asset(s) against %(concepts)d enabled concept(s): %(flags)d flag(s) made or refreshed.")
+            % {"assets": len(scoring.scored), "concepts": scoring.concepts, "flags": scoring.flags},
+            messages.SUCCESS,
+        )
+        if len(scoring.scored) < len(ids):
+            skipped = len(ids) - len(scoring.scored)
+            self.message_user(
+                request, ngettext("%d asset has no embedding yet and was skipped.", "%d assets have no embedding yet and were skipped.", skipped) % skipped,
+                messages.WARNING,
+            )
+
+    # Change page: similar assets and tag suggestions
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = dict(extra_context or {})
+        asset = self.get_object(request, unquote(object_id))
+        if asset is not None:
+            extra_context["assetsearch_panels"] = AssetPanels(self, request, asset)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # Extra pages
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        wrap = self.admin_site.admin_view
+        return [
+            path("visual-search/", wrap(self.visual_search_view), name="%s_%s_visual_search" % info),
+            path("status/", wrap(self.status_view), name="%s_%s_status" % info),
+            path("<path:object_id>/accept-tag/", wrap(require_POST(self.accept_tag_view)), name="%s_%s_accept_tag" % info),
+            *super().get_urls(),
+        ]
+
+    def visual_search_view(self, request: HttpRequest) -> HttpResponse:
+        """Search by any mix of text, an uploaded image and an asset; results as a grid."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        visible = self.get_queryset(request)
+        if request.method == "POST":
+            data, bound = request.POST, True
+        else:
+            bound = any(name in request.GET for name in VisualSearchForm.query_fields)
+            data = VisualSearchForm.with_defaults(request.GET)
+        form = VisualSearchForm(data, request.FILES, visible=visible) if bound else VisualSearchForm(visible=visible)
+        results = query_asset = query_image = None
+        if bound and form.is_valid():
+            query = form.get_query()
+            try:
+                results = search(query)
+            except SearchError as exc:
+                form.add_error(None, str(exc))
+            else:
+                query_asset = visible.filter(pk=query.asset_id).first() if query.asset_id else None
+                query_image = self.preview_data_uri(form.cleaned_data.get("image"))
+        return TemplateResponse(
+            request,
+            "admin/assetsearch/asset/visual_search.html",
+            self.page_context(
+                request, gettext("Visual search"), form=form, results=results, query_asset=query_asset, query_image=query_image,
+            ),
+        )
+
+    def preview_data_uri(self, upload: Any) -> str | None:
+        """A small inline JPEG of an uploaded query image, to show what was searched with."""
+        if upload is None:
+            return None
+        upload.seek(0)
+        try:
+            data = render_thumbnail(upload, 128)
+        except InvalidImage:
+            return None
+        return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+    def accept_tag_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Append a (suggested) tag to the asset; POST only, needs change permission."""
+        asset = self.get_object(request, unquote(object_id))
+        if asset is None:
+            raise Http404(gettext("There is no asset with id %s.") % object_id)
+        if not self.has_change_permission(request, asset):
+            raise PermissionDenied
+        change_url = reverse(f"{self.admin_site.name}:assetsearch_asset_change", args=[asset.pk])
+        tag = " ".join(request.POST.get("tag", "").split())
+        if not tag or len(tag) > MAX_TAG_LENGTH:
+            self.message_user(request, gettext("A tag must be 1 to %d characters long.") % MAX_TAG_LENGTH, messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        if tag in asset.tags:
+            self.message_user(request, gettext("\u201c%s\u201d is already a tag of this asset.") % tag, messages.INFO)
+            return HttpResponseRedirect(change_url)
+        asset.tags = [*asset.tags, tag]
+        asset.save(update_fields=["tags", "updated_at"])
+        self.log_change(request, asset, [{"changed": {"fields": ["tags"]}}])
+        self.message_user(request, gettext("Added the tag \u201c%s\u201d.") % tag, messages.SUCCESS)
+        return HttpResponseRedirect(change_url)
+
+    def status_view(self, request: HttpRequest) -> HttpResponse:
+        """Embedding counts per state and model, recent failures; POST re-enqueues pending and failed assets."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        visible = self.get_queryset(request).order_by()
+        if request.method == "POST":
+            if not self.has_change_permission(request):
+                raise PermissionDenied
+            self.requeue(request, visible)
+            return HttpResponseRedirect(request.path)
+        encoder_key = get_encoder().key
+        stuck_after = timezone.now() - timedelta(seconds=app_settings.SWEEP_AFTER_SECONDS)
+        report = visible.embedding_report(encoder_key, stuck_after)
+        context = self.page_context(
+            request,
+            gettext("Embedding status"),
+            **vars(report),
+            encoder_key=encoder_key,
+            sweep_after=app_settings.SWEEP_AFTER_SECONDS,
+            broker_reachable=broker_reachable(),
+            changelist_url=reverse(f"{self.admin_site.name}:assetsearch_asset_changelist"),
+        )
+        return TemplateResponse(request, "admin/assetsearch/asset/status.html", context)
+
+    def requeue(self, request: HttpRequest, assets: QuerySet[Asset]) -> None:
+        """Send pending and failed assets to the workers again; failed ones become pending first."""
+        ids, failed, sent = requeue_embedding(assets.unfinished())
+        if not ids:
+            self.message_user(request, _("No asset is pending or failed; nothing to send."), messages.INFO)
+        elif sent:
+            self.message_user(
+                request,
+                gettext("Queued %(total)d asset(s) for embedding (%(failed)d of them had failed).") % {"total": len(ids), "failed": failed},
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request,
+                gettext("The task broker is unreachable: %(total)d asset(s) stay pending, and the sweep sends them when it is back.") % {"total": len(ids)},
+                messages.WARNING,
+            )

@@ -1,0 +1,138 @@
+"""The API's input fields: strict about JSON types, and uploads checked before anything is saved.
+
+JSON bodies are typed strictly: a weight sent as ``"0.5"`` or a tag list sent
+as ``"red"`` is an error, not a guess. Form data (multipart uploads, query
+strings) carries only strings, so there numbers and booleans are parsed
+from their text as usual.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.files.uploadedfile import UploadedFile
+from drf_spectacular.utils import extend_schema_field
+from PIL import Image
+from rest_framework import serializers
+from rest_framework.utils import html
+
+from ..conf import app_settings
+from ..constants import MAX_FILE_NAME, MAX_PROMPT_LENGTH, MAX_PROMPTS, MAX_TAG_LENGTH, MAX_TAGS
+from ..images import InvalidImage, decode_for_model
+from .exceptions import PayloadTooLarge
+
+
+# Strict fields ------------------------------------------------------------
+
+
+def is_form_input(field: serializers.Field) -> bool:
+    """True when the whole input is form data or a query string (all values are text)."""
+    return html.is_html_input(getattr(field.root, "initial_data", None))
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid": "Expected a string, got {type}."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid", type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"wrong_type": "Expected an integer, got {type}."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or (isinstance(data, str) and not is_form_input(self)) or isinstance(data, float):
+            self.fail("wrong_type", type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    default_error_messages = {"wrong_type": "Expected a number, got {type}."}
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or (isinstance(data, str) and not is_form_input(self)):
+            self.fail("wrong_type", type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"wrong_type": "Expected true or false, got {type}."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool) and not is_form_input(self):
+            self.fail("wrong_type", type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "number", "format": "double", "nullable": True})
+class FiniteFloatField(serializers.FloatField):
+    """Output only: NaN and infinities become null (JSON has no such numbers)."""
+
+    def to_representation(self, value: Any) -> float | None:
+        value = float(value)
+        return value if value == value and abs(value) != float("inf") else None
+
+
+class PhraseListField(serializers.ListField):
+    """A list of short phrases: stripped, non-empty, of bounded length and count, duplicates dropped.
+
+    Subclasses set the bounds: ``phrase_length`` characters, ``max_phrases`` phrases.
+    """
+
+    phrase_length: int
+    max_phrases: int
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("child", StrictCharField(max_length=self.phrase_length))
+        kwargs.setdefault("max_length", self.max_phrases)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        return list(dict.fromkeys(super().to_internal_value(data)))
+
+
+class TagListField(PhraseListField):
+    phrase_length, max_phrases = MAX_TAG_LENGTH, MAX_TAGS
+
+
+class PromptListField(PhraseListField):
+    phrase_length, max_phrases = MAX_PROMPT_LENGTH, MAX_PROMPTS
+
+
+# Uploaded images ----------------------------------------------------------
+
+
+class ImageUploadField(serializers.FileField):
+    """An uploaded image, checked in full before anything is saved.
+
+    Over ``MAX_UPLOAD_BYTES``: 413. Not an image, an unsupported format, over
+    ``MAX_IMAGE_PIXELS`` (checked from the header, before decoding) or
+    truncated: 400 ``invalid_image``. With ``decode=True`` the value is the
+    decoded image (what search embeds), else the file.
+    """
+
+    def __init__(self, *, decode: bool = False, **kwargs: Any) -> None:
+        self.decode = decode
+        kwargs.setdefault("allow_empty_file", False)
+        kwargs.setdefault("use_url", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> UploadedFile | Image.Image:
+        file = super().to_internal_value(data)
+        limit = app_settings.MAX_UPLOAD_BYTES
+        if file.size > limit:
+            raise PayloadTooLarge(f"The file is {file.size:,} bytes; the limit is {limit:,} bytes.")
+        try:
+            image = decode_for_model(file)
+        except InvalidImage as exc:
+            raise serializers.ValidationError(str(exc), code="invalid_image") from exc
+        finally:
+            file.seek(0)
+        if self.decode:
+            return image
+        stem, ext = os.path.splitext(os.path.basename(file.name))
+        file.name = (stem[:MAX_FILE_NAME] or "image") + ext[:10]
+        return file
