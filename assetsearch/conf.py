@@ -158,7 +158,7 @@ class AppSettings:
 
     def encoder_config(self, alias: str = "default") -> dict[str, Any]:
         """The options of one encoder alias; any alias but ``"default"`` starts from the default's."""
-        encoders = self.ENCODERS
+        encoders = self.user_settings.get("ENCODERS", {})
         default = {**self.defaults["ENCODERS"]["default"], **self._deprecated_encoder_options(), **encoders.get("default", {})}
         if alias == "default":
             return default

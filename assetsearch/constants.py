@@ -20,6 +20,7 @@ MODERATE_PERMISSION = "assetsearch.moderate_asset"
 CONTENT_HASH_LENGTH = 64  # SHA-256, hex
 MAX_FILE_PATH_LENGTH = 255  # Asset.image's column width
 MAX_MODEL_KEY_LENGTH = 100
+MAX_MIME_TYPE_LENGTH = 50
 MAX_TAGS = 100
 MAX_TAG_LENGTH = 64  # Asset.tags' item column width
 MAX_TITLE_LENGTH = 255

@@ -31,6 +31,7 @@ from .constants import (
     DEFAULT_CONCEPT_THRESHOLD,
     MAX_CONCEPT_NAME_LENGTH,
     MAX_FILE_PATH_LENGTH,
+    MAX_MIME_TYPE_LENGTH,
     MAX_MODEL_KEY_LENGTH,
     MAX_PROMPT_LENGTH,
     MAX_TAG_LENGTH,
@@ -61,7 +62,7 @@ class Asset(models.Model):
     content_hash = models.CharField(_("content hash"), max_length=CONTENT_HASH_LENGTH, blank=True, db_index=True, editable=False)
     width = models.PositiveIntegerField(_("width"), null=True, blank=True, editable=False)
     height = models.PositiveIntegerField(_("height"), null=True, blank=True, editable=False)
-    mime_type = models.CharField(_("MIME type"), max_length=50, blank=True, editable=False)
+    mime_type = models.CharField(_("MIME type"), max_length=MAX_MIME_TYPE_LENGTH, blank=True, editable=False)
     file_size = models.PositiveBigIntegerField(_("file size"), null=True, blank=True, editable=False)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

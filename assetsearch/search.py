@@ -62,6 +62,7 @@ from PIL import Image
 
 from .conf import app_settings
 from .constants import (
+    DEFAULT_DUPLICATES_LIMIT,
     DEFAULT_NEGATIVE_WEIGHT,
     DEFAULT_WEIGHT,
     MAX_NEGATIVE_TERMS,
@@ -530,7 +531,7 @@ def similar_assets(asset_id: int, *, limit: int = 20, offset: int = 0, **options
     return search(Query(asset_id=asset_id, limit=limit, offset=offset, **options))
 
 
-def near_duplicates(asset_id: int, *, threshold: float | None = None, limit: int = 50, visible: QuerySet[Asset] | None = None) -> list[SearchHit]:
+def near_duplicates(asset_id: int, *, threshold: float | None = None, limit: int = DEFAULT_DUPLICATES_LIMIT, visible: QuerySet[Asset] | None = None) -> list[SearchHit]:
     """Assets at least ``threshold`` similar to the asset (default ``DUPLICATE_THRESHOLD``)."""
     threshold = app_settings.DUPLICATE_THRESHOLD if threshold is None else threshold
     return search(Query(asset_id=asset_id, limit=limit, min_score=threshold, visible=visible)).hits

@@ -152,7 +152,7 @@ def test_model_change_is_detected_and_backfilled_beside_the_old_vectors():
     assert not [m for m in run_checks(databases=["default"]) if m.id == "assetsearch.W001"]
 
     vit = {"MODEL": "ViT-B-32", "PRETRAINED": None, "DEVICE": "cpu"}
-    with override_settings(ASSETSEARCH=vit):
+    with override_settings(ASSETSEARCH={"ENCODERS": {"default": vit}}):
         warnings = [m for m in run_checks(databases=["default"]) if m.id == "assetsearch.W001"]
         assert len(warnings) == 1 and "1 asset(s) have no vector from the configured model ViT-B-32:random" in warnings[0].msg
 

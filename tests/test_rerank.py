@@ -7,6 +7,7 @@ vision model here); the CLIP reranker uses real encoders.
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -195,3 +196,31 @@ def test_api_search_reranks_and_reports_how(client, django_user_model, fake_vlm,
     assert [r["asset"]["id"] for r in body["results"]] == list(reversed([r["asset"]["id"] for r in plain.json()["results"]]))
     assert plain.json()["rerank"] is None
     assert bad.status_code == 400 and "Unknown reranker 'nope'" in bad.json()["error"]["fields"]["rerank"][0]
+
+
+def database_connections() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        # Statistics views are a snapshot per transaction, and the test runs in one.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def test_reranked_queries_do_not_leave_database_connections_open(shapes):
+    """The reranker's thread queries stored vectors on its own connection; it closes it when done.
+
+    With the garbage collector off: a connection left to it (Django's wrappers
+    sit in reference cycles) would stay open until some later collection.
+    """
+    query = Query(text="a red circle", rerank=True, rerank_top_n=5, limit=5)
+    assert search(query).rerank.applied
+    before = database_connections()
+    gc.disable()
+    try:
+        for _ in range(50):
+            assert search(query).rerank.applied
+        assert database_connections() <= before
+    finally:
+        gc.enable()

@@ -5,7 +5,7 @@ embedding status page."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -55,10 +55,12 @@ class AssetPanels:
 
     @cached_property
     def _similar(self) -> tuple[list[SearchHit], str]:
-        try:
-            return similar_assets(self.asset.pk, limit=self.similar_limit, visible=Asset.objects.visible_to(self.request.user)).hits, ""
-        except SearchError as exc:  # e.g. not embedded yet
-            return [], str(exc)
+        visible = Asset.objects.visible_to(self.request.user)
+        return _items_or_reason(lambda: similar_assets(self.asset.pk, limit=self.similar_limit, visible=visible).hits)
+
+    @cached_property
+    def _suggestions(self) -> tuple[list[TagSuggestion], str]:
+        return _items_or_reason(lambda: suggest_tags(self.asset.pk, limit=self.suggestion_limit))
 
     @property
     def similar(self) -> list[SearchHit]:
@@ -66,15 +68,8 @@ class AssetPanels:
 
     @property
     def similar_error(self) -> str:
-        """Why there are no similar assets, if that is the case."""
+        """Why there are no similar assets (e.g. not embedded yet), if that is the case."""
         return self._similar[1]
-
-    @cached_property
-    def _suggestions(self) -> tuple[list[TagSuggestion], str]:
-        try:
-            return suggest_tags(self.asset.pk, limit=self.suggestion_limit), ""
-        except SearchError as exc:
-            return [], str(exc)
 
     @property
     def suggestions(self) -> list[TagSuggestion]:
@@ -83,6 +78,14 @@ class AssetPanels:
     @property
     def suggestions_error(self) -> str:
         return self._suggestions[1]
+
+
+def _items_or_reason(compute: Callable[[], list[Any]]) -> tuple[list[Any], str]:
+    """What ``compute()`` returns and no reason, or nothing and the user's reason (a SearchError)."""
+    try:
+        return compute(), ""
+    except SearchError as exc:
+        return [], str(exc)
 
 
 @admin.register(Asset)

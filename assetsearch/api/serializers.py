@@ -16,7 +16,7 @@ from rest_framework import serializers
 from rest_framework.utils import html
 from rest_framework.validators import UniqueValidator
 
-from ..conf import app_settings
+from ..conf import DEFAULTS, app_settings
 from ..constants import (
     DEFAULT_DUPLICATES_LIMIT,
     DEFAULT_NEGATIVE_WEIGHT,
@@ -182,7 +182,7 @@ class AssetFilterSerializer(serializers.Serializer):
 class PageSerializer(serializers.Serializer):
     """``limit`` (1 to ``MAX_PAGE_SIZE``, default ``PAGE_SIZE``) and ``offset`` (0 to ``MAX_OFFSET``)."""
 
-    limit = StrictIntegerField(required=False, help_text="Results per page (1 to MAX_PAGE_SIZE, default PAGE_SIZE: 20 and 100 unless configured).")
+    limit = StrictIntegerField(required=False, help_text=f"Results per page (1 to MAX_PAGE_SIZE, default PAGE_SIZE: {DEFAULTS['PAGE_SIZE']} and {DEFAULTS['MAX_PAGE_SIZE']} unless configured).")
     offset = StrictIntegerField(required=False, default=0, help_text=f"Results to skip (0 to {MAX_OFFSET}).")
 
     def validate_limit(self, value: int) -> int:
@@ -300,7 +300,7 @@ class TagQuerySerializer(serializers.Serializer):
 
 
 class ThumbnailQuerySerializer(serializers.Serializer):
-    size = StrictIntegerField(required=False, help_text="Longest side in pixels; one of THUMBNAIL_SIZES (default 128, 256, 512).")
+    size = StrictIntegerField(required=False, help_text=f"Longest side in pixels; one of THUMBNAIL_SIZES (default {', '.join(map(str, DEFAULTS['THUMBNAIL_SIZES']))}).")
 
     def validate_size(self, value: int) -> int:
         try:
