@@ -242,17 +242,12 @@ class TextVector:
     truncated: bool  # the text is longer than the model's context
 
 
-def embed_text(text: str, encoder: BaseEncoder | None = None) -> TextVector:
-    """The query vector for ``text``, from the cache when the same model saw it before.
+def embed_texts(texts: Sequence[str], encoder: BaseEncoder | None = None) -> list[TextVector]:
+    """The query vectors of ``texts``: cached ones from the cache (``TEXT_CACHE_ALIAS``), the rest in one model call.
 
     Raises :class:`SearchError` for empty or over-long text; text longer than
     the model's context is truncated, and ``truncated`` says so.
     """
-    return embed_texts([text], encoder)[0]
-
-
-def embed_texts(texts: Sequence[str], encoder: BaseEncoder | None = None) -> list[TextVector]:
-    """Several texts at once: cached ones from the cache (``TEXT_CACHE_ALIAS``), the rest in one model call."""
     encoder = encoder or get_encoder()
     cleaned = []
     for text in texts:

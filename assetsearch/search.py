@@ -427,24 +427,24 @@ def search(query: Query) -> SearchResults:
     depth = query.offset + query.limit
     top_n = query.rerank_depth
     depth = max(depth, top_n)
-    if query.hybrid and query.text.strip():
-        candidates = max(depth, app_settings.HYBRID_CANDIDATES)
-        by_vector = vector_ranking(composed.vector, assets, depth=candidates, exact=exact, model_key=encoder.key)
-        by_keyword = keyword_ranking(query.text, assets, depth=candidates)
-        fused = fuse_rankings({"vector": [pk for pk, _ in by_vector], "keyword": by_keyword})
-        vectors = AssetEmbedding.objects.for_model(encoder.key).vectors([pk for pk, _, _ in fused])
-        ranked = [
-            (pk, float(vectors[pk] @ composed.vector) if pk in vectors else None, fused_score, ranks)
-            for pk, fused_score, ranks in fused
-        ]
-        strategy = "hybrid:" + ("exact" if exact else "index")
+    hybrid = bool(query.hybrid and query.text.strip())
+    if query.hybrid and not hybrid:
+        composed.notices.append("Hybrid mode needs query text; ran a vector search.")
+    if hybrid:
+        depth = max(depth, app_settings.HYBRID_CANDIDATES)
+    by_vector = vector_ranking(composed.vector, assets, depth=depth, exact=exact, model_key=encoder.key)
+    if hybrid:
+        fused = fuse_rankings({"vector": [pk for pk, _ in by_vector], "keyword": keyword_ranking(query.text, assets, depth=depth)})
     else:
-        if query.hybrid:
-            composed.notices.append("Hybrid mode needs query text; ran a vector search.")
-        by_vector = vector_ranking(composed.vector, assets, depth=depth, exact=exact, model_key=encoder.key)
-        ranked = [(pk, score, None, {"vector": i + 1}) for i, (pk, score) in enumerate(by_vector)]
-        vectors = AssetEmbedding.objects.for_model(encoder.key).vectors([pk for pk, _ in by_vector]) if len(composed.parts) > 1 else {}
-        strategy = "exact" if exact else "index"
+        fused = [(pk, None, {"vector": rank}) for rank, (pk, _) in enumerate(by_vector, start=1)]
+    # Stored vectors: the score of a keyword-only match, and each part's score when there are several.
+    needs_vectors = hybrid or len(composed.parts) > 1
+    vectors = AssetEmbedding.objects.for_model(encoder.key).vectors([pk for pk, _, _ in fused]) if needs_vectors else {}
+    scores = dict(by_vector)
+    if hybrid:
+        scores = {pk: float(vector @ composed.vector) for pk, vector in vectors.items()}
+    ranked = [(pk, scores.get(pk), fused_score, ranks) for pk, fused_score, ranks in fused]
+    strategy = ("hybrid:" if hybrid else "") + ("exact" if exact else "index")
 
     outcome = None
     if top_n:

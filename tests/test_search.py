@@ -8,7 +8,7 @@ from django.db import connection
 
 from assetsearch.encoders import get_encoder
 from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus
-from assetsearch.encoders import embed_text
+from assetsearch.encoders import embed_texts
 from assetsearch.search import SearchError, nearest
 
 pytestmark = pytest.mark.django_db
@@ -64,9 +64,9 @@ def test_index_results_match_exact_results_and_pages_are_stable(catalogue):
 @pytest.mark.parametrize("text, message", [("   ", "empty"), ("x" * 1001, "limit is 1000")])
 def test_bad_query_text_is_a_clear_error(text, message):
     with pytest.raises(SearchError, match=message):
-        embed_text(text)
+        embed_texts([text])
 
 
 def test_long_text_is_truncated_and_says_so():
-    assert not embed_text("a red circle").truncated
-    assert embed_text(" ".join(["a red circle on the left"] * 10)).truncated
+    assert not embed_texts(["a red circle"])[0].truncated
+    assert embed_texts([" ".join(["a red circle on the left"] * 10)])[0].truncated
