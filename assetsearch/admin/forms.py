@@ -11,7 +11,7 @@ from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import app_settings
-from ..constants import ADMIN_RESULTS, DEFAULT_NEGATIVE_WEIGHT, DEFAULT_WEIGHT, MAX_QUERY_CHARS, EmbeddingStatus
+from ..constants import ADMIN_RESULTS, DEFAULT_NEGATIVE_WEIGHT, DEFAULT_WEIGHT, MAX_QUERY_CHARS, MAX_WEIGHT, EmbeddingStatus
 from ..models import Asset
 from ..search import Query
 
@@ -26,6 +26,14 @@ def set_max(field: forms.IntegerField, limit: int) -> None:
     field.max_value = limit
     field.validators.append(MaxValueValidator(limit))
     field.widget.attrs["max"] = limit
+
+
+def weight_field(label: str, initial: float) -> forms.FloatField:
+    """A query part's weight: 0 to ``MAX_WEIGHT``."""
+    return forms.FloatField(
+        label=label, required=False, min_value=0, max_value=MAX_WEIGHT, initial=initial,
+        widget=forms.NumberInput(attrs={"step": "0.1", "style": "width: 5em"}),
+    )
 
 
 class VisualSearchForm(forms.Form):
@@ -44,10 +52,10 @@ class VisualSearchForm(forms.Form):
         label=_("Not like"), required=False, max_length=MAX_QUERY_CHARS,
         widget=forms.TextInput(attrs={"size": 48}), help_text=_("Phrases to steer away from, separated by commas."),
     )
-    text_weight = forms.FloatField(label=_("Text weight"), required=False, min_value=0, initial=DEFAULT_WEIGHT, widget=forms.NumberInput(attrs={"step": "0.1", "style": "width: 5em"}))
-    image_weight = forms.FloatField(label=_("Image weight"), required=False, min_value=0, initial=DEFAULT_WEIGHT, widget=forms.NumberInput(attrs={"step": "0.1", "style": "width: 5em"}))
-    asset_weight = forms.FloatField(label=_("Asset weight"), required=False, min_value=0, initial=DEFAULT_WEIGHT, widget=forms.NumberInput(attrs={"step": "0.1", "style": "width: 5em"}))
-    negative_weight = forms.FloatField(label=_("Negative weight"), required=False, min_value=0, initial=DEFAULT_NEGATIVE_WEIGHT, widget=forms.NumberInput(attrs={"step": "0.1", "style": "width: 5em"}))
+    text_weight = weight_field(_("Text weight"), DEFAULT_WEIGHT)
+    image_weight = weight_field(_("Image weight"), DEFAULT_WEIGHT)
+    asset_weight = weight_field(_("Asset weight"), DEFAULT_WEIGHT)
+    negative_weight = weight_field(_("Negative weight"), DEFAULT_NEGATIVE_WEIGHT)
     tags = forms.CharField(label=_("Tags"), required=False, help_text=_("Only assets with all of these tags, separated by commas."))
     mime_types = forms.MultipleChoiceField(label=_("File types"), required=False, widget=forms.CheckboxSelectMultiple)
     status = forms.ChoiceField(label=_("Embedding status"), required=False, choices=[("", _("Any")), *EmbeddingStatus.choices])

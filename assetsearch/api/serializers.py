@@ -32,6 +32,7 @@ from ..constants import (
     MAX_QUERY_CHARS,
     MAX_REVIEW_IDS,
     MAX_TITLE_LENGTH,
+    MAX_WEIGHT,
     RERANK_TOP_N_MAX,
     RERANK_TOP_N_MIN,
     ConceptAction,
@@ -249,10 +250,10 @@ class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
         max_length=MAX_NEGATIVE_TERMS,
         help_text="Terms to steer away from.",
     )
-    text_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_WEIGHT)
-    image_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_WEIGHT)
-    asset_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_WEIGHT)
-    negative_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_NEGATIVE_WEIGHT)
+    text_weight = StrictFloatField(required=False, min_value=0, max_value=MAX_WEIGHT, default=DEFAULT_WEIGHT)
+    image_weight = StrictFloatField(required=False, min_value=0, max_value=MAX_WEIGHT, default=DEFAULT_WEIGHT)
+    asset_weight = StrictFloatField(required=False, min_value=0, max_value=MAX_WEIGHT, default=DEFAULT_WEIGHT)
+    negative_weight = StrictFloatField(required=False, min_value=0, max_value=MAX_WEIGHT, default=DEFAULT_NEGATIVE_WEIGHT)
     filters = AssetFilterSerializer(required=False)
     hybrid = StrictBooleanField(required=False, default=False, help_text="Fuse with full-text search (needs text).")
     min_score = StrictFloatField(required=False, allow_null=True, min_value=-1, max_value=1, help_text="Drop results less similar than this.")
