@@ -280,6 +280,7 @@ def test_unknown_concept_in_the_url_is_404(moderator_client):
 
 def test_a_hidden_asset_is_listed_for_moderators_only(editor_client, moderator_client):
     shown, hidden = make_asset("blue", "circle"), make_asset("red", "triangle", seed=1)
+    embed_assets([shown.pk, hidden.pk])  # ready: only the flag hides
     concept = ModerationConcept.objects.create(name="hidden", prompts=["a red triangle"], action=ConceptAction.HIDE, enabled=True)
     ModerationFlag.objects.create(asset=hidden, concept=concept, score=0.95, status=FlagStatus.OPEN)
 

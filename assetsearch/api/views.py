@@ -209,7 +209,9 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     def tags(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
         params = self.validated(s.TagQuerySerializer, request.query_params).validated_data
-        suggestions = suggest_tags(asset.pk, limit=params["limit"], include_existing=params["include_existing"])
+        suggestions = suggest_tags(
+            asset.pk, limit=params["limit"], include_existing=params["include_existing"], visible=self.get_visible_assets()
+        )
         return Response(s.TagSuggestionsSerializer({"results": suggestions}).data)
 
 
