@@ -14,6 +14,7 @@ Every 4xx must also have the API's error shape.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 import schemathesis
@@ -21,10 +22,12 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.transport.serialization import Binary
 
-from assetsearch.models import Asset
+from assetsearch.models import Asset, ModerationConcept, ModerationFlag
 from assetsearch.pipeline import embed_assets
 
 from .api_helpers import _fresh_throttles, assetsearch_settings  # noqa: F401  (fixture)
@@ -51,14 +54,40 @@ def _keep_the_test_connection() -> Iterator[None]:
     request_finished.connect(close_old_connections)
 
 
+@dataclass
+class FuzzSetup:
+    token: str
+    ids: dict[str, list[int]]  # real ids of each kind, for generated ids to point at
+
+    def point_at_real_objects(self, case) -> None:
+        """Generated ids almost never exist: send about half of them to real objects.
+
+        A search by an unknown ``asset_id`` or a review of unknown flag ids is
+        a documented 400, so schema-valid requests name real ones.
+        """
+        kind = "concept" if "/moderation/concepts/" in case.path else "asset"
+        for params, name, target in ((case.path_parameters, "id", kind), (case.query, "concept", "concept")):
+            value = (params or {}).get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value % 2 == 0:
+                params[name] = self.ids[target][(value // 2) % len(self.ids[target])]
+        body = case.body if isinstance(case.body, dict) else {}
+        if isinstance(body.get("asset_id"), int) and not isinstance(body["asset_id"], bool):
+            body["asset_id"] = self.ids["asset"][body["asset_id"] % len(self.ids["asset"])]
+        if isinstance(body.get("ids"), list) and all(isinstance(i, int) and not isinstance(i, bool) for i in body["ids"]):
+            body["ids"] = [self.ids["flag"][i % len(self.ids["flag"])] for i in body["ids"]]
+
+
 @pytest.fixture
-def fuzz_setup(django_user_model) -> tuple[str, list[int]]:
-    """An admin's token, and two embedded assets for generated ids to point at."""
+def fuzz_setup(django_user_model) -> FuzzSetup:
+    """An admin's token; two embedded assets, a concept and a flag for generated ids to point at."""
     admin = django_user_model.objects.create_superuser("fuzzer", "fuzzer@example.com", "pw")
     with assetsearch_settings(AUTO_EMBED=False):
         assets = [Asset.objects.create(image=image_file(scene(colour=c), seed=i), title=c, tags=[c]) for i, c in enumerate(["red", "blue"])]
     embed_assets([a.pk for a in assets])
-    return Token.objects.create(user=admin).key, [a.pk for a in assets]
+    concept = ModerationConcept.objects.create(name="fuzz", prompts=["a red circle"])
+    flag = ModerationFlag.objects.create(asset=assets[0], concept=concept, score=0.9)
+    ids = {"asset": [a.pk for a in assets], "concept": [concept.pk], "flag": [flag.pk]}
+    return FuzzSetup(Token.objects.create(user=admin).key, ids)
 
 
 @pytest.fixture
@@ -74,6 +103,16 @@ def assert_error_shape(response) -> None:
         assert set(body) == {"error"} and {"code", "message", "fields"} == set(body["error"]), body
 
 
+def png_bytes(colour: str, seed: int) -> bytes:
+    return image_file(scene(colour=colour), seed=seed).read()
+
+
+# Uploads (format: binary) are real images: a schema cannot say "decodable", and
+# tests/test_api.py sends the hostile files.
+schemathesis.openapi.format(
+    "binary", st.sampled_from([png_bytes(c, i) for i, c in enumerate(["green", "yellow", "purple"])]).map(Binary)
+)
+
 # Loaded at collection, from the site's own WSGI application (schema generation reads no database).
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler())
 
@@ -88,22 +127,21 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler(
     suppress_health_check=list(HealthCheck),
 )
 def test_every_check_passes(case, fuzz_setup, no_throttles):
-    token, asset_ids = fuzz_setup
-    asset_id = (case.path_parameters or {}).get("id")
-    if isinstance(asset_id, int) and not isinstance(asset_id, bool) and asset_id % 2 == 0:
-        # Generated ids almost never exist; send half of them to real assets.
-        case.path_parameters["id"] = asset_ids[(asset_id // 2) % len(asset_ids)]
-    response = case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=ALL_CHECKS)
+    fuzz_setup.point_at_real_objects(case)
+    response = case.call_and_validate(headers={"Authorization": f"Token {fuzz_setup.token}"}, checks=ALL_CHECKS)
     assert_error_shape(response)
 
 
 class APIWorkflow(schema.as_state_machine()):  # type: ignore[misc]
     """Sequences along the inferred links, as the admin."""
 
-    token = ""
+    setup: FuzzSetup
+
+    def before_call(self, case):
+        self.setup.point_at_real_objects(case)
 
     def get_call_kwargs(self, case):
-        return {"headers": {"Authorization": f"Token {self.token}"}}
+        return {"headers": {"Authorization": f"Token {self.setup.token}"}}
 
     def validate_response(self, response, case, additional_checks=None, **kwargs):
         case.validate_response(response, checks=ALL_CHECKS, headers=kwargs.get("headers"))
@@ -111,7 +149,7 @@ class APIWorkflow(schema.as_state_machine()):  # type: ignore[misc]
 
 
 def test_stateful_workflows(fuzz_setup, no_throttles):
-    APIWorkflow.token = fuzz_setup[0]
+    APIWorkflow.setup = fuzz_setup
     APIWorkflow.run(
         settings=settings(
             max_examples=STATEFUL_EXAMPLES,

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from PIL import Image
 from rest_framework import serializers
@@ -31,13 +32,38 @@ def is_form_input(field: serializers.Field) -> bool:
     return html.is_html_input(getattr(field.root, "initial_data", None))
 
 
+# Something besides whitespace; the schema states it as ``pattern: \S``.
+NON_BLANK = RegexValidator(r"\S", message="This field may not be blank.", code="blank")
+NON_BLANK_QUERY = RegexValidator(r"\S", message="The query text is empty.", code="empty_query")
+
+
 class StrictCharField(serializers.CharField):
+    """A string, never a number or a list; unless ``allow_blank``, not blank or whitespace only (also in the schema)."""
+
     default_error_messages = {"invalid": "Expected a string, got {type}."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not self.allow_blank:
+            self.validators.append(NON_BLANK)
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid", type=type(data).__name__)
         return super().to_internal_value(data)
+
+
+class QueryTextField(StrictCharField):
+    """Words to search with: required, and a blank one is the ``empty_query`` error."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_blank=False, **kwargs)
+
+    def fail(self, key: str, **kwargs: Any) -> None:
+        if key == "blank":
+            raise serializers.ValidationError("The query text is empty.", code="empty_query")
+        super().fail(key, **kwargs)
+
 
 
 class StrictIntegerField(serializers.IntegerField):

@@ -28,6 +28,7 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.settings import api_settings
 
 from ..conf import app_settings
 from ..models import Asset, ModerationConcept, ModerationFlag
@@ -74,6 +75,14 @@ class AssetPagination(LimitOffsetPagination):
     def get_limit(self, request: Request) -> int:
         return self.page_limit
 
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = s.page_parameter_bounds()
+        for parameter in parameters:
+            minimum, maximum = bounds[parameter["name"]]
+            parameter["schema"] = {**parameter["schema"], "minimum": minimum, "maximum": maximum}
+        return parameters
+
     def get_offset(self, request: Request) -> int:
         return self.page_offset
 
@@ -90,6 +99,31 @@ class AssetSearchAPIMixin:
     schema = AutoSchema()
     throttle_scope: str | None = None
     request: Request
+    #: The serializer of the query string, by action (viewsets) or method
+    #: (views). A parameter it does not name is a 400, like an unknown JSON
+    #: field; an action not listed takes no parameters.
+    query_serializer_classes: dict[str, type[BaseSerializer]] = {}
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        self.check_query_parameters(request)
+
+    def get_query_serializer_class(self) -> type[BaseSerializer] | None:
+        return self.query_serializer_classes.get(getattr(self, "action", None) or self.request.method.lower())
+
+    def check_query_parameters(self, request: Request) -> None:
+        """Refuse query parameters the endpoint does not take (``format`` picks a renderer)."""
+        serializer_class = self.get_query_serializer_class()
+        allowed = list(serializer_class().fields) if serializer_class is not None else []
+        unknown = [name for name in request.query_params if name not in allowed and name != api_settings.URL_FORMAT_OVERRIDE]
+        if unknown:
+            raise s.unknown_names_error(unknown, allowed, "query parameter")
+
+    def validated_query(self) -> BaseSerializer:
+        """The query string, validated by this action's query serializer."""
+        serializer_class = self.get_query_serializer_class()
+        assert serializer_class is not None, "validated_query() needs a query serializer for this action"
+        return self.validated(serializer_class, self.request.query_params)
 
     def get_authenticators(self) -> list[BaseAuthentication]:
         return [import_string(path)() for path in app_settings.API_AUTHENTICATION_CLASSES]
@@ -135,6 +169,12 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     serializer_class = s.AssetSerializer
     filter_backends = [AssetFilterBackend]
     queryset = Asset.objects.none()  # for the schema; get_queryset() is what counts
+    query_serializer_classes = {
+        "list": s.AssetListQuerySerializer,
+        "similar": s.SimilarQuerySerializer,
+        "duplicates": s.DuplicatesQuerySerializer,
+        "tags": s.TagQuerySerializer,
+    }
 
     def get_queryset(self) -> QuerySet[Asset]:
         return self.get_visible_assets()
@@ -179,7 +219,7 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def similar(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
-        params = self.validated(s.SimilarQuerySerializer, request.query_params)
+        params = self.validated_query()
         results = similar_assets(
             asset.pk, limit=params.get_limit(), offset=params.get_offset(), filters=params.get_filters(),
             visible=self.get_visible_assets(),
@@ -194,7 +234,7 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def duplicates(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
-        params = self.validated(s.DuplicatesQuerySerializer, request.query_params).validated_data
+        params = self.validated_query().validated_data
         threshold = params.get("threshold", app_settings.DUPLICATE_THRESHOLD)
         hits = near_duplicates(asset.pk, threshold=threshold, limit=params["limit"], visible=self.get_visible_assets())
         data = {"threshold": threshold, "results": hits}
@@ -208,7 +248,7 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def tags(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
-        params = self.validated(s.TagQuerySerializer, request.query_params).validated_data
+        params = self.validated_query().validated_data
         suggestions = suggest_tags(
             asset.pk, limit=params["limit"], include_existing=params["include_existing"], visible=self.get_visible_assets()
         )
@@ -220,6 +260,7 @@ class SearchView(AssetSearchAPIMixin, generics.GenericAPIView):
 
     throttle_scope = "search"
     serializer_class = s.SearchQuerySerializer
+    query_serializer_classes = {"get": s.SimpleSearchSerializer}
 
     def get_queryset(self) -> QuerySet[Asset]:
         return self.get_visible_assets()
@@ -235,7 +276,7 @@ class SearchView(AssetSearchAPIMixin, generics.GenericAPIView):
         responses={200: s.SearchResultsSerializer, **errors(400, *READ_ERRORS)},
     )
     def get(self, request: Request) -> Response:
-        params = self.validated(s.SimpleSearchSerializer, request.query_params)
+        params = self.validated_query()
         return self.respond(params.get_query())
 
     @extend_schema(
@@ -243,7 +284,7 @@ class SearchView(AssetSearchAPIMixin, generics.GenericAPIView):
         tags=["search"],
         summary="Search with every option",
         description=inspect.cleandoc(s.SearchQuerySerializer.__doc__ or ""),
-        request={"application/json": s.SearchQuerySerializer, "multipart/form-data": s.SearchQuerySerializer},
+        request={"application/json": s.SearchQueryJSONSerializer, "multipart/form-data": s.SearchQuerySerializer},
         responses={200: s.SearchResultsSerializer, **errors(400, *READ_ERRORS, 409, 413)},
     )
     def post(self, request: Request) -> Response:
@@ -259,6 +300,7 @@ class AssetThumbnailView(AssetSearchAPIMixin, generics.GenericAPIView):
 
     queryset = Asset.objects.none()
     serializer_class = s.ThumbnailQuerySerializer
+    query_serializer_classes = {"get": s.ThumbnailQuerySerializer}
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[Asset]:
@@ -280,7 +322,7 @@ class AssetThumbnailView(AssetSearchAPIMixin, generics.GenericAPIView):
     )
     def get(self, request: Request, pk: int) -> HttpResponseBase:
         asset = self.get_object()
-        size = self.validated(s.ThumbnailQuerySerializer, request.query_params).validated_data.get("size")
+        size = self.validated_query().validated_data.get("size")
         name = get_thumbnail(asset, size)
         etag = f'"{name.rsplit("/", 1)[-1]}"'
         response = get_conditional_response(request._request, etag=etag)
@@ -303,6 +345,7 @@ class ModerationQueryView(AssetSearchAPIMixin, generics.GenericAPIView):
     permission_classes = [ModerationPermission]
     throttle_scope = "search"
     serializer_class = s.ModerationQuerySerializer
+    query_serializer_classes = {"get": s.ModerationQuerySerializer}
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[Asset]:
@@ -314,7 +357,7 @@ class ModerationQueryView(AssetSearchAPIMixin, generics.GenericAPIView):
         responses={200: s.ModerationResultsSerializer, **errors(400, *MODERATION_READ_ERRORS)},
     )
     def get(self, request: Request) -> Response:
-        params = self.validated(s.ModerationQuerySerializer, request.query_params)
+        params = self.validated_query()
         hits = moderation_query(
             params.validated_data["q"], counter_prompts=params.validated_data.get("counter", ()),
             limit=params.get_limit(), offset=params.get_offset(), visible=self.get_visible_assets(),
@@ -347,6 +390,7 @@ class ModerationConceptViewSet(
     permission_classes = [ModerationConceptPermission]
     serializer_class = s.ModerationConceptSerializer
     queryset = ModerationConcept.objects.order_by("name")
+    query_serializer_classes = {"list": s.PageSerializer}
 
 
 @extend_schema_view(
@@ -364,6 +408,7 @@ class ModerationFlagViewSet(AssetSearchAPIMixin, mixins.ListModelMixin, viewsets
     serializer_class = s.ModerationFlagSerializer
     filter_backends = [FlagFilterBackend]
     queryset = ModerationFlag.objects.none()  # for the schema; get_queryset() is what counts
+    query_serializer_classes = {"list": s.FlagListQuerySerializer}
 
     def get_queryset(self) -> QuerySet[ModerationFlag]:
         flags = ModerationFlag.objects.select_related("asset", "asset__uploaded_by", "concept")
