@@ -245,7 +245,7 @@ def _check_weight(name: str, value: Any) -> float:
     except (TypeError, ValueError):
         raise SearchError(f"The {name} weight must be a number, not {value!r}.") from None
     if not math.isfinite(weight) or not 0 <= weight <= MAX_WEIGHT:
-        raise SearchError(f"The {name} weight must be a number from 0 to {MAX_WEIGHT:g}, not {value!r}.")
+        raise SearchError(f"The {name} weight must be a finite number from 0 to {MAX_WEIGHT:g}, not {value!r}.")
     return weight
 
 

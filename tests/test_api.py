@@ -290,6 +290,7 @@ def test_retrieve_and_unknown_ids(viewer_client, listed):
 
 def test_hidden_assets_are_invisible_without_the_moderation_permission(viewer_client, admin_client):
     shown, hidden = make_asset(title="shown"), make_asset(title="hidden", seed=1)
+    embed_assets([shown.pk, hidden.pk])  # ready: only the flag hides (pending uploads wait for moderation)
     concept = ModerationConcept.objects.create(name="forbidden", prompts=["forbidden"], action=ConceptAction.HIDE, enabled=True)
     ModerationFlag.objects.create(asset=hidden, concept=concept, score=0.99)
     assert titles(viewer_client.get("/api/assets/")) == ["shown"]

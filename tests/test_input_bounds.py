@@ -34,7 +34,7 @@ def asset() -> Asset:
 @pytest.mark.parametrize("weight", WEIGHTS)
 @pytest.mark.parametrize("value", [1e300, MAX_WEIGHT * 1.01, -0.1, math.inf, math.nan])
 def test_python_queries_refuse_weights_out_of_bounds(weight, value):
-    with pytest.raises(SearchError, match=f"weight must be a number from 0 to {MAX_WEIGHT:g}"):
+    with pytest.raises(SearchError, match=f"weight must be a finite number from 0 to {MAX_WEIGHT:g}"):
         Query(text="a red circle", **{weight: value}).clean()
 
 
