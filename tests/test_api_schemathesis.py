@@ -71,6 +71,9 @@ class FuzzSetup:
             if isinstance(value, int) and not isinstance(value, bool) and value % 2 == 0:
                 params[name] = self.ids[target][(value // 2) % len(self.ids[target])]
         body = case.body if isinstance(case.body, dict) else {}
+        if "image" in body and case.meta is not None and not case.meta.generation.mode.is_negative:
+            # A schema cannot say "decodable"; valid requests carry a real image (test_api.py sends hostile files).
+            body["image"] = UPLOAD_SAMPLES[len(case.id) % len(UPLOAD_SAMPLES)]
         if isinstance(body.get("asset_id"), int) and not isinstance(body["asset_id"], bool):
             body["asset_id"] = self.ids["asset"][body["asset_id"] % len(self.ids["asset"])]
         if isinstance(body.get("ids"), list) and all(isinstance(i, int) and not isinstance(i, bool) for i in body["ids"]):
@@ -107,11 +110,9 @@ def png_bytes(colour: str, seed: int) -> bytes:
     return image_file(scene(colour=colour), seed=seed).read()
 
 
-# Uploads (format: binary) are real images: a schema cannot say "decodable", and
-# tests/test_api.py sends the hostile files.
-schemathesis.openapi.format(
-    "binary", st.sampled_from([png_bytes(c, i) for i, c in enumerate(["green", "yellow", "purple"])]).map(Binary)
-)
+UPLOAD_SAMPLES = [png_bytes(c, i) for i, c in enumerate(["green", "yellow", "purple"])]
+# Generated uploads (format: binary) are real images.
+schemathesis.openapi.format("binary", st.sampled_from(UPLOAD_SAMPLES).map(Binary))
 
 # Loaded at collection, from the site's own WSGI application (schema generation reads no database).
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler())
@@ -135,13 +136,13 @@ def test_every_check_passes(case, fuzz_setup, no_throttles):
 class APIWorkflow(schema.as_state_machine()):  # type: ignore[misc]
     """Sequences along the inferred links, as the admin."""
 
-    setup: FuzzSetup
+    fuzz: FuzzSetup
 
     def before_call(self, case):
-        self.setup.point_at_real_objects(case)
+        self.fuzz.point_at_real_objects(case)
 
     def get_call_kwargs(self, case):
-        return {"headers": {"Authorization": f"Token {self.setup.token}"}}
+        return {"headers": {"Authorization": f"Token {self.fuzz.token}"}}
 
     def validate_response(self, response, case, additional_checks=None, **kwargs):
         case.validate_response(response, checks=ALL_CHECKS, headers=kwargs.get("headers"))
@@ -149,7 +150,7 @@ class APIWorkflow(schema.as_state_machine()):  # type: ignore[misc]
 
 
 def test_stateful_workflows(fuzz_setup, no_throttles):
-    APIWorkflow.setup = fuzz_setup
+    APIWorkflow.fuzz = fuzz_setup
     APIWorkflow.run(
         settings=settings(
             max_examples=STATEFUL_EXAMPLES,

@@ -22,6 +22,7 @@ from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import generics, mixins, viewsets
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -112,12 +113,24 @@ class AssetSearchAPIMixin:
         return self.query_serializer_classes.get(getattr(self, "action", None) or self.request.method.lower())
 
     def check_query_parameters(self, request: Request) -> None:
-        """Refuse query parameters the endpoint does not take (``format`` picks a renderer)."""
+        """Refuse query parameters the endpoint does not take (``format`` picks a renderer), and
+        empty values where an empty string is not a value (``?status=``, ``?limit=``).
+
+        A method the endpoint does not serve is left to its 405.
+        """
+        if getattr(self, request.method.lower(), None) is None:
+            return
         serializer_class = self.get_query_serializer_class()
-        allowed = list(serializer_class().fields) if serializer_class is not None else []
-        unknown = [name for name in request.query_params if name not in allowed and name != api_settings.URL_FORMAT_OVERRIDE]
+        fields = serializer_class().fields if serializer_class is not None else {}
+        unknown = [name for name in request.query_params if name not in fields and name != api_settings.URL_FORMAT_OVERRIDE]
         if unknown:
-            raise s.unknown_names_error(unknown, allowed, "query parameter")
+            raise s.unknown_names_error(unknown, list(fields), "query parameter")
+        empty = [
+            name for name, values in request.query_params.lists()
+            if name in fields and "" in values and not getattr(getattr(fields[name], "child", fields[name]), "allow_blank", False)
+        ]
+        if empty:
+            raise ValidationError({name: ["This parameter may not be empty."] for name in empty}, code="blank")
 
     def validated_query(self) -> BaseSerializer:
         """The query string, validated by this action's query serializer."""
@@ -388,6 +401,7 @@ class ModerationConceptViewSet(
     """Moderation concepts; the ``post_save`` signal queues the re-score of an enabled one."""
 
     permission_classes = [ModerationConceptPermission]
+    parser_classes = [JSONParser]
     serializer_class = s.ModerationConceptSerializer
     queryset = ModerationConcept.objects.order_by("name")
     query_serializer_classes = {"list": s.PageSerializer}
@@ -424,7 +438,7 @@ class ModerationFlagViewSet(AssetSearchAPIMixin, mixins.ListModelMixin, viewsets
         request=s.FlagReviewSerializer,
         responses={200: s.FlagReviewResultSerializer, **errors(400, 401, 403, 429)},
     )
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
     def review(self, request: Request) -> Response:
         data = self.validated(s.FlagReviewSerializer, request.data).validated_data
         updated = ModerationFlag.objects.filter(pk__in=data["ids"]).review(data["status"], request.user)
