@@ -128,3 +128,15 @@ def test_the_schema_states_the_limits(client):
         schema = client.get("/api/schema/?format=json").json()
         assert parameter("/api/assets/", "limit")["maximum"] == 50
         assert parameter("/assets/{id}/thumbnail/", "size")["enum"] == [64, 128]
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [({"asset": str(10**30)}, "asset"), ({"text": "red", "tags": ",".join(["t"] * 101)}, "tags"), ({"text": "red", "tags": "x" * 65}, "tags")],
+)
+def test_admin_visual_search_bounds_every_number_and_list(params, field, asset):
+    client = Client()
+    client.force_login(staff("bounds-admin", superuser=True))
+    response = client.get("/admin/assetsearch/asset/visual-search/", params)
+    assert response.status_code == 200 and response.context["results"] is None
+    assert response.context["form"].errors[field]
