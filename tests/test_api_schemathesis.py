@@ -68,16 +68,21 @@ class FuzzSetup:
         kind = "concept" if "/moderation/concepts/" in case.path else "asset"
         for params, name, target in ((case.path_parameters, "id", kind), (case.query, "concept", "concept")):
             value = (params or {}).get(name)
-            if isinstance(value, int) and not isinstance(value, bool) and value % 2 == 0:
+            if is_id(value) and value % 2 == 0:
                 params[name] = self.ids[target][(value // 2) % len(self.ids[target])]
         body = case.body if isinstance(case.body, dict) else {}
         if "image" in body and case.meta is not None and not case.meta.generation.mode.is_negative:
             # A schema cannot say "decodable"; valid requests carry a real image (test_api.py sends hostile files).
-            body["image"] = UPLOAD_SAMPLES[len(case.id) % len(UPLOAD_SAMPLES)]
-        if isinstance(body.get("asset_id"), int) and not isinstance(body["asset_id"], bool):
+            body["image"] = Binary(UPLOAD_SAMPLES[len(case.id) % len(UPLOAD_SAMPLES)])
+        if is_id(body.get("asset_id")):
             body["asset_id"] = self.ids["asset"][body["asset_id"] % len(self.ids["asset"])]
-        if isinstance(body.get("ids"), list) and all(isinstance(i, int) and not isinstance(i, bool) for i in body["ids"]):
+        if isinstance(body.get("ids"), list) and body["ids"] and all(is_id(i) for i in body["ids"]):
             body["ids"] = [self.ids["flag"][i % len(self.ids["flag"])] for i in body["ids"]]
+
+
+def is_id(value: object) -> bool:
+    """A valid id (an int >= 1): only those are pointed elsewhere, so an invalid one stays invalid."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @pytest.fixture

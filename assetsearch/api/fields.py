@@ -32,9 +32,11 @@ def is_form_input(field: serializers.Field) -> bool:
     return html.is_html_input(getattr(field.root, "initial_data", None))
 
 
-# Something besides whitespace; the schema states it as ``pattern: \S``.
-NON_BLANK = RegexValidator(r"\S", message="This field may not be blank.", code="blank")
-NON_BLANK_QUERY = RegexValidator(r"\S", message="The query text is empty.", code="empty_query")
+# Something besides whitespace, and no NUL (DRF refuses those too): the schema states it as a pattern.
+NON_BLANK_PATTERN = r"\A[^\x00]*[^\s\x00][^\x00]*\Z"
+NON_BLANK = RegexValidator(NON_BLANK_PATTERN, message="This field may not be blank.", code="blank")
+NON_BLANK_QUERY = RegexValidator(NON_BLANK_PATTERN, message="The query text is empty.", code="empty_query")
+NO_NUL = RegexValidator(r"\A[^\x00]*\Z", message="Null characters are not allowed.", code="null_characters_not_allowed")
 
 
 class StrictCharField(serializers.CharField):
@@ -44,8 +46,7 @@ class StrictCharField(serializers.CharField):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not self.allow_blank:
-            self.validators.append(NON_BLANK)
+        self.validators.append(NO_NUL if self.allow_blank else NON_BLANK)
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):

@@ -451,7 +451,7 @@ class ModerationConceptSerializer(RejectUnknownFieldsMixin, serializers.ModelSer
     name = StrictCharField(
         max_length=MAX_CONCEPT_NAME_LENGTH, validators=[UniqueValidator(ModerationConcept.objects.all(), message="A concept with this name exists.")],
     )
-    prompts = PromptListField(allow_empty=False)
+    prompts = PromptListField(allow_empty=False, min_length=1)
     counter_prompts = PromptListField(required=False)
     threshold = StrictFloatField(required=False, min_value=0, max_value=1)
     action = serializers.ChoiceField(choices=ConceptAction.choices, required=False)
@@ -469,12 +469,8 @@ class ModerationConceptSerializer(RejectUnknownFieldsMixin, serializers.ModelSer
 
 class FlagFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=FlagStatus.choices, required=False, help_text="Review status.")
-    concept = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Id of the concept.")
+    concept = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Id of the concept (an unknown one matches no flag).")
 
-    def validate_concept(self, value: int) -> int:
-        if not ModerationConcept.objects.filter(pk=value).exists():
-            raise serializers.ValidationError(f"There is no concept with id {value}.", code="unknown_concept")
-        return value
 
 
 class FlagListQuerySerializer(PageSerializer, FlagFilterSerializer):
