@@ -27,6 +27,7 @@ from rest_framework.authtoken.models import Token
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.transport.serialization import Binary
 
+from assetsearch.constants import MAX_ID
 from assetsearch.models import Asset, ModerationConcept, ModerationFlag
 from assetsearch.pipeline import embed_assets
 
@@ -82,7 +83,7 @@ class FuzzSetup:
 
 def is_id(value: object) -> bool:
     """A valid id (an int >= 1): only those are pointed elsewhere, so an invalid one stays invalid."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
 
 
 @pytest.fixture

@@ -278,7 +278,7 @@ def test_bad_get_queries(viewer_client, catalogue, query, code, field, message):
         ({"text": "   "}, "empty_query", "text", "The query text is empty."),
         ({"text": "red", "text_weight": 1e300}, "invalid", "text_weight", "Ensure this value is less than or equal to 10.0."),
         ({"text": "red", "negative": ["blue"], "negative_weight": 1e300}, "invalid", "negative_weight", "less than or equal to 10.0."),
-        ({"asset_id": 1, "asset_weight": 1e300}, "invalid", "asset_weight", "Ensure this value is less than or equal to 10.0."),
+        ({"text": "red", "asset_weight": 1e300}, "invalid", "asset_weight", "Ensure this value is less than or equal to 10.0."),
         ({"text": "red", "image_weight": 1e300}, "invalid", "image_weight", "Ensure this value is less than or equal to 10.0."),
         ({"text": "red", "rerank": "nope"}, "invalid", "rerank", "Unknown reranker 'nope'; configured: clip."),
         ({"text": "x" * 1001}, "invalid", "text", "Ensure this field has no more than 1000 characters."),

@@ -36,7 +36,7 @@ def is_form_input(field: serializers.Field) -> bool:
 NON_BLANK_PATTERN = r"\A[^\x00]*[^\s\x00][^\x00]*\Z"
 NON_BLANK = RegexValidator(NON_BLANK_PATTERN, message="This field may not be blank.", code="blank")
 NON_BLANK_QUERY = RegexValidator(NON_BLANK_PATTERN, message="The query text is empty.", code="empty_query")
-NO_NUL = RegexValidator(r"\A[^\x00]*\Z", message="Null characters are not allowed.", code="null_characters_not_allowed")
+NO_NUL = RegexValidator(r"\A[^\x00]+\Z", message="Null characters are not allowed.", code="null_characters_not_allowed")
 
 
 class StrictCharField(serializers.CharField):

@@ -318,7 +318,7 @@ class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if not (data.get("text") or data.get("image") is not None or data.get("asset_id") is not None):
-            raise serializers.ValidationError("Give text, an image or an asset_id to search with.", code="empty_query")
+            raise serializers.ValidationError("Give text, an image or an asset to search with.", code="empty_query")
         return data
 
     def validate_asset_id(self, value: int) -> int:
@@ -371,7 +371,9 @@ class ThumbnailQuerySerializer(serializers.Serializer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # THUMBNAIL_SIZES is a setting: the choices (and the schema's enum) are read per request.
-        self.fields["size"].choices = get_thumbnail_sizes()
+        size = self.fields["size"]
+        size.choices = get_thumbnail_sizes()
+        size.error_messages["invalid_choice"] = f"Thumbnail size {{input}} is not offered; use one of {', '.join(map(str, size.choices))}."
 
 
 # Search output ------------------------------------------------------------

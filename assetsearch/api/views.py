@@ -23,6 +23,7 @@ from rest_framework import generics, mixins, viewsets
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.fields import CharField, ListField
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -127,7 +128,8 @@ class AssetSearchAPIMixin:
             raise s.unknown_names_error(unknown, list(fields), "query parameter")
         empty = [
             name for name, values in request.query_params.lists()
-            if name in fields and "" in values and not getattr(getattr(fields[name], "child", fields[name]), "allow_blank", False)
+            # Text and list fields say why themselves ("may not be blank", "the query text is empty").
+            if name in fields and "" in values and not isinstance(fields[name], (CharField, ListField))
         ]
         if empty:
             raise ValidationError({name: ["This parameter may not be empty."] for name in empty}, code="blank")
