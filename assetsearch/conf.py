@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     # torch threads in each process; None leaves torch's default.
     "TORCH_THREADS": None,
     "ENCODERS": {},
+    # Where ONNX Runtime / OpenVINO encoders keep the exported models (see
+    # assetsearch.encoder_exports); None: $XDG_CACHE_HOME/assetsearch/encoders.
+    "ENCODER_EXPORT_DIR": None,
     # Dimension of the stored vectors (the column type); the encoder must match.
     "DIMENSIONS": 512,
     # Upload limits: bytes and decoded pixels (decompression-bomb guard).

@@ -164,9 +164,12 @@ class OpenCLIPEncoder(BaseEncoder):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self._register_configs()
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            self.model_name, pretrained=self.checkpoint, device=device
-        )
+        # Random weights are seeded so that every process (and an export) gets the same model.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                self.model_name, pretrained=self.checkpoint, device=device
+            )
         # Channels-last lets oneDNN run convolutions without reordering each
         # batch: 1.9x faster for the bundled ResNet tower on CPU, no change
         # for a ViT (one convolution) and the same outputs.
