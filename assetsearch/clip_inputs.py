@@ -147,7 +147,6 @@ def preprocess_image(image: Image.Image, config: dict[str, Any]) -> np.ndarray:
     size = config["size"]
     height, width = (size, size) if isinstance(size, int) else size
     resample = PIL_INTERPOLATIONS[config.get("interpolation", "bicubic")]
-    image = image.convert("RGB")
     if config.get("resize_mode", "shortest") == "squash":
         if image.size != (width, height):
             image = image.resize((width, height), resample)
@@ -161,7 +160,8 @@ def preprocess_image(image: Image.Image, config: dict[str, Any]) -> np.ndarray:
         left = int(round((image.width - width) / 2.0))
         top = int(round((image.height - height) / 2.0))
         image = image.crop((left, top, left + width, top + height))
-    pixels = np.asarray(image, dtype=np.float32) / np.float32(255.0)
+    # Converted after resizing, as open_clip does (it matters for RGBA and palette images).
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / np.float32(255.0)
     mean = np.asarray(config["mean"], dtype=np.float32)
     std = np.asarray(config["std"], dtype=np.float32)
     return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))

@@ -79,6 +79,23 @@ class BaseEncoder:
         """Return an (N, dimensions) float32 array of unit vectors, one per text."""
         raise NotImplementedError
 
+    def prepare_image(self, image: Image) -> Any:
+        """Per-image work that may run in the worker's decode threads; its results go to :meth:`embed_prepared`.
+
+        The default keeps the decoded image as it is.
+        """
+        return image
+
+    def embed_prepared(self, prepared: Sequence[Any]) -> np.ndarray:
+        """:meth:`embed_images` on :meth:`prepare_image`'s results."""
+        return self.embed_images(prepared)
+
+    def warm_up(self, *, images: bool = True, texts: bool = True) -> None:
+        """Load what embedding images and/or texts needs now, so the first task or request does not wait.
+
+        Default: nothing.
+        """
+
 
 class OpenCLIPEncoder(BaseEncoder):
     """An open_clip model: the bundled demo model or any open_clip architecture.
@@ -177,6 +194,9 @@ class OpenCLIPEncoder(BaseEncoder):
         tokenizer = open_clip.get_tokenizer(self.model_name)
         return model, preprocess, tokenizer, device
 
+    def warm_up(self, *, images: bool = True, texts: bool = True) -> None:
+        self.load()
+
     @property
     def logit_scale(self) -> float:
         model = self.load()[0]
@@ -229,3 +249,16 @@ def get_encoder(alias: str = "default") -> BaseEncoder:
                 backend = import_string(options["BACKEND"])
                 encoder = _encoders[cache_key] = backend(alias, options)
     return encoder
+
+
+def warm_up(aliases: Sequence[str] = ("default",), *, images: bool = True, texts: bool = True) -> None:
+    """Load the encoders of ``aliases`` now, in this process.
+
+    Workers call it when each worker process starts (``worker_process_init``);
+    a production web server calls ``warm_up(images=False)`` in each web
+    process after it forks (gunicorn's ``post_worker_init`` hook), never in a
+    parent that forks afterwards: runtime thread pools and CUDA do not
+    survive a fork.
+    """
+    for alias in aliases:
+        get_encoder(alias).warm_up(images=images, texts=texts)

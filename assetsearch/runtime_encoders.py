@@ -19,6 +19,7 @@ imports torch once; ``manage.py assetsearch_export`` makes it ahead of time.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -31,6 +32,7 @@ import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 
 from .clip_inputs import CLIPTokenizer, preprocess_image
+from .decoding import cpu_allowance
 from .encoder_exports import Manifest, export_folder, package_version, read_probe
 from .encoders import BaseEncoder, OpenCLIPEncoder
 
@@ -49,12 +51,12 @@ class ProbeMismatch(ImproperlyConfigured):
     """An exported model's vectors differ from torch's more than its precision allows."""
 
 
-def cpu_allowance() -> int:
-    """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
+def require(module: str, extra: str) -> Any:
+    """Import a runtime, or say which extra installs it."""
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"{module} is not installed: pip install 'assetsearch[{extra}]' ({exc})") from exc
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -88,7 +90,9 @@ class BaseExportedEncoder(BaseEncoder):
         self.source = OpenCLIPEncoder(alias, {**options, "DEVICE": "cpu"})
         self.model_name = self.source.model_name
         self._lock = threading.Lock()
-        self._loaded: tuple[Manifest, Tower, Tower, CLIPTokenizer] | None = None
+        self._manifest: Manifest | None = None
+        self._towers: dict[str, Tower] = {}
+        self._tokenizer: CLIPTokenizer | None = None
 
     @property
     def key(self) -> str:
@@ -101,9 +105,22 @@ class BaseExportedEncoder(BaseEncoder):
 
     @property
     def manifest(self) -> Manifest:
-        if self._loaded is None and (self.folder / "manifest.json").is_file():
-            return Manifest.read(self.folder)
-        return self.load()[0]
+        """The export's manifest; exports the model first if it was never exported."""
+        if self._manifest is None:
+            with self._lock:
+                if self._manifest is None:
+                    if not (self.folder / "manifest.json").is_file():
+                        from .encoder_exports import export_encoder
+
+                        logger.warning(
+                            "No export of %s at %s: exporting now (imports torch; "
+                            "run `manage.py assetsearch_export` ahead to avoid it).",
+                            self.key,
+                            self.folder,
+                        )
+                        export_encoder(self.source)
+                    self._manifest = Manifest.read(self.folder)
+        return self._manifest
 
     @property
     def dimensions(self) -> int:
@@ -121,77 +138,82 @@ class BaseExportedEncoder(BaseEncoder):
     def logit_scale(self) -> float:
         return self.manifest.logit_scale
 
+    @property
+    def tokenizer(self) -> CLIPTokenizer:
+        if self._tokenizer is None:
+            self._tokenizer = CLIPTokenizer(self.manifest.context_length)
+        return self._tokenizer
+
     def open_tower(self, path: Path) -> Tower:
         """Load the ONNX tower at ``path``; return a function from an input batch to its output."""
         raise NotImplementedError
 
-    def load(self) -> tuple[Manifest, Tower, Tower, CLIPTokenizer]:
-        """Open both towers once (exporting first if needed) and check them against the probe; thread-safe."""
-        if self._loaded is None:
+    def tower(self, kind: str) -> Tower:
+        """The ``"image"`` or ``"text"`` tower, opened and checked against the probe once; thread-safe.
+
+        Each tower loads on its first use, so a web process that only
+        encodes queries never holds the image tower.
+        """
+        tower = self._towers.get(kind)
+        if tower is None:
+            manifest = self.manifest
             with self._lock:
-                if self._loaded is None:
-                    self._loaded = self._load()
-        return self._loaded
+                tower = self._towers.get(kind)
+                if tower is None:
+                    tower = self.open_tower(self.folder / f"{kind}.onnx")
+                    self.check_probe(kind, tower, manifest)
+                    self._towers[kind] = tower
+        return tower
 
-    def _load(self) -> tuple[Manifest, Tower, Tower, CLIPTokenizer]:
-        if not (self.folder / "manifest.json").is_file():
-            from .encoder_exports import export_encoder
+    def warm_up(self, *, images: bool = True, texts: bool = True) -> None:
+        if images:
+            self.tower("image")
+        if texts:
+            self.tower("text")
 
-            logger.warning(
-                "No export of %s at %s: exporting now (imports torch; run `manage.py assetsearch_export` ahead to avoid it).",
-                self.key,
-                self.folder,
-            )
-            export_encoder(self.source)
-        manifest = Manifest.read(self.folder)
-        image_tower = self.open_tower(self.folder / "image.onnx")
-        text_tower = self.open_tower(self.folder / "text.onnx")
-        tokenizer = CLIPTokenizer(manifest.context_length)
-        self.check_probe(manifest, image_tower, text_tower, tokenizer)
-        return manifest, image_tower, text_tower, tokenizer
-
-    def check_probe(self, manifest: Manifest, image_tower: Tower, text_tower: Tower, tokenizer: CLIPTokenizer) -> None:
-        """Refuse to serve (:class:`ProbeMismatch`) unless the probe's vectors match torch's."""
+    def check_probe(self, kind: str, tower: Tower, manifest: Manifest) -> None:
+        """Refuse to serve (:class:`ProbeMismatch`) unless ``tower`` reproduces torch's probe vectors."""
         probe = read_probe(self.folder)
+        if kind == "image":
+            ours = tower(np.stack([preprocess_image(image, manifest.preprocess) for image in probe.images]))
+            reference = probe.image_vectors
+        else:
+            ours = tower(self.tokenizer(probe.texts))
+            reference = probe.text_vectors
         minimum = MIN_PROBE_COSINE[self.precision]
-        images = np.stack([preprocess_image(image, manifest.preprocess) for image in probe.images])
-        for kind, ours, torch_vectors in (
-            ("image", normalise(image_tower(images)), probe.image_vectors),
-            ("text", normalise(text_tower(tokenizer(probe.texts))), probe.text_vectors),
-        ):
-            cosine = float((ours * torch_vectors).sum(axis=1).min())
-            if not cosine >= minimum:  # catches NaN too
-                raise ProbeMismatch(
-                    f"{type(self).__name__} ({self.runtime} {package_version(self.runtime)}, {self.precision}) does not "
-                    f"reproduce torch's {kind} vectors for {self.key}: cosine {cosine:.6f} on the probe, "
-                    f"{minimum} needed. Refusing to serve encoder {self.alias!r}. Re-export with "
-                    f"`manage.py assetsearch_export --force`, or use PRECISION 'fp32' or OpenCLIPEncoder."
-                )
-        logger.info("%s serves %s (%s, %d threads) from %s", type(self).__name__, self.key, self.precision, self.threads, self.folder)
+        cosine = float((normalise(ours) * reference).sum(axis=1).min())
+        if not cosine >= minimum:  # catches NaN too
+            raise ProbeMismatch(
+                f"{type(self).__name__} ({self.runtime} {package_version(self.runtime)}, {self.precision}) does not "
+                f"reproduce torch's {kind} vectors for {self.key}: cosine {cosine:.6f} on the probe, "
+                f"{minimum} needed. Refusing to serve encoder {self.alias!r}. Re-export with "
+                f"`manage.py assetsearch_export --force`, or use PRECISION 'fp32' or OpenCLIPEncoder."
+            )
+        logger.info(
+            "%s serves the %s tower of %s (%s, %d threads, probe cosine %.6f)",
+            type(self).__name__, kind, self.key, self.precision, self.threads, cosine,
+        )
 
     def count_tokens(self, text: str) -> int:
-        return len(self.load()[3].encode(text)) + 2
+        return len(self.tokenizer.encode(text)) + 2
 
-    def preprocess(self, image: Image) -> np.ndarray:
+    def prepare_image(self, image: Image) -> np.ndarray:
         """One decoded image as the model's (3, size, size) float32 input; safe to call from threads."""
         return preprocess_image(image, self.manifest.preprocess)
 
-    def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
-        """Vectors of already preprocessed images (:meth:`preprocess`), in batches."""
-        _, image_tower, _, _ = self.load()
-        out = [
-            normalise(image_tower(np.stack(pixels[start : start + self.batch_size])))
-            for start in range(0, len(pixels), self.batch_size)
-        ]
+    def embed_prepared(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        """Vectors of already preprocessed images (:meth:`prepare_image`), in batches."""
+        tower = self.tower("image")
+        out = [normalise(tower(np.stack(pixels[start : start + self.batch_size]))) for start in range(0, len(pixels), self.batch_size)]
         return np.concatenate(out) if out else np.empty((0, self.dimensions), dtype=np.float32)
 
     def embed_images(self, images: Sequence[Image]) -> np.ndarray:
-        return self.embed_pixels([self.preprocess(image) for image in images])
+        return self.embed_prepared([self.prepare_image(image) for image in images])
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        _, _, text_tower, tokenizer = self.load()
+        tower = self.tower("text")
         out = [
-            normalise(text_tower(tokenizer(list(texts[start : start + self.batch_size]))))
+            normalise(tower(self.tokenizer(list(texts[start : start + self.batch_size]))))
             for start in range(0, len(texts), self.batch_size)
         ]
         return np.concatenate(out) if out else np.empty((0, self.dimensions), dtype=np.float32)
@@ -206,7 +228,7 @@ class ONNXRuntimeEncoder(BaseExportedEncoder):
     runtime = "onnxruntime"
 
     def open_tower(self, path: Path) -> Tower:
-        import onnxruntime
+        onnxruntime = require("onnxruntime", "onnx")
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.threads
@@ -230,9 +252,7 @@ class OpenVINOEncoder(BaseExportedEncoder):
 
     @cached_property
     def core(self) -> Any:
-        import openvino
-
-        return openvino.Core()
+        return require("openvino", "openvino").Core()
 
     def _check_bf16(self) -> None:
         capabilities = self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
@@ -243,8 +263,7 @@ class OpenVINOEncoder(BaseExportedEncoder):
             )
 
     def open_tower(self, path: Path) -> Tower:
-        import openvino
-
+        openvino = require("openvino", "openvino")
         if self.precision == "bf16":
             self._check_bf16()
         ir = path.parent / f"openvino-{package_version('openvino')}" / path.with_suffix(".xml").name

@@ -6,11 +6,16 @@ reusable app cannot import the host project's Celery app.
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from celery.signals import worker_process_init
 from django.db import DatabaseError, InterfaceError
 
 from . import pipeline
 from .conf import app_settings
+
+logger = logging.getLogger(__name__)
 
 # Errors worth retrying: the database or the storage backend hiccuped.
 TRANSIENT_ERRORS = (DatabaseError, InterfaceError, ConnectionError, TimeoutError, OSError)
@@ -38,3 +43,14 @@ def rescore_concept_task(concept_id: int) -> dict:
 
     counts = rescore_concept(concept_id)
     return {"flagged": counts.flagged, "cleared": counts.cleared}
+
+
+@worker_process_init.connect(dispatch_uid="assetsearch.warm_up_worker")
+def warm_up_worker(**kwargs: object) -> None:
+    """Load the default encoder as each worker process starts, so the first upload does not wait for it."""
+    from .encoders import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # the tasks will fail with the same error, retried and visible on the assets
+        logger.exception("Could not load the assetsearch encoder at worker start")

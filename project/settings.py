@@ -112,6 +112,9 @@ ASSETSEARCH = {
     "PRETRAINED": None if _pretrained.lower() in ("", "none") else _pretrained,  # none: random weights
     "DEVICE": os.environ.get("ASSETSEARCH_DEVICE", "auto"),
     "BATCH_SIZE": int(os.environ.get("ASSETSEARCH_BATCH_SIZE", "32")),
+    # e.g. assetsearch.runtime_encoders.ONNXRuntimeEncoder (see README "Deployment").
+    "ENCODER_BACKEND": os.environ.get("ASSETSEARCH_ENCODER_BACKEND", "assetsearch.encoders.OpenCLIPEncoder"),
+    "ENCODER_EXPORT_DIR": VAR_DIR / "encoder-exports",
 }
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
