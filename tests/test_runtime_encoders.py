@@ -145,10 +145,12 @@ def test_export_command_exports_and_checks_the_configured_runtime_encoders(capsy
 
 
 def _database_url() -> str:
-    from urllib.parse import quote
+    """The test database as a URL, for a subprocess (connection options such as a socket folder kept)."""
+    from urllib.parse import quote, urlencode
 
     db = connection.settings_dict
-    return f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}@{quote(db['HOST'] or '', safe='')}:{db['PORT'] or 5432}/{db['NAME']}"
+    netloc = f"{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}@{db['HOST'] or ''}" + (f":{db['PORT']}" if db["PORT"] else "")
+    return f"postgres://{netloc}/{db['NAME']}?{urlencode(db['OPTIONS'])}"
 
 
 WEB_PROCESS = """
