@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # Where ONNX Runtime / OpenVINO encoders keep the exported models (see
     # assetsearch.encoder_exports); None: $XDG_CACHE_HOME/assetsearch/encoders.
     "ENCODER_EXPORT_DIR": None,
+    # Threads that decode a batch's files in the worker; None: the CPUs the
+    # process may use (its affinity mask). 1 decodes one file at a time.
+    "DECODE_THREADS": None,
     # Dimension of the stored vectors (the column type); the encoder must match.
     "DIMENSIONS": 512,
     # Upload limits: bytes and decoded pixels (decompression-bomb guard).

@@ -4,7 +4,7 @@ Decoding was serial in front of the model call: a 12-megapixel JPEG takes
 ~22 ms in draft mode, a third of a ViT-B-32 image on torch and two thirds
 once the model runs on ONNX Runtime or OpenVINO. Pillow's decoders and
 resizers release the GIL, so threads scale; the pool is bounded by the
-process's CPU allowance (its affinity mask), created on first use and
+process's CPU allowance (its affinity mask) or ``DECODE_THREADS``, created on first use and
 recreated in forked children (threads do not survive a fork).
 
 Results come back in order as they finish, so the caller can start the
@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
+
+from .conf import app_settings
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,12 +37,15 @@ _pool_lock = threading.Lock()
 
 
 def get_decode_pool() -> ThreadPoolExecutor:
-    """The process's decode threads, one per CPU it may run on."""
+    """The process's decode threads: ``DECODE_THREADS``, by default one per CPU it may run on."""
     global _pool
-    if _pool is None:
+    size = int(app_settings.DECODE_THREADS or cpu_allowance())
+    if _pool is None or _pool._max_workers != size:
         with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=cpu_allowance(), thread_name_prefix="assetsearch-decode")
+            if _pool is None or _pool._max_workers != size:
+                if _pool is not None:
+                    _pool.shutdown(wait=False)
+                _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="assetsearch-decode")
     return _pool
 
 

@@ -115,6 +115,7 @@ ASSETSEARCH = {
     # e.g. assetsearch.runtime_encoders.ONNXRuntimeEncoder (see README "Deployment").
     "ENCODER_BACKEND": os.environ.get("ASSETSEARCH_ENCODER_BACKEND", "assetsearch.encoders.OpenCLIPEncoder"),
     "ENCODER_EXPORT_DIR": VAR_DIR / "encoder-exports",
+    "DECODE_THREADS": int(os.environ.get("ASSETSEARCH_DECODE_THREADS") or 0) or None,
 }
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
