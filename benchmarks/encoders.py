@@ -2,16 +2,18 @@
 
     .venv/bin/python benchmarks/encoders.py [--model assetsearch-demo|ViT-B-32] [--rounds 3]
 
-A row per backend and precision, all measured in this process on the same
-decoded images and query texts, rounds interleaved (these machines are
-noisy; each figure is the best round):
+A row per backend and precision, each measured in a process of its own (the
+runtimes' idle threads slow each other down when they share one), on the
+same decoded images and query texts, rounds interleaved across backends
+(these machines are noisy; each figure is the best round):
 
 * img/s at batch 1 and batch 16: ``embed_images`` on decoded images
   (preprocess included, file decoding not);
 * query ms: ``embed_texts`` of one query, the median over varied queries;
 * ratios to torch fp32 measured in the same run;
 * max cosine difference: 1 - the least cosine between the backend's vectors
-  and torch's, over the images and texts.
+  and torch's, over the images and texts;
+* load s: creating the encoder and loading both towers (the export exists).
 
 With ``--model ViT-B-32`` the architecture has random (seeded) weights:
 speed and agreement only. Exports are cached in ``ENCODER_EXPORT_DIR``.
@@ -24,7 +26,11 @@ import argparse
 import os
 import random
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,52 +81,68 @@ def query_ms(encoder: Any) -> float:
     return statistics.median(timings)
 
 
+def measure(key: str, model: str, out: Path) -> None:
+    """One backend in this process (runtimes' idle threads would slow each other in one process)."""
+    name, backend, precision = next(row for row in BACKENDS if f"{row[0]} {row[2]}" == key)
+    setup_django()
+    pretrained = "bundled" if model == "assetsearch-demo" else None
+    started = time.perf_counter()
+    encoder = make_encoder(backend, precision, model, pretrained)
+    load_s = time.perf_counter() - started
+    batch = images(16)
+    encoder.embed_images(batch[:1]), encoder.embed_images(batch), query_ms(encoder)  # first calls: kernel set-up
+    single = 4 if model == "ViT-B-32" else 16  # batch-1 calls
+    figures = [images_per_second(encoder, batch[:1], single), images_per_second(encoder, batch, 1), query_ms(encoder), load_s]
+    np.savez(out, figures=np.array(figures), images=encoder.embed_images(batch), texts=encoder.embed_texts(QUERIES))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="assetsearch-demo", choices=["assetsearch-demo", "ViT-B-32"])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one backend, in a subprocess
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ["ASSETSEARCH_LOG_LEVEL"] = "WARNING"
-    setup_django()
-    from django.core.exceptions import ImproperlyConfigured
-
-    pretrained = "bundled" if args.model == "assetsearch-demo" else None
-    single = 4 if args.model == "ViT-B-32" else 16  # batch-1 calls per round
-    batch = images(16)
-    encoders, skipped = {}, []
-    for name, backend, precision in BACKENDS:
-        try:
-            started = time.perf_counter()
-            encoders[name, precision] = (make_encoder(backend, precision, args.model, pretrained), time.perf_counter() - started)
-        except ImproperlyConfigured as exc:
-            skipped.append(f"{name} {precision}: {exc}")
-    reference = encoders["torch", "fp32"][0]
-    ref_images, ref_texts = reference.embed_images(batch), reference.embed_texts(QUERIES)
-    best: dict[tuple[str, str], list[float]] = {key: [0.0, 0.0, float("inf")] for key in encoders}
-    for key, (encoder, _) in encoders.items():  # first calls (kernel selection) are not throughput
-        encoder.embed_images(batch[:1]), encoder.embed_images(batch), query_ms(encoder)
-    for _ in range(args.rounds):
-        for key, (encoder, _) in encoders.items():
-            figures = best[key]
-            figures[0] = max(figures[0], images_per_second(encoder, batch[:1], single))
-            figures[1] = max(figures[1], images_per_second(encoder, batch, 1))
-            figures[2] = min(figures[2], query_ms(encoder))
-    torch_figures = best["torch", "fp32"]
+    if args.measure:
+        return measure(args.measure, args.model, args.out)
+    keys = [f"{name} {precision}" for name, _, precision in BACKENDS]
+    work = Path(tempfile.mkdtemp(prefix="assetsearch-encoders-"))
+    results: dict[str, list[np.lib.npyio.NpzFile]] = {key: [] for key in keys}
+    skipped: dict[str, str] = {}
+    for round_ in range(args.rounds):  # rounds interleaved: A B C A B C
+        for key in keys:
+            if key in skipped:
+                continue
+            out = work / f"{key.replace(' ', '-')}-{round_}.npz"
+            run = subprocess.run(
+                [sys.executable, __file__, "--model", args.model, "--measure", key, "--out", str(out)],
+                capture_output=True, text=True,
+            )
+            if run.returncode:
+                skipped[key] = run.stderr.strip().splitlines()[-1]  # the exception's message
+                continue
+            results[key].append(np.load(out))
+    reference = results["torch fp32"][0]
+    best = {}
+    for key, runs in results.items():
+        if runs:
+            figures = np.stack([run["figures"] for run in runs])
+            best[key] = (figures[:, 0].max(), figures[:, 1].max(), figures[:, 2].min(), float(np.median(figures[:, 3])))
+    torch_best = best["torch fp32"]
     rows = []
-    for key, (encoder, load_s) in encoders.items():
-        one, sixteen, ms = best[key]
-        cosines = np.concatenate([(encoder.embed_images(batch) * ref_images).sum(1), (encoder.embed_texts(QUERIES) * ref_texts).sum(1)])
+    for key, (one, sixteen, ms, load_s) in best.items():
+        run = results[key][0]
+        cosines = np.concatenate([(run["images"] * reference["images"]).sum(1), (run["texts"] * reference["texts"]).sum(1)])
         rows.append([
-            f"{key[0]} {key[1]}", one, one / torch_figures[0], sixteen, sixteen / torch_figures[1], ms,
-            torch_figures[2] / ms, f"{1 - float(cosines.min()):.1e}", f"{load_s:.1f}",
+            key, one, one / torch_best[0], sixteen, sixteen / torch_best[1], ms, torch_best[2] / ms,
+            f"{1 - float(cosines.min()):.1e}", f"{load_s:.1f}",
         ])
-    print(f"\nModel {args.model} ({'bundled weights' if pretrained else 'random weights'}), {os.cpu_count()} CPU cores, best of {args.rounds} rounds\n")
-    print(table(
-        ["backend", "img/s b1", "x torch", "img/s b16", "x torch", "query ms", "x torch", "max cos diff", "load s"],
-        rows,
-    ))
-    for line in skipped:
-        print(f"\nNot measured: {line}")
+    weights = "bundled weights" if args.model == "assetsearch-demo" else "random weights"
+    print(f"\nModel {args.model} ({weights}), {os.cpu_count()} CPU cores, best of {args.rounds} interleaved rounds, one process per backend\n")
+    print(table(["backend", "img/s b1", "x torch", "img/s b16", "x torch", "query ms", "x torch", "max cos diff", "load s"], rows))
+    for key, reason in skipped.items():
+        print(f"\nNot measured: {key}: {reason}")
 
 
 if __name__ == "__main__":
