@@ -185,25 +185,19 @@ def _export_into(encoder: OpenCLIPEncoder, work: Path) -> None:
     if np.abs(np.stack([preprocess_image(image, preprocess_cfg) for image in probe_images]) - pixels).max() > 1e-5:
         raise ExportError(f"The torch-free preprocess does not reproduce {encoder.model_name}'s pixels.")
 
-    class ImageTower(torch.nn.Module):
-        def __init__(self) -> None:
+    class Tower(torch.nn.Module):
+        """One tower of the model, L2-normalised: ``encode_image`` or ``encode_text``."""
+
+        def __init__(self, method: str) -> None:
             super().__init__()
-            self.model = model
+            self.model, self.method = model, method
 
-        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-            return self.model.encode_image(pixels, normalize=True)
-
-    class TextTower(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-            return self.model.encode_text(tokens, normalize=True)
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            return getattr(self.model, self.method)(inputs, normalize=True)
 
     batch = torch.export.Dim("batch", min=1, max=4096)
     examples = {"image": torch.from_numpy(pixels).contiguous(), "text": tokenizer(texts)}
-    for name, tower in (("image", ImageTower()), ("text", TextTower())):
+    for name, tower in (("image", Tower("encode_image")), ("text", Tower("encode_text"))):
         torch.onnx.export(
             tower.eval(),
             (examples[name],),

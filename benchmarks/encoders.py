@@ -34,19 +34,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _setup import setup_django, table
+from _setup import ENCODER_BACKENDS, setup_django, table
 
 QUERIES = [
     "a red circle", "two blue stars on a white background", "a striped green triangle in the top left",
     "three small yellow hearts", "a large purple square at the bottom", "a dotted orange circle on grey",
     "four black stars", "a tiny pink heart in the corner", "a checkered cyan square", "one brown triangle",
 ]
-BACKENDS = [
-    ("torch", "assetsearch.encoders.OpenCLIPEncoder", "fp32"),
-    ("onnxruntime", "assetsearch.runtime_encoders.ONNXRuntimeEncoder", "fp32"),
-    ("openvino", "assetsearch.runtime_encoders.OpenVINOEncoder", "fp32"),
-    ("openvino", "assetsearch.runtime_encoders.OpenVINOEncoder", "bf16"),
-]
+BACKENDS = [(name, ENCODER_BACKENDS[name], precision) for name, precision in
+            [("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")]]
 
 
 def images(count: int) -> list[Any]:

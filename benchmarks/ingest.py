@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _setup import QUIET_WORKER, ROOT, bench_database_url, empty_catalogue, setup_django, table
+from _setup import ENCODER_BACKENDS, QUIET_WORKER, ROOT, bench_database_url, empty_catalogue, setup_django, table
 
 
 def make_files(folder: Path, count: int, photos: bool = False) -> list[Path]:
@@ -181,13 +181,6 @@ def pipeline_throughput(folder: Path, one_task_per_image: bool) -> float:
     return len(paths) / elapsed
 
 
-BACKENDS = {
-    "torch": "assetsearch.encoders.OpenCLIPEncoder",
-    "onnxruntime": "assetsearch.runtime_encoders.ONNXRuntimeEncoder",
-    "openvino": "assetsearch.runtime_encoders.OpenVINOEncoder",
-}
-
-
 def measure_pipeline(work: Path, name: str, env: dict[str, str], batch: int) -> tuple[float, float]:
     """(batched, naive) pipeline images/s with a worker started with ``env``; warmed on its own files first."""
     worker = start_worker(env)
@@ -209,7 +202,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--model", default="assetsearch-demo", choices=["assetsearch-demo", "ViT-B-32"])
-    parser.add_argument("--backend", default="torch", choices=list(BACKENDS), help="the worker's encoder backend")
+    parser.add_argument("--backend", default="torch", choices=list(ENCODER_BACKENDS), help="the worker's encoder backend")
     parser.add_argument("--photos", action="store_true", help="12-megapixel photo-like JPEGs instead of 512 px scenes")
     parser.add_argument(
         "--compare-serial", action="store_true",
@@ -219,7 +212,7 @@ def main() -> None:
     if args.model == "ViT-B-32":
         os.environ["ASSETSEARCH_MODEL"], os.environ["ASSETSEARCH_PRETRAINED"] = "ViT-B-32", "none"
     os.environ["ASSETSEARCH_LOG_LEVEL"] = "WARNING"
-    os.environ["ASSETSEARCH_ENCODER_BACKEND"] = BACKENDS[args.backend]
+    os.environ["ASSETSEARCH_ENCODER_BACKEND"] = ENCODER_BACKENDS[args.backend]
     from project.embedded import RedisServer
 
     work = Path(tempfile.mkdtemp(prefix="assetsearch-ingest-"))
@@ -246,7 +239,7 @@ def main() -> None:
         pipeline, naive = measure_pipeline(work, args.backend, env, raw_batch)
         rows += [[f"pipeline ({args.backend}, decode pool, batched tasks)", pipeline], ["naive (one task per image)", naive]]
         if args.compare_serial:
-            serial_env = {**env, "ASSETSEARCH_ENCODER_BACKEND": BACKENDS["torch"], "ASSETSEARCH_DECODE_THREADS": "1"}
+            serial_env = {**env, "ASSETSEARCH_ENCODER_BACKEND": ENCODER_BACKENDS["torch"], "ASSETSEARCH_DECODE_THREADS": "1"}
             serial, _ = measure_pipeline(work, "serial", serial_env, raw_batch)
             rows.append(["pipeline before (torch, serial decode)", serial])
     finally:

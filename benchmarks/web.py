@@ -20,13 +20,7 @@ import os
 import subprocess
 import sys
 
-from _setup import ROOT, bench_database_url, setup_django, table
-
-BACKENDS = {
-    "torch": "assetsearch.encoders.OpenCLIPEncoder",
-    "onnxruntime": "assetsearch.runtime_encoders.ONNXRuntimeEncoder",
-    "openvino": "assetsearch.runtime_encoders.OpenVINOEncoder",
-}
+from _setup import ENCODER_BACKENDS, ROOT, bench_database_url, setup_django, table
 
 WEB_PROCESS = """
 import json, resource, statistics, sys, time
@@ -67,7 +61,7 @@ def main() -> None:
     if args.model == "ViT-B-32":
         env["ASSETSEARCH_MODEL"], env["ASSETSEARCH_PRETRAINED"] = "ViT-B-32", "none"
     rows = []
-    for name, backend in BACKENDS.items():
+    for name, backend in ENCODER_BACKENDS.items():
         for mode in ("cold", "warm"):
             run = subprocess.run(
                 [sys.executable, "-c", WEB_PROCESS, mode, str(args.searches)],

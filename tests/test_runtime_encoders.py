@@ -30,7 +30,8 @@ from .api_helpers import assetsearch_settings
 from .utils import scene
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = {"onnxruntime": "assetsearch.runtime_encoders.ONNXRuntimeEncoder", "openvino": "assetsearch.runtime_encoders.OpenVINOEncoder"}
+CLASSES = {"onnxruntime": ONNXRuntimeEncoder, "openvino": OpenVINOEncoder}
+BACKENDS = {name: f"{cls.__module__}.{cls.__qualname__}" for name, cls in CLASSES.items()}
 MODELS = {"bundled": ("assetsearch-demo", "bundled"), "vit-b-32-random": ("ViT-B-32", None)}
 TEXTS = [
     "a red circle",
@@ -53,11 +54,7 @@ def photos(count: int, seed: int = 0) -> list[Image.Image]:
 def torch_and_runtime(backend: str, model: str, precision: str = "fp32"):
     name, pretrained = MODELS[model]
     options = {"MODEL": name, "PRETRAINED": pretrained, "DEVICE": "cpu", "BATCH_SIZE": 8}
-    return OpenCLIPEncoder("torch", options), get_encoder_class(backend)("runtime", {**options, "PRECISION": precision})
-
-
-def get_encoder_class(backend: str):
-    return {"onnxruntime": ONNXRuntimeEncoder, "openvino": OpenVINOEncoder}[backend]
+    return OpenCLIPEncoder("torch", options), CLASSES[backend]("runtime", {**options, "PRECISION": precision})
 
 
 @pytest.mark.parametrize("context_length", [32, 77])
