@@ -76,6 +76,7 @@ def map_in_order(function: Callable[[T], R], items: Sequence[T]) -> Iterator[Fut
     futures = [pool.submit(function, item) for item in items]
     try:
         yield from futures
-    finally:
-        for future in futures:  # the caller stopped early (an error): drop what has not started
+    except GeneratorExit:  # the caller stopped early (an error): drop what has not started
+        for future in futures:
             future.cancel()
+        raise

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_process_init
 from django.db import DatabaseError, InterfaceError
 
 from . import pipeline
@@ -45,9 +44,11 @@ def rescore_concept_task(concept_id: int) -> dict:
     return {"flagged": counts.flagged, "cleared": counts.cleared}
 
 
-@worker_process_init.connect(dispatch_uid="assetsearch.warm_up_worker")
 def warm_up_worker(**kwargs: object) -> None:
-    """Load the default encoder as each worker process starts, so the first upload does not wait for it."""
+    """Load the default encoder as each worker process starts, so the first upload does not wait for it.
+
+    Connected to Celery's ``worker_process_init`` in ``AppConfig.ready()``.
+    """
     from .encoders import warm_up
 
     try:

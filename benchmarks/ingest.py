@@ -97,9 +97,11 @@ def raw_open_clip(paths: list[Path]) -> tuple[float, int]:
     import torch
     from PIL import Image
 
-    from assetsearch.encoders import get_encoder
+    from assetsearch.conf import app_settings
+    from assetsearch.encoders import OpenCLIPEncoder
 
-    encoder = get_encoder()  # only for the model name, checkpoint and config registration
+    # Only for the model name, checkpoint and config registration, whatever the backend.
+    encoder = OpenCLIPEncoder("raw", app_settings.encoder_config())
     encoder._register_configs()
     model, _, preprocess = open_clip.create_model_and_transforms(encoder.model_name, pretrained=encoder.checkpoint)
     model.eval()

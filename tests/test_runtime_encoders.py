@@ -197,3 +197,40 @@ def test_web_process_serves_text_search_without_importing_torch(backend):
     assert result["status"] == [200, 200, 200]
     assert result["first"] == [assets["red", "circle"].pk, assets["blue", "star"].pk, assets["green", "triangle"].pk]
     assert result["loaded"] == [], f"the web process imported {result['loaded']}"
+
+
+def test_worker_processes_load_the_default_encoder_when_they_start():
+    from celery.signals import worker_process_init
+
+    with assetsearch_settings(ENCODER_BACKEND=BACKENDS["onnxruntime"], BATCH_SIZE=7):  # a fresh encoder
+        encoder = get_encoder()
+        assert encoder._towers == {}
+        worker_process_init.send(sender=None)
+        assert set(encoder._towers) == {"image", "text"}
+
+
+def test_web_warm_up_loads_only_the_text_tower():
+    from assetsearch.encoders import warm_up
+
+    with assetsearch_settings(ENCODER_BACKEND=BACKENDS["openvino"], BATCH_SIZE=7):  # a fresh encoder
+        warm_up(images=False)
+        assert set(get_encoder()._towers) == {"text"}
+
+
+def test_decode_pool_keeps_order_and_errors_and_follows_decode_threads():
+    import threading
+
+    from assetsearch.decoding import get_decode_pool, map_in_order
+
+    def work(item: int) -> tuple[int, str]:
+        if item == 3:
+            raise ValueError("bad file 3")
+        return item * 10, threading.current_thread().name
+
+    futures = list(map_in_order(work, list(range(8))))
+    assert [future.result()[0] for index, future in enumerate(futures) if index != 3] == [0, 10, 20, 40, 50, 60, 70]
+    with pytest.raises(ValueError, match="bad file 3"):
+        futures[3].result()
+    assert all(future.result()[1].startswith("assetsearch-decode") for index, future in enumerate(futures) if index != 3)
+    with assetsearch_settings(DECODE_THREADS=3):
+        assert get_decode_pool()._max_workers == 3
