@@ -8,8 +8,9 @@ as the production server's post-fork hook does, or nothing (``cold``), then
 ``--searches`` different text searches through the whole stack
 (``GET /api/search/?q=...`` with Django's test client, no text cache) on the
 benchmark database. Reported: start-up seconds (set-up and warm-up), the
-first search's ms, the median of the rest, the peak RSS, and whether torch
-was imported.
+first search's ms, the median of the rest, the RSS after the searches and
+its peak (loading a model peaks above what it then holds), and whether
+torch was imported.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ with override_settings(ASSETSEARCH={**settings.ASSETSEARCH, "API_ANONYMOUS_SEARC
         timings.append((time.perf_counter() - begun) * 1000)
 print(json.dumps({
     "startup_s": startup, "first_ms": timings[0], "median_ms": statistics.median(timings[1:]),
-    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": "torch" in sys.modules,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "rss_mb": int(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmRSS:"))) / 1024,
+    "torch": "torch" in sys.modules,
 }))
 """
 
@@ -55,13 +58,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="assetsearch-demo", choices=["assetsearch-demo", "ViT-B-32"])
     parser.add_argument("--searches", type=int, default=100)
+    parser.add_argument("--backends", nargs="+", default=list(ENCODER_BACKENDS), choices=list(ENCODER_BACKENDS))
     args = parser.parse_args()
     setup_django()  # creates and migrates the benchmark database
     env = {**os.environ, "DATABASE_URL": bench_database_url(), "DJANGO_SETTINGS_MODULE": "project.settings", "ASSETSEARCH_LOG_LEVEL": "WARNING"}
     if args.model == "ViT-B-32":
         env["ASSETSEARCH_MODEL"], env["ASSETSEARCH_PRETRAINED"] = "ViT-B-32", "none"
     rows = []
-    for name, backend in ENCODER_BACKENDS.items():
+    for name in args.backends:
+        backend = ENCODER_BACKENDS[name]
         for mode in ("cold", "warm"):
             run = subprocess.run(
                 [sys.executable, "-c", WEB_PROCESS, mode, str(args.searches)],
@@ -72,10 +77,10 @@ def main() -> None:
             result = json.loads(run.stdout.strip().splitlines()[-1])
             rows.append([
                 f"{name} ({mode})", f"{result['startup_s']:.2f}", f"{result['first_ms']:.0f}", f"{result['median_ms']:.1f}",
-                f"{result['rss_mb']:.0f}", "yes" if result["torch"] else "no",
+                f"{result['rss_mb']:.0f}", f"{result['peak_rss_mb']:.0f}", "yes" if result["torch"] else "no",
             ])
     print(f"\nWeb process, model {args.model}, {args.searches} text searches, {os.cpu_count()} CPU cores\n")
-    print(table(["text backend", "start-up s", "first search ms", "search p50 ms", "peak RSS MB", "torch imported"], rows))
+    print(table(["text backend", "start-up s", "first search ms", "search p50 ms", "RSS MB after", "peak RSS MB", "torch imported"], rows))
 
 
 if __name__ == "__main__":
