@@ -50,6 +50,12 @@ DEFAULTS: dict[str, Any] = {
     },
     # torch threads in each process; None leaves torch's default.
     "TORCH_THREADS": None,
+    # Where ONNX Runtime / OpenVINO encoders keep the exported models (see
+    # assetsearch.encoder_exports); None: $XDG_CACHE_HOME/assetsearch/encoders.
+    "ENCODER_EXPORT_DIR": None,
+    # Threads that decode a batch's files in the worker; None: the CPUs the
+    # process may use (its affinity mask). 1 decodes one file at a time.
+    "DECODE_THREADS": None,
     # Upload limits: bytes and decoded pixels (decompression-bomb guard).
     "MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 40_000_000,

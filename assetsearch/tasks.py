@@ -148,3 +148,16 @@ def broker_reachable() -> bool:
     except Exception:  # kombu raises many kinds; all mean "not reachable"
         return False
     return True
+
+
+def warm_up_worker(**kwargs: object) -> None:
+    """Load the default encoder as each worker process starts, so the first upload does not wait for it.
+
+    Connected to Celery's ``worker_process_init`` in ``AppConfig.ready()``.
+    """
+    from .encoders import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # the tasks will fail with the same error, retried and visible on the assets
+        logger.exception("Could not load the assetsearch encoder at worker start")

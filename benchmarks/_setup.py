@@ -17,6 +17,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the example project's settings and embedded servers
 BENCH_DB = "assetsearch_bench"
+# The encoder backends the benchmarks compare, by short name.
+ENCODER_BACKENDS = {
+    "torch": "assetsearch.encoders.OpenCLIPEncoder",
+    "onnxruntime": "assetsearch.runtime_encoders.ONNXRuntimeEncoder",
+    "openvino": "assetsearch.runtime_encoders.OpenVINOEncoder",
+}
 # Worker flags as in production (README): no gossip, mingle or heartbeat
 # broadcasts over Redis, which embedding workers do not use.
 QUIET_WORKER = ["--without-gossip", "--without-mingle", "--without-heartbeat"]

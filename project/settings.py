@@ -110,12 +110,16 @@ _pretrained = os.environ.get("ASSETSEARCH_PRETRAINED", "bundled")
 ASSETSEARCH = {
     "ENCODERS": {
         "default": {
+            # e.g. assetsearch.runtime_encoders.ONNXRuntimeEncoder (see README "Deployment").
+            "BACKEND": os.environ.get("ASSETSEARCH_ENCODER_BACKEND", "assetsearch.encoders.OpenCLIPEncoder"),
             "MODEL": os.environ.get("ASSETSEARCH_MODEL", "assetsearch-demo"),
             "PRETRAINED": None if _pretrained.lower() in ("", "none") else _pretrained,  # none: random weights
             "DEVICE": os.environ.get("ASSETSEARCH_DEVICE", "auto"),
             "BATCH_SIZE": int(os.environ.get("ASSETSEARCH_BATCH_SIZE", "32")),
         },
     },
+    "ENCODER_EXPORT_DIR": VAR_DIR / "encoder-exports",
+    "DECODE_THREADS": int(os.environ.get("ASSETSEARCH_DECODE_THREADS") or 0) or None,
 }
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
