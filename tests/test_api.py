@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import override_settings
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from PIL import Image
@@ -606,6 +607,22 @@ def test_schema_documents_every_endpoint_and_the_error_shape(client):
     error = schema["components"]["schemas"]["ErrorDetail"]
     assert set(error["properties"]) == {"code", "message", "fields"}
     assert {"tokenAuth", "cookieAuth"} <= set(schema["components"]["securitySchemes"])
+
+
+def test_schema_has_its_own_title_version_endpoints_and_enum_names_whatever_the_site_sets(client):
+    from drf_spectacular.drainage import GENERATOR_STATS
+
+    import assetsearch
+
+    site = {"TITLE": "The site's API", "VERSION": "9.9", "ENUM_NAME_OVERRIDES": {}, "SERVE_INCLUDE_SCHEMA": True}
+    GENERATOR_STATS.reset()
+    with override_settings(SPECTACULAR_SETTINGS=site):
+        schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    assert (schema["info"]["title"], schema["info"]["version"]) == ("assetsearch API", assetsearch.__version__)
+    assert all(path.startswith(("/api/", "/assets/")) for path in schema["paths"]), sorted(schema["paths"])
+    assert "/api/schema/" not in schema["paths"] and "/api/docs/" not in schema["paths"]
+    assert {"EmbeddingStatusEnum", "FlagStatusEnum", "ConceptActionEnum"} <= set(schema["components"]["schemas"])
+    assert not GENERATOR_STATS, (GENERATOR_STATS._warn_cache, GENERATOR_STATS._error_cache)
 
 
 def test_swagger_ui_is_served_from_local_static_files(client):

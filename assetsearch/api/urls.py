@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
+from .schema import AssetSearchSchemaView
 from .views import AssetViewSet, ModerationConceptViewSet, ModerationFlagViewSet, ModerationQueryView, SearchView, SwaggerView
 
 router = SimpleRouter()
@@ -17,6 +17,6 @@ urlpatterns = [
     *router.urls,
     path("search/", SearchView.as_view(), name="search"),
     path("moderation/query/", ModerationQueryView.as_view(), name="moderation-query"),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", AssetSearchSchemaView.as_view(), name="schema"),
     path("docs/", SwaggerView.as_view(), name="docs"),
 ]
