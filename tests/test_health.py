@@ -15,16 +15,7 @@ from rest_framework.test import APIClient
 
 from assetsearch.models import Asset
 
-from .api_helpers import (  # noqa: F401  (fixtures)
-    _fresh_throttles,
-    admin,
-    admin_client,
-    assetsearch_settings,
-    error_of,
-    make_user,
-    viewer,
-    viewer_client,
-)
+from .api_helpers import admin, admin_client, assetsearch_settings, error_of, make_user, viewer, viewer_client  # noqa: F401  (fixtures)
 from .utils import image_file
 
 pytestmark = pytest.mark.django_db(transaction=True)
