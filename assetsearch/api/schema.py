@@ -1,13 +1,15 @@
 """The API's OpenAPI schema, whatever the host's REST_FRAMEWORK and SPECTACULAR_SETTINGS say.
 
-Two things a host's settings would otherwise decide:
+Three things a host's settings would otherwise decide:
 
 - drf-spectacular's ``@extend_schema`` on a view *method* builds on
   ``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]`` (DRF's own AutoSchema unless the
   host names drf-spectacular's), which breaks schema generation (a 500 at
   ``/api/schema/``, ``drf_spectacular.E001`` in ``check --deploy``). The views
   use :func:`extend_schema` from here, which always builds on drf-spectacular's
-  AutoSchema.
+  AutoSchema. A class-level ``@extend_schema`` goes above (after)
+  ``@extend_schema_view``: it then folds the method schemas into its own,
+  which drf-spectacular otherwise rebases on the host's default class.
 - drf-spectacular names an enum after its field; two choice sets behind
   fields of one name ("status" of an asset's embedding and of a flag)
   collide and warn, in this API's schema and in a host's. The app's choice
