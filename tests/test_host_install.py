@@ -13,7 +13,7 @@ site also sets a hostile ``REST_FRAMEWORK`` of its own (DRF's schema class,
 AllowAny, page size 2), which must change nothing.
 
 The site uses this test run's PostgreSQL server (a database of its own) and
-Redis; the settings read their addresses from the environment, as the
+a Redis server of its own; the settings read their addresses from the environment, as the
 README's block does. Set ``ASSETSEARCH_HOST_KEEP_VENV=1`` to reuse the
 virtualenvs between runs while working on this file (CI always builds fresh
 ones). Figures (install time, time to the first search, venv size) are
@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +40,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from project.embedded import RedisServer
 
 from .utils import image_file, wait_for
 
@@ -296,7 +299,7 @@ def start_installs(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(params=list(SITES))
-def host(request: pytest.FixtureRequest, postgres_server: dict[str, str], broker_url: str) -> Iterator[HostSite]:
+def host(request: pytest.FixtureRequest, postgres_server: dict[str, str]) -> Iterator[HostSite]:
     name, versions, django_spec, extra = SITES[request.param]
     start_installs(request.session.items)  # already started, unless conftest's hook was bypassed
     python, job = INSTALLS[request.param]
@@ -304,19 +307,23 @@ def host(request: pytest.FixtureRequest, postgres_server: dict[str, str], broker
         pytest.fail(f"no Python {' or '.join(versions)} on this machine for the {django_spec} site")
     site = HostSite(name, python, django_spec, extra)
     site.figures.update(job.result())
+    # A Redis of its own: the suite's worker, on the suite's broker, would take the site's tasks.
+    broker = RedisServer(Path(tempfile.mkdtemp(prefix="assetsearch-host-redis-"))).start()
     database = f"assetsearch_host_{name}"
     recreate_database(postgres_server, database)
     site.env = {
         **clean_environ(),
         **postgres_server,
         "POSTGRES_DB": database,
-        "CELERY_BROKER_URL": broker_url,
+        "CELERY_BROKER_URL": broker.url,
         "PATH": f"{site.venv / 'bin'}:{os.environ['PATH']}",
     }
     try:
         yield site
     finally:
         site.stop()
+        broker.stop()
+        shutil.rmtree(broker.data_dir, ignore_errors=True)
         (site.root / "figures.json").write_text(json.dumps(site.figures, indent=2))
         print(f"\nhost site {name}: {site.figures}")
 
