@@ -36,7 +36,7 @@ def check_database(app_configs: Any = None, databases: Any = None, **kwargs: Any
             errors.append(
                 Error(
                     f"assetsearch needs PostgreSQL with pgvector; database {alias!r} is {connection.vendor}.",
-                    hint="Set DATABASE_URL to a PostgreSQL server with the vector extension available.",
+                    hint="Use a PostgreSQL database (ENGINE django.db.backends.postgresql) on a server with the pgvector extension.",
                     id="assetsearch.E001",
                 )
             )

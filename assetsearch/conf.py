@@ -127,6 +127,13 @@ DEFAULTS: dict[str, Any] = {
     "THUMBNAIL_DEFAULT_SIZE": 256,
     "THUMBNAIL_QUALITY": 85,
     "THUMBNAIL_PREFIX": "assetsearch/thumbnails",
+    # Health checks (assetsearch.health, GET /api/health/): a shared secret a
+    # monitor sends as "Authorization: Bearer <token>" (None: staff users
+    # only), seconds to wait for the broker and for workers to answer, and
+    # the age in seconds of the oldest pending asset that makes a warning.
+    "HEALTH_TOKEN": None,
+    "HEALTH_TIMEOUT": 2.0,
+    "HEALTH_PENDING_WARN_SECONDS": 600,
 }
 
 

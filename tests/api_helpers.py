@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from assetsearch.models import Asset
 
-EDITORS = "Editors"
+EDITORS = "Asset editors"  # the group migration 0004 creates
 ASSET_PERMISSIONS = ["view_asset", "add_asset", "change_asset", "delete_asset"]
 
 

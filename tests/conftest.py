@@ -26,6 +26,18 @@ from typing import Any
 import pytest
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The host-install tests run last: their virtualenvs install while the rest of the suite runs."""
+    items.sort(key=lambda item: item.get_closest_marker("host") is not None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not session.config.option.collectonly and any(item.get_closest_marker("host") for item in session.items):
+        from .test_host_install import start_installs
+
+        start_installs(session.items)
+
+
 def use_broker(app: Any, url: str) -> None:
     """Point ``app`` (and settings) at the broker ``url``, dropping pooled connections to the old one."""
     from django.conf import settings

@@ -7,9 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import override_settings
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from PIL import Image
@@ -21,6 +22,7 @@ from assetsearch.search import Filters
 from assetsearch.thumbnails import get_thumbnail_name
 
 from .api_helpers import (  # noqa: F401  (fixtures)
+    ASSET_PERMISSIONS,
     _fresh_throttles,
     admin,
     admin_client,
@@ -498,16 +500,15 @@ def test_method_not_allowed_has_the_error_shape(admin_client):
     assert error_of(response)["code"] == "method_not_allowed"
 
 
-def test_editors_group_migration_creates_the_permissions_first():
-    """On a fresh database the permissions do not exist yet when the migration runs."""
+def test_permissions_migration_creates_the_permissions_first():
+    """On a fresh database the permissions do not exist yet when the migrations run; 0003 creates them."""
     migration = MigrationLoader(connection).get_migration("assetsearch", "0003_editors_group")
-    Group.objects.filter(name="Editors").delete()
     Permission.objects.filter(content_type__app_label="assetsearch", content_type__model="asset").delete()
     state = MigrationLoader(connection).project_state(("assetsearch", "0003_editors_group"))
     with connection.schema_editor() as schema_editor:
         migration.operations[0].code(state.apps, schema_editor)
-    group = Group.objects.get(name="Editors")
-    assert sorted(group.permissions.values_list("codename", flat=True)) == ["add_asset", "change_asset", "delete_asset", "view_asset"]
+    created = Permission.objects.filter(content_type__app_label="assetsearch", content_type__model="asset")
+    assert set(ASSET_PERMISSIONS) <= set(created.values_list("codename", flat=True))
 
 
 # Throttling (uploads; search throttling is in test_api_search) -------------
@@ -606,6 +607,22 @@ def test_schema_documents_every_endpoint_and_the_error_shape(client):
     error = schema["components"]["schemas"]["ErrorDetail"]
     assert set(error["properties"]) == {"code", "message", "fields"}
     assert {"tokenAuth", "cookieAuth"} <= set(schema["components"]["securitySchemes"])
+
+
+def test_schema_has_its_own_title_version_endpoints_and_enum_names_whatever_the_site_sets(client):
+    from drf_spectacular.drainage import GENERATOR_STATS
+
+    import assetsearch
+
+    site = {"TITLE": "The site's API", "VERSION": "9.9", "ENUM_NAME_OVERRIDES": {}, "SERVE_INCLUDE_SCHEMA": True}
+    GENERATOR_STATS.reset()
+    with override_settings(SPECTACULAR_SETTINGS=site):
+        schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    assert (schema["info"]["title"], schema["info"]["version"]) == ("assetsearch API", assetsearch.__version__)
+    assert all(path.startswith(("/api/", "/assets/")) for path in schema["paths"]), sorted(schema["paths"])
+    assert "/api/schema/" not in schema["paths"] and "/api/docs/" not in schema["paths"]
+    assert {"EmbeddingStatusEnum", "FlagStatusEnum", "ConceptActionEnum"} <= set(schema["components"]["schemas"])
+    assert not GENERATOR_STATS, (GENERATOR_STATS._warn_cache, GENERATOR_STATS._error_cache)
 
 
 def test_swagger_ui_is_served_from_local_static_files(client):

@@ -17,7 +17,7 @@ from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.module_loading import import_string
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema_view
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import generics, mixins, viewsets
 from rest_framework.authentication import BaseAuthentication
@@ -39,6 +39,7 @@ from . import serializers as s
 from .exceptions import exception_handler
 from .filters import AssetFilterBackend, FlagFilterBackend
 from .permissions import AssetPermission, ModerationConceptPermission, ModerationPermission
+from .schema import extend_schema
 from .throttles import AssetSearchThrottle
 
 ERROR_DESCRIPTIONS = {
@@ -110,6 +111,7 @@ class AssetSearchAPIMixin:
         return serializer
 
 
+@extend_schema(tags=["assets"])
 @extend_schema_view(
     list=extend_schema(
         summary="List assets",
@@ -128,7 +130,6 @@ class AssetSearchAPIMixin:
     partial_update=extend_schema(summary="Edit some of an asset's metadata", responses={200: s.AssetSerializer, **errors(400, 401, 403, 404)}),
     destroy=extend_schema(summary="Delete an asset and its file", responses={204: None, **errors(401, 403, 404)}),
 )
-@extend_schema(tags=["assets"])
 class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     """Assets: upload, list and filter, edit metadata, replace the file, delete."""
 
@@ -320,6 +321,7 @@ class ModerationQueryView(AssetSearchAPIMixin, generics.GenericAPIView):
         return Response(s.ModerationResultsSerializer({"results": hits}, context=self.get_serializer_context()).data)
 
 
+@extend_schema(tags=["moderation"])
 @extend_schema_view(
     list=extend_schema(summary="List moderation concepts", responses={200: s.ModerationConceptSerializer(many=True), **errors(400, *MODERATION_READ_ERRORS)}),
     retrieve=extend_schema(summary="Get a moderation concept", responses={200: s.ModerationConceptSerializer, **errors(*MODERATION_READ_ERRORS, 404)}),
@@ -335,7 +337,6 @@ class ModerationQueryView(AssetSearchAPIMixin, generics.GenericAPIView):
         responses={200: s.ModerationConceptSerializer, **errors(400, 401, 403, 404, 429)},
     ),
 )
-@extend_schema(tags=["moderation"])
 class ModerationConceptViewSet(
     AssetSearchAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
     mixins.UpdateModelMixin, viewsets.GenericViewSet,
@@ -347,6 +348,7 @@ class ModerationConceptViewSet(
     queryset = ModerationConcept.objects.order_by("name")
 
 
+@extend_schema(tags=["moderation"])
 @extend_schema_view(
     list=extend_schema(
         summary="List moderation flags, highest score first",
@@ -354,7 +356,6 @@ class ModerationConceptViewSet(
         responses={200: s.ModerationFlagSerializer(many=True), **errors(400, *MODERATION_READ_ERRORS)},
     ),
 )
-@extend_schema(tags=["moderation"])
 class ModerationFlagViewSet(AssetSearchAPIMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Flags raised by the concepts, and their bulk review."""
 
@@ -388,6 +389,7 @@ class SwaggerView(SpectacularSwaggerView):
     """Swagger UI, from drf-spectacular-sidecar's bundled files when it is installed (works offline)."""
 
     url_name = "assetsearch:schema"
+    schema = None  # a page, not an endpoint of the API
 
     @staticmethod
     def _swagger_ui_resource(filename: str) -> str:
