@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ EXTENSIONS = {
 UNKNOWN_TYPE = "application/octet-stream"
 MISSING_FILE_MESSAGE = "The image file is missing from storage."
 UNKNOWN_EXTENSION = ".bin"
+SERVER_NAME = re.compile(rf"{ORIGINALS_PREFIX}/\d{{4}}/\d{{2}}/[0-9a-f]{{32}}\.[a-z]+")
 
 # Headers of every file response: the browser must take the bytes for what the
 # Content-Type says (no sniffing) and may run nothing from them, even when a
@@ -80,6 +82,11 @@ def get_extension(mime_type: str) -> str:
 def new_original_name(mime_type: str) -> str:
     """A fresh storage name for an original of ``mime_type``: random, never the client's."""
     return f"{ORIGINALS_PREFIX}/{timezone.now():%Y/%m}/{secrets.token_hex(16)}{get_extension(mime_type)}"
+
+
+def is_server_name(name: str) -> bool:
+    """Whether ``name`` is one :func:`new_original_name` made (files stored by earlier releases kept the client's name)."""
+    return bool(SERVER_NAME.fullmatch(name))
 
 
 def get_file_token(stored_name: str) -> str:

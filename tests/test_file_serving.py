@@ -250,3 +250,25 @@ def test_the_example_site_serves_no_app_file_under_media_even_in_debug(editor_cl
         importlib.reload(project.urls)
         clear_url_caches()
     assert editor_client.get(get_original_url(asset)).status_code == 200
+
+
+def test_rename_files_gives_a_legacy_client_named_file_a_server_name(django_capture_on_commit_callbacks: Any) -> None:
+    asset = make_asset("legacy.png")
+    storage, data = asset.image.storage, asset.image.read()
+    asset.image.close()
+    # As an earlier release stored it: under the client's name, which was x.html.
+    legacy = storage.save("assetsearch/2026/11/3f2a9c1b7d4e/x.html", io.BytesIO(data))
+    storage.delete(asset.image.name)
+    Asset.objects.filter(pk=asset.pk).update(image=legacy, original_filename="x.html", embedding_status="ready")
+    asset.refresh_from_db()
+    old_thumbnail = get_thumbnail(asset)
+    with django_capture_on_commit_callbacks(execute=True), assetsearch_settings(AUTO_EMBED=False):
+        call_command("assetsearch_rename_files", verbosity=0)
+    renamed = Asset.objects.get(pk=asset.pk)
+    assert STORED_NAME.match(renamed.image.name) and renamed.image.name.endswith(".png")
+    assert storage.open(renamed.image.name).read() == data
+    assert (renamed.original_filename, renamed.content_hash, renamed.embedding_status) == ("x.html", asset.content_hash, "ready")
+    assert not storage.exists(legacy) and not storage.exists(old_thumbnail)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("assetsearch_rename_files", verbosity=0)  # nothing left to rename
+    assert Asset.objects.get(pk=asset.pk).image.name == renamed.image.name
