@@ -127,8 +127,8 @@ DEFAULTS: dict[str, Any] = {
     # StreamingFileBackend: Django streams it from storage. XAccelRedirectBackend
     # ("LOCATION": an internal nginx location aliasing the storage root) and
     # XSendfileBackend (a local path for mod_xsendfile / lighttpd): the web
-    # server sends it. SignedURLBackend: a redirect to the storage's signed,
-    # expiring URL (django-storages S3 with querystring_auth).
+    # server sends it. SignedURLBackend ("EXPIRES": seconds): a redirect to the
+    # storage's signed, expiring URL (django-storages S3 with querystring_auth).
     "FILE_SERVING": {"BACKEND": "assetsearch.files.StreamingFileBackend"},
 }
 

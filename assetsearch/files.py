@@ -110,13 +110,13 @@ def clean_client_name(name: str) -> str:
     return stem[: MAX_FILE_NAME - len(ext)] + ext
 
 
-def download_name(client_name: str, mime_type: str, fallback: str) -> str:
-    """The name a browser saves a file under: the client's stem with the true extension.
+def download_name(asset: Any, mime_type: str) -> str:
+    """The name a browser saves ``asset``'s file of ``mime_type`` under: the client's stem with the true extension.
 
     So ``x.html`` holding a PNG downloads as ``x.png``, and opening the saved
     file never runs it as a page.
     """
-    stem = os.path.splitext(clean_client_name(client_name))[0] or fallback
+    stem = os.path.splitext(clean_client_name(asset.original_filename))[0] or f"asset-{asset.pk}"
     return stem + get_extension(mime_type)
 
 
@@ -194,9 +194,9 @@ class XSendfileBackend(XAccelRedirectBackend):
 class SignedURLBackend(BaseFileServingBackend):
     """A redirect to the storage's own URL of the file: for object storage with signed, expiring URLs.
 
-    With django-storages' S3 storage set ``querystring_auth = True`` (and
-    ``querystring_expire``, seconds) on a private bucket: each redirect is
-    then valid for that long only. The bucket's objects must be stored with
+    With django-storages' S3 storage set ``querystring_auth = True`` on a
+    private bucket: each redirect is then valid for ``EXPIRES`` seconds (this
+    backend's option; else the storage's ``querystring_expire``) only. The bucket's objects must be stored with
     their content type; the response overrides asked of S3 here repeat the
     type and download name. Never use it with a storage whose URLs are
     public and permanent (``FileSystemStorage``'s ``MEDIA_URL``): that
@@ -208,9 +208,12 @@ class SignedURLBackend(BaseFileServingBackend):
             "ResponseContentType": file.content_type,
             "ResponseContentDisposition": content_disposition_header(False, file.filename),
         }
+        signing: dict[str, Any] = {"parameters": parameters}
+        if self.options.get("EXPIRES"):
+            signing["expire"] = int(self.options["EXPIRES"])
         try:
-            url = file.storage.url(file.name, parameters=parameters)  # django-storages' S3 signature
-        except TypeError:
+            url = file.storage.url(file.name, **signing)  # django-storages' S3 signature
+        except TypeError:  # a storage whose url() takes no signing options
             url = file.storage.url(file.name)
         return HttpResponseRedirect(url)
 
@@ -247,7 +250,7 @@ def original_file(asset: Any) -> ServedFile:
         storage=asset.image.storage,
         name=asset.image.name,
         content_type=content_type,
-        filename=download_name(asset.original_filename, content_type, f"asset-{asset.pk}"),
+        filename=download_name(asset, content_type),
         etag=f'"{asset.content_hash or get_file_token(asset.image.name)}"',
     )
 

@@ -122,7 +122,7 @@ def thumbnail_file(asset: Asset, size: int | None = None) -> ServedFile:
         storage=asset.image.storage,
         name=name,
         content_type=THUMBNAIL_TYPE,
-        filename=download_name(asset.original_filename, THUMBNAIL_TYPE, f"asset-{asset.pk}"),
+        filename=download_name(asset, THUMBNAIL_TYPE),
         etag=f'"{token}"',
     )
 

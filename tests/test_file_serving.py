@@ -9,10 +9,13 @@ import io
 import re
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission
+from django.core.files.storage import FileSystemStorage
 from django.core.management import call_command
 from django.test import Client, override_settings
 from django.urls import clear_url_caches
@@ -189,7 +192,7 @@ def test_the_admin_links_the_file_views_never_the_storage_url(admin: Any) -> Non
     client = Client()
     client.force_login(admin)
     page = client.get(f"/admin/assetsearch/asset/{asset.pk}/change/").content.decode()
-    assert f'href="/assets/{asset.pk}/original/"' in page
+    assert page.count(f'href="/assets/{asset.pk}/original/"') == 2  # the preview and the file input's "Currently:"
     assert f"/assets/{asset.pk}/thumbnail/" in page
     assert asset.image.name not in page and "/media/" not in page
     assert "admin-view.png" in page  # the client's name, shown
@@ -222,11 +225,26 @@ def test_x_sendfile_names_the_path_on_disk(editor_client: Any) -> None:
     assert_safe_file_headers(response, "image/png")
 
 
-def test_a_signed_url_backend_redirects_to_the_storage_s_url(editor_client: Any) -> None:
-    asset = make_asset()
-    with assetsearch_settings(FILE_SERVING={"BACKEND": "assetsearch.files.SignedURLBackend"}):
+class SigningStorage(FileSystemStorage):
+    """Signs URLs the way django-storages' S3 storage takes the options (the signature is fake)."""
+
+    def url(self, name: str, parameters: dict[str, str] | None = None, expire: int | None = None) -> str:
+        return f"https://bucket.example.com/{name}?" + urlencode({**(parameters or {}), "Expires": expire or 3600, "Signature": "x"})
+
+
+def test_a_signed_url_backend_redirects_to_the_storage_s_signed_url(editor_client: Any) -> None:
+    asset = make_asset("signed.html")
+    storage = SigningStorage(location=asset.image.storage.location)
+    serving = {"BACKEND": "assetsearch.files.SignedURLBackend", "EXPIRES": 300}
+    with assetsearch_settings(FILE_SERVING=serving), patch.object(Asset._meta.get_field("image"), "storage", storage):
         response = editor_client.get(get_original_url(asset))
-    assert response.status_code == 302 and response["Location"] == asset.image.storage.url(asset.image.name)
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    assert location.path == f"/{asset.image.name}"
+    assert parse_qs(location.query) == {
+        "ResponseContentType": ["image/png"], "ResponseContentDisposition": ['inline; filename="signed.png"'],
+        "Expires": ["300"], "Signature": ["x"],
+    }
     assert response["X-Content-Type-Options"] == "nosniff"
 
 
