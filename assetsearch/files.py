@@ -219,8 +219,11 @@ class SignedURLBackend(BaseFileServingBackend):
 
 
 def get_file_serving_backend() -> BaseFileServingBackend:
+    """The ``FILE_SERVING`` backend (``TypeError`` if it is not a :class:`BaseFileServingBackend`)."""
     options = dict(app_settings.FILE_SERVING)
     backend = import_string(options.pop("BACKEND", "assetsearch.files.StreamingFileBackend"))
+    if not (isinstance(backend, type) and issubclass(backend, BaseFileServingBackend)):
+        raise TypeError(f"{backend!r} is not a subclass of assetsearch.files.BaseFileServingBackend.")
     return backend(**options)
 
 

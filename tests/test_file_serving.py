@@ -290,3 +290,15 @@ def test_rename_files_gives_a_legacy_client_named_file_a_server_name(django_capt
     with django_capture_on_commit_callbacks(execute=True):
         call_command("assetsearch_rename_files", verbosity=0)  # nothing left to rename
     assert Asset.objects.get(pk=asset.pk).image.name == renamed.image.name
+
+
+def test_the_system_checks_catch_a_bad_file_serving_backend() -> None:
+    from assetsearch.checks import check_file_serving
+
+    assert check_file_serving() == []
+    with assetsearch_settings(FILE_SERVING={"BACKEND": "assetsearch.files.NoSuchBackend"}):
+        assert [m.id for m in check_file_serving()] == ["assetsearch.E010"]
+    with assetsearch_settings(FILE_SERVING={"BACKEND": "django.http.HttpResponse"}):
+        assert [m.id for m in check_file_serving()] == ["assetsearch.E010"]
+    with assetsearch_settings(FILE_SERVING={"BACKEND": "assetsearch.files.SignedURLBackend"}):
+        assert [m.id for m in check_file_serving()] == ["assetsearch.W010"]  # public MEDIA_URL links
