@@ -142,6 +142,9 @@ class BaseFileServingBackend:
     :meth:`respond` returns.
     """
 
+    #: Whether browsers may keep the response (with an ETag, for FILE_MAX_AGE).
+    cacheable = True
+
     def __init__(self, **options: Any) -> None:
         self.options = options
 
@@ -196,12 +199,15 @@ class SignedURLBackend(BaseFileServingBackend):
 
     With django-storages' S3 storage set ``querystring_auth = True`` on a
     private bucket: each redirect is then valid for ``EXPIRES`` seconds (this
-    backend's option; else the storage's ``querystring_expire``) only. The bucket's objects must be stored with
-    their content type; the response overrides asked of S3 here repeat the
-    type and download name. Never use it with a storage whose URLs are
-    public and permanent (``FileSystemStorage``'s ``MEDIA_URL``): that
-    serves the files to anyone, hidden or not.
+    backend's option; else the storage's ``querystring_expire``) only. The
+    response overrides asked of S3 here repeat the detected type and the
+    download name. Never use it with a storage whose URLs are public and
+    permanent (``FileSystemStorage``'s ``MEDIA_URL``): that serves the files
+    to anyone, hidden or not. The redirect itself is never cached (its URL
+    expires).
     """
+
+    cacheable = False
 
     def respond(self, request: HttpRequest, file: ServedFile) -> HttpResponseBase:
         parameters = {
@@ -233,16 +239,20 @@ def serve_file(request: HttpRequest, file: ServedFile) -> HttpResponseBase:
     Call it only after checking that the user may see the file. Raises
     ``FileNotFoundError`` when the file is missing from storage.
     """
-    response = get_conditional_response(request, etag=file.etag)
+    backend = get_file_serving_backend()
+    response = get_conditional_response(request, etag=file.etag) if backend.cacheable else None
     if response is None:
-        response = get_file_serving_backend().respond(request, file)
+        response = backend.respond(request, file)
         if not isinstance(response, HttpResponseRedirect):
             response["Content-Type"] = file.content_type
             response["Content-Disposition"] = content_disposition_header(file.content_type == UNKNOWN_TYPE, file.filename)
-    response["ETag"] = file.etag
     for header, value in SECURITY_HEADERS.items():
         response[header] = value
-    patch_cache_control(response, private=True, max_age=FILE_MAX_AGE)
+    if backend.cacheable:
+        response["ETag"] = file.etag
+        patch_cache_control(response, private=True, max_age=FILE_MAX_AGE)
+    else:
+        patch_cache_control(response, private=True, no_store=True)
     return response
 
 

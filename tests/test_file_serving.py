@@ -246,6 +246,7 @@ def test_a_signed_url_backend_redirects_to_the_storage_s_signed_url(editor_clien
         "Expires": ["300"], "Signature": ["x"],
     }
     assert response["X-Content-Type-Options"] == "nosniff"
+    assert "no-store" in response["Cache-Control"] and "ETag" not in response  # the signed URL expires
 
 
 # The example site ---------------------------------------------------------
