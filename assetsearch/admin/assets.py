@@ -14,8 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ORDER_VAR, SEARCH_VAR
 from django.core.exceptions import PermissionDenied
-from django.db import models
-from django.db.models import Case, FloatField, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, FloatField, ImageField, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -118,7 +117,7 @@ class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
     semantic_search_hybrid = True
 
     # The "currently" link of the file input goes to the permission-checked view too.
-    formfield_overrides = {models.ImageField: {"widget": ServedFileWidget}}
+    formfield_overrides = {ImageField: {"widget": ServedFileWidget}}
 
     class Media:
         css = {"all": ["assetsearch/admin.css"]}

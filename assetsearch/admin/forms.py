@@ -28,9 +28,6 @@ class _FileLink:
     def __str__(self) -> str:
         return self.name
 
-    def __bool__(self) -> bool:
-        return True
-
 
 class ServedFileWidget(AdminFileWidget):
     """The admin's file input, whose "Currently:" link is the asset's permission-checked

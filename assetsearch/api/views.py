@@ -30,11 +30,11 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from ..conf import app_settings
+from ..files import EXTENSIONS, MISSING_FILE_MESSAGE, UNKNOWN_TYPE, ServedFile, original_file, serve_file
 from ..models import Asset, ModerationConcept, ModerationFlag
 from ..moderation import moderation_query
 from ..search import near_duplicates, search, similar_assets
 from ..suggestions import suggest_tags
-from ..files import EXTENSIONS, MISSING_FILE_MESSAGE, UNKNOWN_TYPE, ServedFile, original_file, serve_file
 from ..thumbnails import THUMBNAIL_TYPE, thumbnail_file
 from . import serializers as s
 from .exceptions import exception_handler
@@ -325,8 +325,6 @@ class AssetThumbnailView(AssetFileView):
 # Moderation ---------------------------------------------------------------
 
 MODERATION_READ_ERRORS = (401, 403, 429)
-# What the original-file view may answer with.
-ORIGINAL_TYPES = [*EXTENSIONS, UNKNOWN_TYPE]
 
 
 @extend_schema(tags=["moderation"])
