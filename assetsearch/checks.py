@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.files.storage import FileSystemStorage
 from django.db import DatabaseError, connections
 
 from .conf import app_settings
 from .constants import VECTOR_DIMENSIONS
 from .encoders import get_encoder
+from .files import SignedURLBackend, get_file_serving_backend
 from .models import Asset
 
 
@@ -25,6 +27,25 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
         for key in app_settings.unknown_keys()
     ]
+
+
+@register()
+def check_file_serving(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The FILE_SERVING backend loads, and does not hand out public storage URLs."""
+    try:
+        backend = get_file_serving_backend()
+    except (ImportError, TypeError) as exc:
+        return [Error(f"ASSETSEARCH['FILE_SERVING'] cannot be loaded: {exc}", hint="See assetsearch.files for the backends.", id="assetsearch.E010")]
+    if isinstance(backend, SignedURLBackend) and isinstance(Asset._meta.get_field("image").storage, FileSystemStorage):
+        return [
+            Warning(
+                "SignedURLBackend redirects to the storage's URLs, and a FileSystemStorage's are public and never expire.",
+                hint="Use it with object storage and signed URLs (django-storages S3, querystring_auth); "
+                "else StreamingFileBackend or XAccelRedirectBackend.",
+                id="assetsearch.W010",
+            )
+        ]
+    return []
 
 
 @register(Tags.database)

@@ -122,7 +122,8 @@ DEFAULTS: dict[str, Any] = {
     # Thumbnails: the longest side, in pixels, of the sizes that may be asked
     # for (anything else is refused, so clients cannot fill the storage), the
     # size the API links to, and the JPEG quality. They are cached in the
-    # assets' storage under THUMBNAIL_PREFIX, keyed by content hash and size.
+    # assets' storage under THUMBNAIL_PREFIX, keyed by a token of the stored
+    # original (not by its bytes) and the size.
     "THUMBNAIL_SIZES": [128, 256, 512],
     "THUMBNAIL_DEFAULT_SIZE": 256,
     "THUMBNAIL_QUALITY": 85,
@@ -134,6 +135,14 @@ DEFAULTS: dict[str, Any] = {
     "HEALTH_TOKEN": None,
     "HEALTH_TIMEOUT": 2.0,
     "HEALTH_PENDING_WARN_SECONDS": 600,
+    # How the file views (assets/<id>/original/ and .../thumbnail/) send a file
+    # once the user may see it: BACKEND plus its options (assetsearch.files).
+    # StreamingFileBackend: Django streams it from storage. XAccelRedirectBackend
+    # ("LOCATION": an internal nginx location aliasing the storage root) and
+    # XSendfileBackend (a local path for mod_xsendfile / lighttpd): the web
+    # server sends it. SignedURLBackend ("EXPIRES": seconds): a redirect to the
+    # storage's signed, expiring URL (django-storages S3 with querystring_auth).
+    "FILE_SERVING": {"BACKEND": "assetsearch.files.StreamingFileBackend"},
 }
 
 

@@ -29,6 +29,7 @@ from django.db.models import F, Q
 from .conf import app_settings
 from .decoding import map_in_order
 from .encoders import get_encoder
+from .files import MISSING_FILE_MESSAGE
 from .images import InvalidImage, decode_for_model
 from .models import Asset, AssetEmbedding, EmbeddingStatus
 from .moderation import score_new_assets
@@ -116,7 +117,7 @@ def embed_assets(asset_ids: Sequence[int], *, alias: str = "default", force: boo
         except InvalidImage as exc:
             result.failed[asset.pk] = str(exc)
         except FileNotFoundError:
-            result.failed[asset.pk] = "The image file is missing from storage."
+            result.failed[asset.pk] = MISSING_FILE_MESSAGE
         else:
             decoded.append(asset)
             if len(prepared) == encoder.batch_size:

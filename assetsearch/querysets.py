@@ -88,10 +88,6 @@ class AssetQuerySet(models.QuerySet["Asset"]):
             embeddings__content_hash=models.F("content_hash")
         )
 
-    def content_hash_in_use(self, content_hash: str) -> bool:
-        """Whether an asset holds these bytes (thumbnails are shared by content hash)."""
-        return bool(content_hash) and self.filter(content_hash=content_hash).exists()
-
     def tag_vocabulary(self) -> set[str]:
         """The distinct tags of these assets."""
         tag = models.Func(models.F("tags"), function="unnest", output_field=models.CharField())

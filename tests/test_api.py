@@ -83,9 +83,10 @@ def test_upload_returns_the_pending_asset_with_its_urls_and_uploader(editor_clie
     assert body["embedding"]["status"] == "pending"
     assert body["embedding"]["attempts"] == 0 and body["embedding"]["error"] == ""
     assert body["embedding"]["changed_at"]
-    assert body["image_url"] == f"http://testserver/media/{asset.image.name}"
+    assert body["image_url"] == f"http://testserver/assets/{asset.pk}/original/"
     assert body["thumbnail_url"] == f"http://testserver/assets/{asset.pk}/thumbnail/"
-    assert asset.image.name.endswith("/blue_square.png")
+    assert body["original_filename"] == asset.original_filename == "blue square.png"
+    assert asset.image.name.endswith(".png") and "blue" not in asset.image.name  # named by the server
     assert asset.image.storage.exists(asset.image.name)
     assert "image" not in body  # write-only
 
@@ -100,8 +101,9 @@ def test_a_long_file_name_is_shortened_not_a_server_error(editor_client):
     name = "é" * 200 + ".png"
     response = editor_client.post("/api/assets/", {"image": image_file(name=name)}, format="multipart")
     assert response.status_code == 201, response.content
-    stored = Asset.objects.get(pk=response.json()["id"]).image.name
-    assert stored.endswith(".png") and len(stored.rsplit("/", 1)[-1]) <= 104
+    asset = Asset.objects.get(pk=response.json()["id"])
+    assert asset.image.name.endswith(".png")
+    assert asset.original_filename == "é" * 96 + ".png" and response.json()["original_filename"] == asset.original_filename
 
 
 def bomb_png(side: int = 8000) -> bytes:
@@ -361,7 +363,7 @@ def test_replacing_the_file_re_embeds_and_removes_the_old_file(editor_client, dj
     assert body["content_hash"] == asset.content_hash != old_hash
     assert (body["width"], body["height"]) == (80, 80)
     assert body["embedding"]["status"] == "pending" and body["title"] == "to replace"
-    assert asset.image.name.endswith("star.png")
+    assert asset.image.name.endswith(".png") and asset.original_filename == body["original_filename"] == "star.png"
     assert asset.image.storage.exists(asset.image.name)
     assert not asset.image.storage.exists(old_name)
 

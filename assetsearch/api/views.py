@@ -12,8 +12,7 @@ import inspect
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpResponseBase
-from django.utils.cache import get_conditional_response, patch_cache_control
+from django.http import HttpResponseBase
 from django.utils.module_loading import import_string
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
@@ -22,6 +21,7 @@ from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import generics, mixins, viewsets
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -30,11 +30,12 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from ..conf import app_settings
+from ..files import EXTENSIONS, MISSING_FILE_MESSAGE, UNKNOWN_TYPE, ServedFile, original_file, serve_file
 from ..models import Asset, ModerationConcept, ModerationFlag
 from ..moderation import moderation_query
 from ..search import near_duplicates, search, similar_assets
 from ..suggestions import suggest_tags
-from ..thumbnails import get_thumbnail
+from ..thumbnails import THUMBNAIL_TYPE, thumbnail_file
 from . import serializers as s
 from .exceptions import exception_handler
 from .filters import AssetFilterBackend, FlagFilterBackend
@@ -59,6 +60,8 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 READ_ERRORS = (401, 403, 429)
+# What the original-file view may answer with.
+ORIGINAL_TYPES = [*EXTENSIONS, UNKNOWN_TYPE]
 
 
 class AssetPagination(LimitOffsetPagination):
@@ -253,11 +256,11 @@ class SearchView(AssetSearchAPIMixin, generics.GenericAPIView):
         return Response(s.SearchResultsSerializer(search(query), context=self.get_serializer_context()).data)
 
 
-class AssetThumbnailView(AssetSearchAPIMixin, generics.GenericAPIView):
-    """A JPEG thumbnail of an asset, made on first request and cached in storage."""
+class AssetFileView(AssetSearchAPIMixin, generics.GenericAPIView):
+    """Base of the views that send an asset's file: visibility checked like search, then
+    :func:`assetsearch.files.serve_file` (true type, nosniff, CSP, the ``FILE_SERVING`` backend)."""
 
     queryset = Asset.objects.none()
-    serializer_class = s.ThumbnailQuerySerializer
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[Asset]:
@@ -267,27 +270,57 @@ class AssetThumbnailView(AssetSearchAPIMixin, generics.GenericAPIView):
         # The success response is a file whatever the Accept header says; errors are JSON.
         return JSONRenderer(), JSONRenderer.media_type
 
-    @extend_schema(
+    def get_file(self, asset: Asset) -> ServedFile:
+        """The file of ``asset`` this view sends."""
+        raise NotImplementedError
+
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
+        asset = self.get_object()  # 404 for an asset hidden from this user
+        try:
+            return serve_file(request._request, self.get_file(asset))
+        except FileNotFoundError:
+            raise NotFound(MISSING_FILE_MESSAGE) from None
+
+
+@extend_schema_view(
+    get=extend_schema(
+        tags=["assets"],
+        summary="The original file of an asset",
+        description="Sent with its detected type, `X-Content-Type-Options: nosniff` and a CSP that allows nothing.",
+        responses={
+            **{(200, mime): OpenApiResponse(OpenApiTypes.BINARY, description="The file as uploaded.") for mime in ORIGINAL_TYPES},
+            304: OpenApiResponse(description="Not modified (If-None-Match)."),
+            **errors(401, 403, 404, 429),
+        },
+    )
+)
+class AssetOriginalView(AssetFileView):
+    """An asset's original file, for users who may see the asset."""
+
+    def get_file(self, asset: Asset) -> ServedFile:
+        return original_file(asset)
+
+
+@extend_schema_view(
+    get=extend_schema(
         tags=["assets"],
         summary="Thumbnail of an asset",
         parameters=[s.ThumbnailQuerySerializer],
         responses={
-            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG at most `size` pixels a side."),
+            (200, THUMBNAIL_TYPE): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG at most `size` pixels a side."),
             304: OpenApiResponse(description="Not modified (If-None-Match)."),
             **errors(400, 401, 403, 404, 429),
         },
     )
-    def get(self, request: Request, pk: int) -> HttpResponseBase:
-        asset = self.get_object()
-        size = self.validated(s.ThumbnailQuerySerializer, request.query_params).validated_data.get("size")
-        name = get_thumbnail(asset, size)
-        etag = f'"{name.rsplit("/", 1)[-1]}"'
-        response = get_conditional_response(request._request, etag=etag)
-        if response is None:
-            response = FileResponse(asset.image.storage.open(name, "rb"), content_type="image/jpeg")
-            response["ETag"] = etag
-        patch_cache_control(response, private=True, max_age=86400)
-        return response
+)
+class AssetThumbnailView(AssetFileView):
+    """A JPEG thumbnail of an asset, made on first request and cached in storage."""
+
+    serializer_class = s.ThumbnailQuerySerializer
+
+    def get_file(self, asset: Asset) -> ServedFile:
+        size = self.validated(s.ThumbnailQuerySerializer, self.request.query_params).validated_data.get("size")
+        return thumbnail_file(asset, size)
 
 
 # Moderation ---------------------------------------------------------------
