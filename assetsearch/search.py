@@ -61,6 +61,7 @@ from PIL import Image
 from .conf import app_settings
 from .encoders import BaseEncoder, get_encoder
 from .images import InvalidImage, decode_for_model
+from .index import get_ef_search
 from .models import Asset, AssetEmbedding
 
 MAX_QUERY_CHARS = 1000
@@ -343,7 +344,7 @@ def catalogue_covariance(model_key: str) -> np.ndarray | None:
 
 def configure_index_scan(depth: int) -> None:
     """Set the HNSW knobs for the current transaction (``SET LOCAL``)."""
-    ef_search = min(max(app_settings.HNSW_EF_SEARCH, depth), 1000)
+    ef_search = get_ef_search(depth)
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
