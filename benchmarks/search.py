@@ -38,7 +38,7 @@ from _setup import clustered_unit_vectors, empty_catalogue, median, p, setup_dja
 SCALES = {"10k": [10_000], "100k": [100_000], "1m": [1_000_000]}
 
 
-def load_catalogue(rows: int, rng: np.random.Generator, model_key: str) -> np.ndarray:
+def load_catalogue(rows: int, rng: np.random.Generator, model_key: str, clusters: int = 200) -> np.ndarray:
     """Replace the scratch catalogue with ``rows`` assets and their vectors, without the HNSW index."""
     from django.db import connection
     from pgvector import HalfVector
@@ -47,7 +47,7 @@ def load_catalogue(rows: int, rng: np.random.Generator, model_key: str) -> np.nd
     from assetsearch.index import index_name
     from assetsearch.models import Asset, AssetEmbedding
 
-    vectors = clustered_unit_vectors(rows, rng)
+    vectors = clustered_unit_vectors(rows, rng, clusters=clusters)
     words = ["harbour", "forest", "portrait", "skyline", "market", "festival", "mountain", "kitchen"]
     asset_table, embedding_table = Asset._meta.db_table, AssetEmbedding._meta.db_table
     with connection.cursor() as cursor:
@@ -128,7 +128,7 @@ def recall(approx: list[list[int]], truth: list[list[int]], k: int) -> float:
     return float(np.mean([len(set(a[:k]) & set(t[:k])) / k for a, t in zip(approx, truth)]))
 
 
-def run(rows: int, queries: int, rng: np.random.Generator) -> tuple[list[list[object]], dict[str, Any]]:
+def run(rows: int, queries: int, rng: np.random.Generator, clusters: int) -> tuple[list[list[object]], dict[str, Any]]:
     from assetsearch.demo_model.synthetic import random_scene
     from assetsearch.encoders import get_encoder
     from assetsearch.models import Asset
@@ -136,7 +136,7 @@ def run(rows: int, queries: int, rng: np.random.Generator) -> tuple[list[list[ob
 
     encoder = get_encoder()
     key = encoder.key
-    vectors = load_catalogue(rows, rng, key)
+    vectors = load_catalogue(rows, rng, key, clusters)
     index = build_index()
     picks = query_vectors(vectors, queries, rng)
     all_assets = Asset.objects.all()
@@ -179,13 +179,14 @@ def run(rows: int, queries: int, rng: np.random.Generator) -> tuple[list[list[ob
     ], {"rows": rows, "recall@10": recall(by_index, by_exact, 10), **index, "index_speedup_p50": median(exact) / median(plain)}
 
 
-def sweep(rows: int, queries: int, graphs: list[tuple[int, int]], ef_values: list[int], rng: np.random.Generator) -> list[list[object]]:
+def sweep(rows: int, queries: int, graphs: list[tuple[int, int]], ef_values: list[int], rng: np.random.Generator,
+          clusters: int) -> list[list[object]]:
     """Recall and database p50 of first, deep and filtered pages for each graph and ef_search."""
     from assetsearch.encoders import get_encoder
     from assetsearch.models import Asset
 
     key = get_encoder().key
-    vectors = load_catalogue(rows, rng, key)
+    vectors = load_catalogue(rows, rng, key, clusters)
     picks = query_vectors(vectors, queries, rng)
     everything, common = Asset.objects.all(), Asset.objects.filter(tags__contains=["common"])
     truth_deep, _ = ranked(picks, everything, depth=100, exact=True, model_key=key)
@@ -218,6 +219,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--scale", choices=sorted(SCALES), help="one catalogue size instead of --sizes (1m: not in CI)")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--clusters", type=int, default=200,
+                        help="topics the vectors crowd around (200; fewer, at 100k, crowds each like 200 do at 1M)")
     parser.add_argument("--sweep", action="store_true", help="recall and latency per graph (--hnsw) and --ef-search")
     parser.add_argument("--hnsw", nargs="+", default=["16:64"], help="M:EF_CONSTRUCTION graphs for --sweep")
     parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200, 400], help="ef_search values for --sweep")
@@ -227,14 +230,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     if args.sweep:
         graphs = [tuple(int(x) for x in spec.split(":")) for spec in args.hnsw]
-        rows = [row for size in sizes for row in sweep(size, args.queries, graphs, args.ef_search, rng)]
+        rows = [row for size in sizes for row in sweep(size, args.queries, graphs, args.ef_search, rng, args.clusters)]
         print()
         print(table(SWEEP_HEADERS, rows))
         return
     rows, summaries = [], []
     for size in sizes:
         print(f"loading {size:,} vectors ...", flush=True)
-        table_rows, summary = run(size, args.queries, rng)
+        table_rows, summary = run(size, args.queries, rng, args.clusters)
         rows += table_rows
         summaries.append(summary)
     print()

@@ -1,0 +1,26 @@
+"""``benchmarks/run --quick`` works from this checkout: a smoke test, no figure asserted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(600)
+def test_quick_benchmarks_run_and_report_every_answer():
+    env = {**os.environ, "ASSETSEARCH_VENV": str(Path(sys.executable).parent.parent)}
+    result = subprocess.run(
+        [str(ROOT / "benchmarks" / "run"), "--quick"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=570,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    for heading in ("### Storage", "### Search latency and recall", "### Ingest (bundled model)", "### API", "## done in"):
+        assert heading in result.stdout, output[-4000:]
+    assert "| recall@10 |" in result.stdout and "upload -> searchable" in result.stdout, result.stdout[-3000:]
+    assert "NOT ALL ANSWERS WERE 200" not in result.stdout, result.stdout[-3000:]
