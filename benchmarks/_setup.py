@@ -2,7 +2,8 @@
 
 The benchmarks never touch the product's database: they use
 ``assetsearch_bench`` on the same server (the embedded PostgreSQL unless
-DATABASE_URL is set), migrated on first use.
+DATABASE_URL is set), migrated on first use. Run one benchmark at a time:
+they share that database, and each empties it first.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the example project's settings and embedded servers
-BENCH_DB = "assetsearch_bench"
+# ASSETSEARCH_BENCH_DB: another name, e.g. for the test suite's smoke run beside a real one.
+BENCH_DB = os.environ.get("ASSETSEARCH_BENCH_DB", "assetsearch_bench")
 # Worker flags as in production (README): no gossip, mingle or heartbeat
 # broadcasts over Redis, which embedding workers do not use.
 QUIET_WORKER = ["--without-gossip", "--without-mingle", "--without-heartbeat"]

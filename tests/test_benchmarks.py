@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.timeout(600)
 def test_quick_benchmarks_run_and_report_every_answer():
-    env = {**os.environ, "ASSETSEARCH_VENV": str(Path(sys.executable).parent.parent)}
+    # Its own scratch database: a benchmark run beside the tests is not disturbed.
+    env = {**os.environ, "ASSETSEARCH_VENV": str(Path(sys.executable).parent.parent), "ASSETSEARCH_BENCH_DB": "assetsearch_bench_smoke"}
     result = subprocess.run(
         [str(ROOT / "benchmarks" / "run"), "--quick"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=570,
     )
