@@ -55,11 +55,13 @@ DEFAULTS: dict[str, Any] = {
     # EF_CONSTRUCTION (candidates per insertion) shape the graph when it is
     # built: after changing them run `manage.py assetsearch_rebuild_index`
     # (a concurrent rebuild; check assetsearch.W002 says when it is due).
-    # EF_SEARCH is the candidate list per query, raised for deeper pages.
+    # EF_SEARCH is the candidate list per query; ADAPTIVE_EF_SEARCH raises it
+    # for deep pages and filtered scans (assetsearch.index.get_ef_search).
     # Chosen by measurement at 100k and 1M vectors (README "Benchmarks").
     "HNSW_M": 16,
-    "HNSW_EF_CONSTRUCTION": 64,
-    "HNSW_EF_SEARCH": 200,
+    "HNSW_EF_CONSTRUCTION": 128,
+    "HNSW_EF_SEARCH": 400,
+    "HNSW_ADAPTIVE_EF_SEARCH": True,
     # Composed queries (text + image, negatives, ...) divide each part by how
     # much its similarity varies over the catalogue, estimated from this many
     # stored vectors and cached for COMPOSE_STATS_TIMEOUT seconds, so a weight

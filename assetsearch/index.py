@@ -56,16 +56,28 @@ def configured_parameters() -> IndexParameters:
     return IndexParameters(int(app_settings.HNSW_M), int(app_settings.HNSW_EF_CONSTRUCTION)).validate()
 
 
-def get_ef_search(depth: int) -> int:
+# Adaptive ef_search (HNSW_ADAPTIVE_EF_SEARCH): a page needing the ``depth``
+# nearest rows keeps at least DEEP_PAGE_FACTOR x depth candidates, and a
+# filtered scan FILTERED_FACTOR x the list. Measured (benchmarks/search.py
+# --sweep, README "Benchmarks"): ranks 81-100 at ef = depth miss far more
+# than a first page does, and a filtered walk at twice the list finds more
+# of the true matches at about the same time, as its iterative scan visits
+# that many tuples anyway.
+DEEP_PAGE_FACTOR = 4
+FILTERED_FACTOR = 2
+
+
+def get_ef_search(depth: int, *, filtered: bool = False) -> int:
     """``hnsw.ef_search`` for a query that needs the ``depth`` nearest rows.
 
-    ``HNSW_EF_SEARCH``, or the depth when a page reaches deeper (the graph
-    walk cannot return more rows than it keeps), within pgvector's limit.
-    Filtered queries get no more: pgvector's iterative scan keeps walking
-    until the page is full, and a larger list bought them no recall at the
-    same latency (benchmarks/search.py --sweep).
+    ``HNSW_EF_SEARCH``; adaptively (``HNSW_ADAPTIVE_EF_SEARCH``) raised for
+    deep pages and filtered scans, else only to ``depth`` (the walk cannot
+    return more rows than it keeps); at most pgvector's limit.
     """
-    return min(max(int(app_settings.HNSW_EF_SEARCH), depth), EF_SEARCH_LIMIT)
+    ef_search = int(app_settings.HNSW_EF_SEARCH)
+    if app_settings.HNSW_ADAPTIVE_EF_SEARCH:
+        ef_search = max(ef_search, DEEP_PAGE_FACTOR * depth) * (FILTERED_FACTOR if filtered else 1)
+    return min(max(ef_search, depth), EF_SEARCH_LIMIT)
 
 
 def _model_index() -> tuple[str, Any]:

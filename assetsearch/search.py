@@ -342,9 +342,9 @@ def catalogue_covariance(model_key: str) -> np.ndarray | None:
 # Running queries ----------------------------------------------------------
 
 
-def configure_index_scan(depth: int) -> None:
+def configure_index_scan(depth: int, filtered: bool = False) -> None:
     """Set the HNSW knobs for the current transaction (``SET LOCAL``)."""
-    ef_search = get_ef_search(depth)
+    ef_search = get_ef_search(depth, filtered=filtered)
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
@@ -368,14 +368,18 @@ def _use_exact_scan(query: Query, assets: QuerySet[Asset]) -> bool:
 
 
 def vector_ranking(
-    vector: np.ndarray, assets: QuerySet[Asset], *, depth: int, exact: bool, model_key: str
+    vector: np.ndarray, assets: QuerySet[Asset], *, depth: int, exact: bool, model_key: str, filtered: bool = False
 ) -> list[tuple[int, float]]:
-    """``[(asset_id, similarity)]`` best first, the ``depth`` nearest among ``assets``."""
+    """``[(asset_id, similarity)]`` best first, the ``depth`` nearest among ``assets``.
+
+    ``filtered``: the query's filters narrow ``assets`` (what moderation hides
+    is not a filter here), so the index walks a longer list (get_ef_search).
+    """
     queryset = AssetEmbedding.objects.nearest(vector, model_key, exact=exact)
     if assets.query.where or assets.query.combinator:
         queryset = queryset.filter(asset__in=assets.values("pk"))
     with transaction.atomic():
-        configure_index_scan(depth)
+        configure_index_scan(depth, filtered)
         rows = list(queryset.values_list("asset_id", "distance")[:depth])
     return [(asset_id, 1.0 - float(distance)) for asset_id, distance in rows]
 
@@ -424,7 +428,7 @@ def search(query: Query) -> SearchResults:
     depth = max(depth, top_n)
     if query.hybrid and query.text.strip():
         candidates = max(depth, app_settings.HYBRID_CANDIDATES)
-        by_vector = vector_ranking(composed.vector, assets, depth=candidates, exact=exact, model_key=encoder.key)
+        by_vector = vector_ranking(composed.vector, assets, depth=candidates, exact=exact, model_key=encoder.key, filtered=query.filters.active)
         by_keyword = keyword_ranking(query.text, assets, depth=candidates)
         fused = _fuse({"vector": [pk for pk, _ in by_vector], "keyword": by_keyword})
         vectors = _similarities(composed.vector, [pk for pk, _, _ in fused], encoder.key)
@@ -436,7 +440,7 @@ def search(query: Query) -> SearchResults:
     else:
         if query.hybrid:
             composed.notices.append("Hybrid mode needs query text; ran a vector search.")
-        by_vector = vector_ranking(composed.vector, assets, depth=depth, exact=exact, model_key=encoder.key)
+        by_vector = vector_ranking(composed.vector, assets, depth=depth, exact=exact, model_key=encoder.key, filtered=query.filters.active)
         ranked = [(pk, score, None, {"vector": i + 1}) for i, (pk, score) in enumerate(by_vector)]
         vectors = _similarities(composed.vector, [pk for pk, _ in by_vector], encoder.key) if len(composed.parts) > 1 else {}
         strategy = "exact" if exact else "index"

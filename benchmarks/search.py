@@ -100,11 +100,13 @@ def build_index(m: int | None = None, ef_construction: int | None = None) -> dic
 
 
 @contextlib.contextmanager
-def ef_search(value: int) -> Iterator[None]:
+def ef_search(value: int | None = None, adaptive: bool = False) -> Iterator[None]:
+    """``hnsw.ef_search`` = ``value`` (default: the setting), raised for deep pages and filters only if ``adaptive``."""
     from django.conf import settings
     from django.test import override_settings
 
-    with override_settings(ASSETSEARCH={**settings.ASSETSEARCH, "HNSW_EF_SEARCH": value}):
+    changes = {"HNSW_ADAPTIVE_EF_SEARCH": adaptive, **({"HNSW_EF_SEARCH": value} if value else {})}
+    with override_settings(ASSETSEARCH={**settings.ASSETSEARCH, **changes}):
         yield
 
 
@@ -113,14 +115,15 @@ def query_vectors(vectors: np.ndarray, count: int, rng: np.random.Generator) -> 
     return picks / np.linalg.norm(picks, axis=1, keepdims=True)
 
 
-def ranked(picks: np.ndarray, assets: Any, *, depth: int, exact: bool, model_key: str) -> tuple[list[list[int]], list[float]]:
+def ranked(picks: np.ndarray, assets: Any, *, depth: int, exact: bool, model_key: str,
+           filtered: bool = False) -> tuple[list[list[int]], list[float]]:
     """Each query's asset ids (best first) and milliseconds, through the product's vector_ranking."""
     from assetsearch.search import vector_ranking
 
     results, times = [], []
     for q in picks:
         started = time.perf_counter()
-        results.append([pk for pk, _ in vector_ranking(q, assets, depth=depth, exact=exact, model_key=model_key)])
+        results.append([pk for pk, _ in vector_ranking(q, assets, depth=depth, exact=exact, model_key=model_key, filtered=filtered)])
         times.append((time.perf_counter() - started) * 1000)
     return results, times
 
@@ -152,7 +155,7 @@ def run(rows: int, queries: int, rng: np.random.Generator, clusters: int) -> tup
     def filtered(tags: list[str]) -> tuple[list[float], int]:
         query = Query(text="x", filters=Filters(tags=tags))
         candidates = _candidate_assets(query)
-        results, times = ranked(picks, candidates, depth=20, exact=_use_exact_scan(query, candidates), model_key=key)
+        results, times = ranked(picks, candidates, depth=20, exact=_use_exact_scan(query, candidates), model_key=key, filtered=True)
         return times, sum(len(r) < 20 for r in results)
 
     ranked(picks[:10], all_assets, depth=20, exact=False, model_key=key)  # warm the index's pages
@@ -175,6 +178,21 @@ def run(rows: int, queries: int, rng: np.random.Generator, clusters: int) -> tup
         with ef_search(ef):
             approx, times = ranked(picks, all_assets, depth=20, exact=False, model_key=key)
         ef_curve.append((ef, recall(approx, by_exact, 10), median(times)))
+    # Adaptive ef_search against the fixed list, on the pages it raises it for.
+    adaptive = []
+    common_assets = Asset.objects.filter(tags__contains=["common"])
+    truth_deep, _ = ranked(picks, all_assets, depth=200, exact=True, model_key=key)
+    truth_common, _ = ranked(picks, common_assets, depth=10, exact=True, model_key=key)
+    for name, assets, depth, k, truth, filtered_scan in (
+        ("deep page (offset 180), recall@200", all_assets, 200, 200, truth_deep, False),
+        ("filtered 10%, recall@10", common_assets, 10, 10, truth_common, True),
+    ):
+        row = [rows, name]
+        for is_adaptive in (False, True):
+            with ef_search(adaptive=is_adaptive):
+                approx, times = ranked(picks, assets, depth=depth, exact=False, model_key=key, filtered=filtered_scan)
+            row += [recall(approx, truth, k), median(times)]
+        adaptive.append(row)
 
     enc_t, enc_i = median(encode_text), median(encode_image)
     return [
@@ -185,7 +203,7 @@ def run(rows: int, queries: int, rng: np.random.Generator, clusters: int) -> tup
         [rows, "hybrid (RRF)", enc_t, median(hybrid), p(hybrid, 95), enc_t + median(hybrid), "yes"],
         [rows, "exact scan (baseline)", enc_t, median(exact), p(exact, 95), enc_t + median(exact), "yes"],
     ], {"rows": rows, "recall@10": recall(by_index, by_exact, 10), **index, "index_speedup_p50": median(exact) / median(plain),
-        "ef_curve": ef_curve}
+        "ef_curve": ef_curve, "adaptive": adaptive}
 
 
 def sweep(rows: int, queries: int, graphs: list[tuple[int, int]], ef_values: list[int], rng: np.random.Generator,
@@ -261,6 +279,11 @@ def main() -> None:
     print(table(
         ["vectors", "HNSW", *[f"ef_search {ef}: recall@10 / p50 ms" for ef in EF_CURVE]],
         [[s["rows"], str(s["parameters"]), *[f"{r:.3f} / {t:.2f}" for _, r, t in s["ef_curve"]]] for s in summaries],
+    ))
+    print()
+    print(table(
+        ["vectors", "page", "fixed ef_search: recall", "p50 ms", "adaptive: recall", "p50 ms"],
+        [row for s in summaries for row in s["adaptive"]],
     ))
 
 

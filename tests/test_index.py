@@ -22,9 +22,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def restore_index():
+    """Leave the index as the migrations built it, for the modules after this one."""
+    before = live_parameters()
     yield
-    call_command("assetsearch_rebuild_index", stdout=io.StringIO(), stderr=io.StringIO())  # back to the settings
-    assert live_parameters() == configured_parameters()
+    call_command("assetsearch_rebuild_index", "--m", str(before.m), "--ef-construction", str(before.ef_construction),
+                 stdout=io.StringIO(), stderr=io.StringIO())
+    assert live_parameters() == before
 
 
 def index_warnings() -> list[str]:
@@ -40,6 +43,7 @@ def test_rebuild_swaps_in_an_index_with_the_new_parameters_and_search_uses_it(re
         Asset(image=f"index/{i}.png", title=f"i{i}", embedding_status=EmbeddingStatus.READY) for i in range(200)
     )
     AssetEmbedding.objects.bulk_create(AssetEmbedding(asset=a, model_key=key, vector=v, content_hash="") for a, v in zip(assets, vectors))
+    call_command("assetsearch_rebuild_index", stdout=io.StringIO(), stderr=io.StringIO())  # to the settings
     built = live_parameters()
     assert built == configured_parameters()
     assert index_warnings() == []
@@ -73,8 +77,12 @@ def test_invalid_parameters_are_refused_with_the_reason():
         assert [m.id for m in run_checks(databases=["default"]) if m.id.startswith("assetsearch.E005")] == ["assetsearch.E005"]
 
 
-def test_ef_search_follows_the_setting_and_deep_pages_within_pgvector_s_limit():
+def test_ef_search_follows_the_setting_raised_for_deep_pages_and_filters_within_pgvector_s_limit():
     with assetsearch_settings(HNSW_EF_SEARCH=120):
         assert get_ef_search(20) == 120
-        assert get_ef_search(300) == 300
+        assert get_ef_search(100) == 4 * 100  # a deep page: ranks 81-100 need a longer list than a first page
+        assert get_ef_search(20, filtered=True) == 2 * 120
         assert get_ef_search(5000) == EF_SEARCH_LIMIT
+    with assetsearch_settings(HNSW_EF_SEARCH=120, HNSW_ADAPTIVE_EF_SEARCH=False):
+        assert get_ef_search(100) == 120 and get_ef_search(20, filtered=True) == 120
+        assert get_ef_search(300) == 300  # never fewer candidates than rows asked for
