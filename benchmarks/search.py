@@ -1,7 +1,7 @@
 """Search latency and recall at 10k and 100k (or, with ``--scale 1m``, a million) stored 512-d vectors.
 
     .venv/bin/python benchmarks/search.py [--sizes 10000 100000] [--queries 100]
-    .venv/bin/python benchmarks/search.py --scale 1m          # not in CI: ~10 GB of disk work, minutes of build
+    .venv/bin/python benchmarks/search.py --scale 1m          # not in CI: ~5 GB of disk, 25-40 minutes
     .venv/bin/python benchmarks/search.py --sweep --sizes 100000 --hnsw 16:64 16:128 --ef-search 100 200 400
 
 For each catalogue size: p50/p95 of text->image, image->image, filtered (1%
