@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_quick_benchmarks_run_and_report_every_answer():
     # Its own scratch database: a benchmark run beside the tests is not disturbed.
     env = {**os.environ, "ASSETSEARCH_VENV": str(Path(sys.executable).parent.parent), "ASSETSEARCH_BENCH_DB": "assetsearch_bench_smoke"}
-    result = subprocess.run(
-        [str(ROOT / "benchmarks" / "run"), "--quick"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=570,
+    # Its own session, so a timeout stops the whole tree (servers, workers), not just the script.
+    process = subprocess.Popen(
+        [str(ROOT / "benchmarks" / "run"), "--quick"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
     )
+    try:
+        stdout, stderr = process.communicate(timeout=570)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"benchmarks/run --quick ran past 570 s:\n{(stdout + stderr)[-4000:]}")
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     for heading in ("### Storage", "### Search latency and recall", "### Ingest (bundled model)", "### API", "## done in"):
