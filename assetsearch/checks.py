@@ -116,3 +116,27 @@ def check_embeddings_current(app_configs: Any = None, databases: Any = None, **k
             id="assetsearch.W001",
         )
     ]
+
+
+@register(Tags.database)
+def check_index_parameters(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn when the live HNSW index was built with other parameters than the settings ask for."""
+    if not databases or "default" not in databases:
+        return []
+    from .index import configured_parameters, live_parameters
+
+    try:
+        wanted, live = configured_parameters(), live_parameters()
+    except ValueError as exc:
+        return [Error(f"Invalid HNSW index setting: {exc}", id="assetsearch.E005")]
+    except DatabaseError:
+        return []  # unreachable or not migrated yet
+    if live is None or live == wanted:
+        return []
+    return [
+        Warning(
+            f"The vector index was built with {live}; the settings ask for {wanted}.",
+            hint="Run `manage.py assetsearch_rebuild_index` (a concurrent rebuild; searches go on meanwhile).",
+            id="assetsearch.W002",
+        )
+    ]

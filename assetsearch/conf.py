@@ -67,9 +67,17 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_AFTER_SECONDS": 120,
     "QUEUE": None,  # Celery queue for embedding tasks; None uses the default queue.
     # Search.
-    # HNSW candidate list per query: recall@10 0.975 at 100, 0.993 at 200 on
-    # 100k vectors, at about the same latency (benchmarks/search.py).
-    "HNSW_EF_SEARCH": 200,
+    # The HNSW index (assetsearch.index). M (links per node) and
+    # EF_CONSTRUCTION (candidates per insertion) shape the graph when it is
+    # built: after changing them run `manage.py assetsearch_rebuild_index`
+    # (a concurrent rebuild; check assetsearch.W002 says when it is due).
+    # EF_SEARCH is the candidate list per query; ADAPTIVE_EF_SEARCH raises it
+    # for deep pages and filtered scans (assetsearch.index.get_ef_search).
+    # Chosen by measurement at 100k and 1M vectors (README "Benchmarks").
+    "HNSW_M": 16,
+    "HNSW_EF_CONSTRUCTION": 128,
+    "HNSW_EF_SEARCH": 400,
+    "HNSW_ADAPTIVE_EF_SEARCH": True,
     # Composed queries (text + image, negatives, ...) divide each part by how
     # much its similarity varies over the catalogue, estimated from this many
     # stored vectors and cached for COMPOSE_STATS_TIMEOUT seconds, so a weight
@@ -119,6 +127,12 @@ DEFAULTS: dict[str, Any] = {
     # the search, similar, duplicates and tag-suggestion endpoints, "upload" the
     # asset upload and file replacement.
     "THROTTLE_RATES": {"search": "120/min", "upload": "30/min"},
+    # The cache the throttle counters live in. Every web process must share
+    # it (Redis, Memcached), or each process allows the whole rate; a
+    # per-process cache (LocMemCache) is only right for a single process.
+    # Answers 409 (asset not embedded yet) and 429 cost nothing; status
+    # polls (GET /api/assets/<id>/) are not throttled.
+    "THROTTLE_CACHE_ALIAS": "default",
     # Thumbnails: the longest side, in pixels, of the sizes that may be asked
     # for (anything else is refused, so clients cannot fill the storage), the
     # size the API links to, and the JPEG quality. They are cached in the

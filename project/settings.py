@@ -122,6 +122,14 @@ ASSETSEARCH = {
     "DECODE_THREADS": int(os.environ.get("ASSETSEARCH_DECODE_THREADS") or 0) or None,
 }
 
+# API throttle counters, shared by every web process: a cache on the Redis the
+# site already runs (database 1; Celery's queues are in database 0).
+CACHES["throttle"] = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": embedded.redis_cache_url(CELERY_BROKER_URL, db=1),
+}
+ASSETSEARCH["THROTTLE_CACHE_ALIAS"] = "throttle"
+
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "assetsearch API",

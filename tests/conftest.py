@@ -98,10 +98,18 @@ def _vacuumed_index(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_media_and_broker(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Uploaded files go to a temporary MEDIA_ROOT; every test sees the real broker."""
+    """Uploaded files go to a temporary MEDIA_ROOT; every test sees the real broker,
+    and caches on the broker's Redis (the API's throttle counters) follow it there."""
+    from django.conf import settings
     from django.test import override_settings
 
-    override = override_settings(MEDIA_ROOT=str(tmp_path_factory.mktemp("media")))
+    from project.embedded import redis_cache_url
+
+    caches = {
+        alias: {**config, "LOCATION": redis_cache_url(broker_url, db=1)} if config["BACKEND"].endswith("RedisCache") else config
+        for alias, config in settings.CACHES.items()
+    }
+    override = override_settings(MEDIA_ROOT=str(tmp_path_factory.mktemp("media")), CACHES=caches)
     override.enable()
     yield
     override.disable()

@@ -521,7 +521,9 @@ def test_uploads_are_throttled_per_user(editor_client, editor):
         statuses = [editor_client.post("/api/assets/", {"image": _upload()}, format="multipart").status_code for _ in range(3)]
         assert statuses == [201, 201, 429]
         response = editor_client.post("/api/assets/", {"image": _upload()}, format="multipart")
-        assert 0 < int(response["Retry-After"]) <= 60
+        # The sliding window weighs the previous minute's 2 uploads into the next
+        # one: at 2/min the wait can reach 1.5 minutes (1 + 1/limit windows).
+        assert 0 < int(response["Retry-After"]) <= 90
         error = error_of(response)
         assert error["code"] == "throttled" and "Expected available in" in error["message"]
         assert editor_client.get("/api/assets/").status_code == 200  # other endpoints are not in the scope

@@ -41,7 +41,7 @@ from .exceptions import exception_handler
 from .filters import AssetFilterBackend, FlagFilterBackend
 from .permissions import AssetPermission, ModerationConceptPermission, ModerationPermission
 from .schema import extend_schema
-from .throttles import AssetSearchThrottle
+from .throttles import AssetSearchThrottle, refund_throttles
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid input: the message says what, `fields` says where.",
@@ -100,6 +100,10 @@ class AssetSearchAPIMixin:
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+    def finalize_response(self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        refund_throttles(request, response)  # "not embedded yet" answers cost no budget
+        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
 
     def get_visible_assets(self) -> QuerySet[Asset]:
         """The assets this user may see (moderation hides some from users without its permission)."""
