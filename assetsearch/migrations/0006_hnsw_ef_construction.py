@@ -1,11 +1,9 @@
 """Rebuild the HNSW index with ef_construction 128 (was pgvector's 64).
 
 Measured on a crowded 100k catalogue (README "Benchmarks"): recall@10 0.943
--> 0.966 at ef_search 200, same index size. Concurrently, outside a
-transaction, so searches and uploads go on while it builds; large catalogues
-may prefer ``manage.py assetsearch_rebuild_index`` (a new index beside the
-old one, then a swap) before running this migration, which then only
-replaces an index already built with these parameters.
+-> 0.966 at ef_search 200, same index size. Both steps run concurrently,
+outside a transaction, so uploads go on; searches scan without the index
+until the new one is built.
 """
 
 import pgvector.django.indexes
