@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     # Upload limits: bytes and decoded pixels (decompression-bomb guard).
     "MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 40_000_000,
+    # Image decodes running at once in one process (web or worker): each holds
+    # a decoded frame, so this bounds the memory that concurrent searches by
+    # image can take (assetsearch.images).
+    "MAX_CONCURRENT_DECODES": 2,
     # Enqueue embedding when an asset is saved with a new file.
     "AUTO_EMBED": True,
     # Pipeline: retries of transient errors, with exponential backoff.
