@@ -51,8 +51,10 @@ DEFAULTS: dict[str, Any] = {
     "AUTO_EMBED": True,
     # Pipeline: retries of transient errors, with exponential backoff.
     "MAX_RETRIES": 5,
-    # Pending assets older than this (seconds) are re-enqueued by the sweep.
-    "SWEEP_AFTER_SECONDS": 120,
+    # Pending assets older than this (seconds) are re-enqueued by the sweep
+    # (which beat runs every 15 s in the example site, and which skips its turn
+    # while embedding messages are still queued: they hold those assets).
+    "SWEEP_AFTER_SECONDS": 30,
     "QUEUE": None,  # Celery queue for embedding tasks; None uses the default queue.
     # Search.
     # HNSW candidate list per query: recall@10 0.975 at 100, 0.993 at 200 on
@@ -93,9 +95,10 @@ DEFAULTS: dict[str, Any] = {
     # Moderation: what a concept is weighed against when it has no counter-prompts.
     "MODERATION_NEUTRAL_PROMPTS": ["a photo", "an ordinary picture", "a picture of everyday things"],
     # REST API (assetsearch.api). Authentication classes, as dotted paths; token
-    # authentication needs "rest_framework.authtoken" in INSTALLED_APPS.
+    # authentication needs "rest_framework.authtoken" in INSTALLED_APPS (ours
+    # throttles failed tokens: THROTTLE_RATES["auth_failure"]).
     "API_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "assetsearch.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # True opens the read-only endpoints (asset list and detail, search, similar,
@@ -105,8 +108,10 @@ DEFAULTS: dict[str, Any] = {
     # Requests per user (or IP when anonymous) for each throttle scope, in DRF's
     # "<count>/<sec|min|hour|day>" form; None turns a scope off. "search" covers
     # the search, similar, duplicates and tag-suggestion endpoints, "upload" the
-    # asset upload and file replacement.
-    "THROTTLE_RATES": {"search": "120/min", "upload": "30/min"},
+    # asset upload and file replacement; "auth_failure" counts failed tokens
+    # (and failed logins where throttle_failed_logins wraps the login view)
+    # per address, which is then refused until the window has passed.
+    "THROTTLE_RATES": {"search": "120/min", "upload": "30/min", "auth_failure": "10/min"},
     # Thumbnails: the longest side, in pixels, of the sizes that may be asked
     # for (anything else is refused, so clients cannot fill the storage), the
     # size the API links to, and the JPEG quality. They are cached in the

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import DatabaseError, InterfaceError
 
-from . import pipeline
+from . import broker, pipeline
 from .conf import app_settings
 
 # Errors worth retrying: the database or the storage backend hiccuped.
@@ -29,6 +29,8 @@ def embed_assets_task(self, asset_ids: list[int], alias: str = "default", force:
 
 @shared_task
 def sweep_pending_task() -> int:
+    if broker.queued_messages():  # queued work holds the pending assets; see assetsearch.broker
+        return 0
     return pipeline.sweep_pending()
 
 

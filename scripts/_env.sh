@@ -18,7 +18,7 @@ stamp="$VENV/.assetsearch-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "Installing assetsearch and its dependencies into $VENV (torch is large: a few minutes the first time)" >&2
-    "$VENV/bin/python" -m pip install --quiet -e ".[embedded,dev]"
+    "$VENV/bin/python" -m pip install --quiet -e ".[embedded,server,dev]"
     echo "$want" > "$stamp"
 fi
 export VENV

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
+from .exceptions import NotFoundView
 from .views import AssetViewSet, ModerationConceptViewSet, ModerationFlagViewSet, ModerationQueryView, SearchView, SwaggerView
 
 router = SimpleRouter()
@@ -19,4 +20,6 @@ urlpatterns = [
     path("moderation/query/", ModerationQueryView.as_view(), name="moderation-query"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerView.as_view(), name="docs"),
+    # Last: anything else under api/ (unknown routes, ids like 0.5) is the API's JSON 404.
+    re_path(r"^(?P<path>.*)$", NotFoundView.as_view(), name="not-found"),
 ]
