@@ -252,7 +252,8 @@ def _packed_png_rows(image: Image.Image) -> Callable[[int, int], Image.Image] | 
     mode, bits = packed
     width, height = image.size
     row_bytes = -(-width * bits // 8)
-    palette = image.getpalette() if mode == "P" else None
+    # The palette as read from the header (getpalette() would decode the image).
+    palette = (image.palette.palette, image.palette.rawmode or image.palette.mode) if mode == "P" and image.palette else None
     info = {k: v for k, v in image.info.items() if k == "transparency"}
     # Pillow has no public way to decode a PNG at another raw mode; these are
     # the attributes Image.open() itself fills in.
@@ -276,7 +277,8 @@ def _packed_png_rows(image: Image.Image) -> Callable[[int, int], Image.Image] | 
         values = np.ascontiguousarray(unpacked[:, :width], dtype=np.uint8)
         if mode == "P":
             strip = Image.frombytes("P", (values.shape[1], values.shape[0]), values.tobytes())
-            strip.putpalette(palette)
+            if palette:
+                strip.putpalette(*palette)
         else:
             strip = Image.fromarray(values * scale, "L")
         strip.info.update(info)

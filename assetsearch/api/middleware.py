@@ -4,7 +4,7 @@ The API's views answer every error themselves (:mod:`.exceptions`). What
 they cannot catch is a failure around them: a middleware below this one
 that raises (a session saved while the database is down), or an error page
 the host's handlers render. For requests under the API's prefix this
-middleware turns such non-JSON error responses into the API's envelope
+middleware turns such error responses (any not made by DRF) into the API's envelope
 (503 with ``Retry-After`` when the cause was the database or the broker).
 
 Optional; install it first in ``MIDDLEWARE``::
@@ -21,6 +21,7 @@ from typing import Any
 from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import NoReverseMatch, reverse
+from rest_framework.response import Response
 
 from .exceptions import (
     RETRY_AFTER_SECONDS,
@@ -57,7 +58,8 @@ class APIErrorMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if response.status_code < 400 or response.get("Content-Type", "").startswith("application/json"):
+        # The API's own answers are in the envelope already (as HTML too, in the browsable API).
+        if response.status_code < 400 or isinstance(response, Response) or response.get("Content-Type", "").startswith("application/json"):
             return response
         prefix = get_api_prefix()
         if prefix is None or not request.path.startswith(prefix):
