@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -152,6 +153,14 @@ def test_uploads_during_a_broker_outage_are_ready_soon_after_it_returns(launched
     back = time.monotonic()
     took = launched.wait_all_ready(before + 5, since=back)
     print(f"broker outage: all 5 uploads made during it ready {took:.1f} s after it returned")
+
+
+def test_the_admin_password_is_only_in_its_private_file(launched):
+    password_file = launched.var / "admin-password.txt"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    password = password_file.read_text().strip()
+    assert len(password) >= 12 and password not in launched.log.read_text()
+    assert str(password_file) in launched.log.read_text()  # the log says where it is
 
 
 def test_stopping_the_launcher_leaves_no_process_behind(launched):
