@@ -74,6 +74,7 @@ def test_connections_stay_bounded_under_a_threaded_server(site, token):
     assert statuses.count(200) == REQUESTS, {s: statuses.count(s) for s in set(statuses)}
     # 16 requests at a time over 16 server threads, but never more connections than the pools hold.
     assert 0 < peak[0] <= WORKERS * POOL_SIZE, peak[0]
+    print(f"{REQUESTS} requests, {CLIENTS} at a time: at most {peak[0]} connections (bound {WORKERS * POOL_SIZE})")
 
 
 @pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="stops the embedded PostgreSQL")
@@ -102,3 +103,5 @@ def test_a_database_outage_is_a_json_503_and_a_restart_costs_no_500(site, token)
     assert 500 not in statuses, statuses
     assert statuses[-10:] == [200] * 10, statuses
     assert set(statuses) <= {200, 503}, statuses
+    print(f"database restart: {statuses.count(503)} answer(s) 503 after the restart, then 200s; {len(statuses)} requests in "
+          f"{time.monotonic() - restarted:.1f} s")
