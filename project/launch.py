@@ -148,16 +148,19 @@ class Supervisor:
             child.process.wait()
 
 
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def wait_for_http(url: str, timeout: float, supervisor: Supervisor) -> None:
     """Wait until ``url`` answers 200, supervising the children meanwhile."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
+    while not answers(url):
         if time.monotonic() > deadline:
             raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
         supervisor.check()

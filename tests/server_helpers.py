@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from project.launch import answers
+
 ROOT = Path(__file__).resolve().parent.parent
 # How the server under test names its database connections (pg_stat_activity.application_name).
 SITE_APPLICATION_NAME = "assetsearch-site-under-test"
@@ -83,13 +85,7 @@ def upload(base: str, token: str, image: bytes, name: str = "image.png") -> tupl
 
 def wait_for_url(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
+    while not answers(url):
         if process is not None and process.poll() is not None:
             raise AssertionError(f"the server exited with {process.returncode} before {url} answered")
         if time.monotonic() > deadline:
