@@ -32,7 +32,9 @@ def _install_secret_key(path: Path) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_text().strip()
+        if key := path.read_text().strip():
+            return key
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # left empty by a process that died while making it
     with os.fdopen(fd, "w") as handle:
         handle.write(get_random_secret_key() + "\n")
     return path.read_text().strip()
@@ -106,7 +108,13 @@ def _database() -> dict:
     database = dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True)
     pool_size = int(os.environ.get("DJANGO_DB_POOL_SIZE", "8"))
     if pool_size:
-        database.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 5.0}
+        # reconnect_timeout: psycopg_pool retries a failed connection with a
+        # doubling delay and lets one such attempt grow the pool at a time, so
+        # after a long outage it could wait a minute before trying again; given
+        # up after 5 s, the next request tries at once.
+        database.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1, "max_size": pool_size, "timeout": 5.0, "reconnect_timeout": 5.0,
+        }
     return database
 
 

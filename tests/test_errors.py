@@ -64,3 +64,10 @@ def test_pages_outside_the_api_keep_the_sites_own_errors(client):
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert not response["Content-Type"].startswith("application/json")
+
+
+def test_a_body_django_refuses_is_a_400_not_a_500(editor_client):
+    fields = "&".join(f"field{i}=1" for i in range(1500))  # over DATA_UPLOAD_MAX_NUMBER_FIELDS
+    response = editor_client.post("/api/search/", data=fields, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400, response.content[:300]
+    assert error_of(response)["code"] == "parse_error"

@@ -14,7 +14,8 @@ Codes and statuses:
 
 - 400 ``invalid`` (validation errors; the more specific ``invalid_image``,
   ``empty_query``, ``unknown_asset``, ``invalid_query`` or ``invalid_page``
-  when that is what is wrong), ``parse_error`` (malformed JSON or multipart).
+  when that is what is wrong), ``parse_error`` (malformed JSON or multipart,
+  or a body Django refuses: too many fields, too large).
   An ``asset_id`` in a search body that names no (visible) asset is a 400
   ``unknown_asset``: the request is wrong, not the URL. An unknown asset in
   the URL (``/api/assets/999/similar/``) is a 404 ``not_found``.
@@ -41,6 +42,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
@@ -158,7 +160,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(body, status=SEARCH_ERROR_STATUS.get(exc.code, status.HTTP_400_BAD_REQUEST))
     if isinstance(exc, ThumbnailUnavailable):
         return Response(error_body("thumbnail_unavailable", str(exc)), status=status.HTTP_404_NOT_FOUND)
-    if isinstance(exc, Http404):
+    if isinstance(exc, SuspiciousOperation):
+        # As Django answers them (too many fields, a body over DATA_UPLOAD_MAX_MEMORY_SIZE, ...), logged as it does.
+        logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
+        exc = exceptions.ParseError(str(exc))
+    elif isinstance(exc, BadRequest):
+        exc = exceptions.ParseError(str(exc))
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
