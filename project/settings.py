@@ -24,7 +24,6 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = embedded.var_dir()
 
 
-
 def _install_secret_key(path: Path) -> str:
     """The key kept in ``path``, made (random, mode 0600) by the first process that needs it."""
     from django.core.management.utils import get_random_secret_key
