@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 from django.core.cache import caches
-from django.db import connections
 from django.utils.module_loading import import_string
 from PIL import Image, ImageDraw
 
@@ -295,8 +294,6 @@ def rerank(alias: str, query: RerankQuery, candidates: Sequence[Candidate]) -> R
             box["answer"] = reranker.rerank(query, candidates, deadline=deadline)
         except Exception as exc:  # noqa: BLE001 - any failure means "keep the vector order"
             box["error"] = exc
-        finally:
-            connections.close_all()  # this thread's own connections: back to the pool, not kept by a dead thread
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
