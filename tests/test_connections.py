@@ -96,7 +96,9 @@ def test_a_database_outage_is_a_json_503_and_a_restart_costs_no_500(site, token)
     finally:
         embedded.start_postgres()
         restarted = time.monotonic()
-        connections.close_all()  # this process's own connection died with the server too
+        # This process's own connections died with the server too: start its pool afresh.
+        connections.close_all()
+        connection.close_pool()
     statuses: list[int] = []
     while time.monotonic() - restarted < 30 and statuses[-10:] != [200] * 10:
         statuses.append(call("GET", f"{site}/api/assets/", token=token)[0])
