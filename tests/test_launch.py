@@ -53,8 +53,11 @@ class Launched:
     def child(self, word: str) -> psutil.Process:
         """The launcher's child whose command line has ``word`` (web, worker, beat)."""
         for process in psutil.Process(self.process.pid).children():
-            if word in process.cmdline():
-                return process
+            try:
+                if word in process.cmdline():
+                    return process
+            except psutil.Error:  # a dead child the launcher has not reaped yet
+                continue
         raise LookupError(word)
 
     def statuses(self) -> dict[str, int]:
