@@ -59,12 +59,18 @@ DEFAULTS: dict[str, Any] = {
     # Upload limits: bytes and decoded pixels (decompression-bomb guard).
     "MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 40_000_000,
+    # Image decodes running at once in one process (web or worker): each holds
+    # a decoded frame, so this bounds the memory that concurrent searches by
+    # image can take (assetsearch.images).
+    "MAX_CONCURRENT_DECODES": 2,
     # Enqueue embedding when an asset is saved with a new file.
     "AUTO_EMBED": True,
     # Pipeline: retries of transient errors, with exponential backoff.
     "MAX_RETRIES": 5,
-    # Pending assets older than this (seconds) are re-enqueued by the sweep.
-    "SWEEP_AFTER_SECONDS": 120,
+    # Pending assets older than this (seconds) are re-enqueued by the sweep
+    # (which beat runs every 15 s in the example site, and which skips its turn
+    # while embedding messages are still queued: they hold those assets).
+    "SWEEP_AFTER_SECONDS": 30,
     "QUEUE": None,  # Celery queue for embedding tasks; None uses the default queue.
     # Search.
     # The HNSW index (assetsearch.index). M (links per node) and
@@ -113,9 +119,10 @@ DEFAULTS: dict[str, Any] = {
     # Moderation: what a concept is weighed against when it has no counter-prompts.
     "MODERATION_NEUTRAL_PROMPTS": ["a photo", "an ordinary picture", "a picture of everyday things"],
     # REST API (assetsearch.api). Authentication classes, as dotted paths; token
-    # authentication needs "rest_framework.authtoken" in INSTALLED_APPS.
+    # authentication needs "rest_framework.authtoken" in INSTALLED_APPS (ours
+    # throttles failed tokens: THROTTLE_RATES["auth_failure"]).
     "API_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "assetsearch.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # True opens the read-only endpoints (asset list and detail, search, similar,
@@ -125,8 +132,10 @@ DEFAULTS: dict[str, Any] = {
     # Requests per user (or IP when anonymous) for each throttle scope, in DRF's
     # "<count>/<sec|min|hour|day>" form; None turns a scope off. "search" covers
     # the search, similar, duplicates and tag-suggestion endpoints, "upload" the
-    # asset upload and file replacement.
-    "THROTTLE_RATES": {"search": "120/min", "upload": "30/min"},
+    # asset upload and file replacement; "auth_failure" counts failed tokens
+    # (and failed logins where throttle_failed_logins wraps the login view)
+    # per address, which is then refused until the window has passed.
+    "THROTTLE_RATES": {"search": "120/min", "upload": "30/min", "auth_failure": "10/min"},
     # The cache the throttle counters live in. Every web process must share
     # it (Redis, Memcached), or each process allows the whole rate; a
     # per-process cache (LocMemCache) is only right for a single process.

@@ -21,7 +21,7 @@ from django.db import DatabaseError, InterfaceError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from . import moderation, pipeline
+from . import broker, moderation, pipeline
 from .conf import app_settings
 from .constants import EmbeddingStatus
 from .models import Asset, ModerationConcept
@@ -52,6 +52,8 @@ def embed_assets_task(self, asset_ids: list[int], alias: str = "default", force:
 
 @shared_task
 def sweep_pending_task() -> int:
+    if broker.queued_messages():  # queued work holds the pending assets; see assetsearch.broker
+        return 0
     return sweep_pending()
 
 

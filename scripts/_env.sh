@@ -19,7 +19,7 @@ stamp="$VENV/.assetsearch-installed"
 want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "Installing assetsearch and its dependencies into $VENV (torch is large: a few minutes the first time)" >&2
-    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[embedded,dev]"
+    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[embedded,server,dev]"
     echo "$want" > "$stamp"
 fi
 export VENV

@@ -18,11 +18,14 @@ asset that is still being embedded spends nothing until the search answers.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
@@ -122,3 +125,77 @@ def refund_throttles(request: Request, response: Response) -> None:
         _decrement(cache, key)
     setattr(request, CHARGES_ATTRIBUTE, [])
 
+
+class FailedAuthThrottle(SimpleRateThrottle):
+    """Failed authentication attempts per client address, at ``THROTTLE_RATES["auth_failure"]``.
+
+    Unlike a request throttle it counts only failures (:meth:`record_failure`),
+    and :meth:`wait_time` refuses an address over the rate before its
+    credentials are even checked, so guessing tokens or passwords gets no
+    answer at all, right or wrong, until the window has passed. Used by
+    :class:`~assetsearch.api.authentication.TokenAuthentication` and
+    :func:`throttle_failed_logins`.
+    """
+
+    scope = "auth_failure"
+    cache_format = "assetsearch_throttle_%(scope)s_%(ident)s"
+
+    def __init__(self) -> None:
+        self.cache = caches[app_settings.THROTTLE_CACHE_ALIAS]  # shared by every web process
+        super().__init__()
+
+    def get_rate(self) -> str | None:
+        return (app_settings.THROTTLE_RATES or {}).get(self.scope)
+
+    def get_cache_key(self, request: Any, view: Any = None) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+    def _load(self, request: Any) -> bool:
+        if self.rate is None:
+            return False
+        self.key = self.get_cache_key(request)
+        self.now = self.timer()
+        self.history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
+        return True
+
+    def wait_time(self, request: Any) -> float | None:
+        """Seconds this client must wait before trying again; None when it may try now."""
+        if not self._load(request) or len(self.history) < self.num_requests:
+            return None
+        return self.wait()
+
+    def record_failure(self, request: Any) -> None:
+        if self._load(request):
+            self.history.insert(0, self.now)
+            self.cache.set(self.key, self.history, self.duration)
+
+
+def throttle_failed_logins(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Wrap a login view (such as ``admin.site.login``) with :class:`FailedAuthThrottle`.
+
+    A POST answered with the form again (status 200) is a failed attempt; a
+    client over the rate gets a 429 without its password being checked::
+
+        path("admin/login/", throttle_failed_logins(admin.site.login)),  # before admin.site.urls
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        throttle = FailedAuthThrottle()
+        wait = throttle.wait_time(request)
+        if wait is not None:
+            response = HttpResponse(
+                f"Too many failed logins from your address; try again in {int(wait) + 1} s.\n",
+                status=429,
+                content_type="text/plain",
+            )
+            response["Retry-After"] = str(int(wait) + 1)
+            return response
+        response = view(request, *args, **kwargs)
+        if response.status_code == 200:
+            throttle.record_failure(request)
+        return response
+
+    return wrapper
