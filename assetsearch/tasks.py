@@ -21,7 +21,7 @@ from django.db import DatabaseError, InterfaceError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from . import broker, moderation, pipeline
+from . import moderation, pipeline
 from .conf import app_settings
 from .constants import EmbeddingStatus
 from .models import Asset, ModerationConcept
@@ -52,7 +52,7 @@ def embed_assets_task(self, asset_ids: list[int], alias: str = "default", force:
 
 @shared_task
 def sweep_pending_task() -> int:
-    if broker.queued_messages():  # queued work holds the pending assets; see assetsearch.broker
+    if queued_messages():  # queued work holds the pending assets; see queued_messages()
         return 0
     return sweep_pending()
 
@@ -163,3 +163,24 @@ def warm_up_worker(**kwargs: object) -> None:
         warm_up()
     except Exception:  # the tasks will fail with the same error, retried and visible on the assets
         logger.exception("Could not load the assetsearch encoder at worker start")
+
+
+def queued_messages(queue: str | None = None) -> int | None:
+    """Messages waiting (not yet taken by a worker) in the embedding queue.
+
+    The sweep re-enqueues assets that stayed pending too long. While embedding
+    messages are still queued, those assets are most likely in them (a big
+    import, a worker catching up), and re-sending them would only pile
+    duplicates behind the originals; so the sweep waits for the queue to
+    drain (0) or for the broker to say nothing. None when the broker cannot
+    tell: unreachable, or the queue was never declared (no worker has
+    consumed from it yet).
+    """
+    name = queue or app_settings.QUEUE or current_app.conf.task_default_queue
+    try:
+        with current_app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1)
+            return int(connection.default_channel.queue_declare(queue=name, passive=True).message_count)
+    except Exception:  # the broker's client raises many kinds; all mean "cannot tell"
+        logger.debug("Could not read the depth of queue %r", name, exc_info=True)
+        return None
