@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.files.storage import FileSystemStorage
 from django.db import DatabaseError, connections
 
 from .conf import app_settings
 from .constants import VECTOR_DIMENSIONS
 from .encoders import get_encoder
+from .files import SignedURLBackend, get_file_serving_backend
 from .models import Asset
 
 
@@ -27,6 +29,25 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     ]
 
 
+@register()
+def check_file_serving(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The FILE_SERVING backend loads, and does not hand out public storage URLs."""
+    try:
+        backend = get_file_serving_backend()
+    except (ImportError, TypeError) as exc:
+        return [Error(f"ASSETSEARCH['FILE_SERVING'] cannot be loaded: {exc}", hint="See assetsearch.files for the backends.", id="assetsearch.E010")]
+    if isinstance(backend, SignedURLBackend) and isinstance(Asset._meta.get_field("image").storage, FileSystemStorage):
+        return [
+            Warning(
+                "SignedURLBackend redirects to the storage's URLs, and a FileSystemStorage's are public and never expire.",
+                hint="Use it with object storage and signed URLs (django-storages S3, querystring_auth); "
+                "else StreamingFileBackend or XAccelRedirectBackend.",
+                id="assetsearch.W010",
+            )
+        ]
+    return []
+
+
 @register(Tags.database)
 def check_database(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
@@ -36,7 +57,7 @@ def check_database(app_configs: Any = None, databases: Any = None, **kwargs: Any
             errors.append(
                 Error(
                     f"assetsearch needs PostgreSQL with pgvector; database {alias!r} is {connection.vendor}.",
-                    hint="Set DATABASE_URL to a PostgreSQL server with the vector extension available.",
+                    hint="Use a PostgreSQL database (ENGINE django.db.backends.postgresql) on a server with the pgvector extension.",
                     id="assetsearch.E001",
                 )
             )
@@ -93,5 +114,29 @@ def check_embeddings_current(app_configs: Any = None, databases: Any = None, **k
             f"{missing} asset(s) have no vector from the configured model {key}; search cannot find them.",
             hint="Run `manage.py assetsearch_reembed --missing` (the model changed, or a backfill is unfinished).",
             id="assetsearch.W001",
+        )
+    ]
+
+
+@register(Tags.database)
+def check_index_parameters(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn when the live HNSW index was built with other parameters than the settings ask for."""
+    if not databases or "default" not in databases:
+        return []
+    from .index import configured_parameters, live_parameters
+
+    try:
+        wanted, live = configured_parameters(), live_parameters()
+    except ValueError as exc:
+        return [Error(f"Invalid HNSW index setting: {exc}", id="assetsearch.E005")]
+    except DatabaseError:
+        return []  # unreachable or not migrated yet
+    if live is None or live == wanted:
+        return []
+    return [
+        Warning(
+            f"The vector index was built with {live}; the settings ask for {wanted}.",
+            hint="Run `manage.py assetsearch_rebuild_index` (a concurrent rebuild; searches go on meanwhile).",
+            id="assetsearch.W002",
         )
     ]

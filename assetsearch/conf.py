@@ -50,20 +50,40 @@ DEFAULTS: dict[str, Any] = {
     },
     # torch threads in each process; None leaves torch's default.
     "TORCH_THREADS": None,
+    # Where ONNX Runtime / OpenVINO encoders keep the exported models (see
+    # assetsearch.encoder_exports); None: $XDG_CACHE_HOME/assetsearch/encoders.
+    "ENCODER_EXPORT_DIR": None,
+    # Threads that decode a batch's files in the worker; None: the CPUs the
+    # process may use (its affinity mask). 1 decodes one file at a time.
+    "DECODE_THREADS": None,
     # Upload limits: bytes and decoded pixels (decompression-bomb guard).
     "MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 40_000_000,
+    # Image decodes running at once in one process (web or worker): each holds
+    # a decoded frame, so this bounds the memory that concurrent searches by
+    # image can take (assetsearch.images).
+    "MAX_CONCURRENT_DECODES": 2,
     # Enqueue embedding when an asset is saved with a new file.
     "AUTO_EMBED": True,
     # Pipeline: retries of transient errors, with exponential backoff.
     "MAX_RETRIES": 5,
-    # Pending assets older than this (seconds) are re-enqueued by the sweep.
-    "SWEEP_AFTER_SECONDS": 120,
+    # Pending assets older than this (seconds) are re-enqueued by the sweep
+    # (which beat runs every 15 s in the example site, and which skips its turn
+    # while embedding messages are still queued: they hold those assets).
+    "SWEEP_AFTER_SECONDS": 30,
     "QUEUE": None,  # Celery queue for embedding tasks; None uses the default queue.
     # Search.
-    # HNSW candidate list per query: recall@10 0.975 at 100, 0.993 at 200 on
-    # 100k vectors, at about the same latency (benchmarks/search.py).
-    "HNSW_EF_SEARCH": 200,
+    # The HNSW index (assetsearch.index). M (links per node) and
+    # EF_CONSTRUCTION (candidates per insertion) shape the graph when it is
+    # built: after changing them run `manage.py assetsearch_rebuild_index`
+    # (a concurrent rebuild; check assetsearch.W002 says when it is due).
+    # EF_SEARCH is the candidate list per query; ADAPTIVE_EF_SEARCH raises it
+    # for deep pages and filtered scans (assetsearch.index.get_ef_search).
+    # Chosen by measurement at 100k and 1M vectors (README "Benchmarks").
+    "HNSW_M": 16,
+    "HNSW_EF_CONSTRUCTION": 128,
+    "HNSW_EF_SEARCH": 400,
+    "HNSW_ADAPTIVE_EF_SEARCH": True,
     # Composed queries (text + image, negatives, ...) divide each part by how
     # much its similarity varies over the catalogue, estimated from this many
     # stored vectors and cached for COMPOSE_STATS_TIMEOUT seconds, so a weight
@@ -105,9 +125,10 @@ DEFAULTS: dict[str, Any] = {
     # hide concept had its say.
     "HIDE_UNMODERATED": True,
     # REST API (assetsearch.api). Authentication classes, as dotted paths; token
-    # authentication needs "rest_framework.authtoken" in INSTALLED_APPS.
+    # authentication needs "rest_framework.authtoken" in INSTALLED_APPS (ours
+    # throttles failed tokens: THROTTLE_RATES["auth_failure"]).
     "API_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "assetsearch.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # True opens the read-only endpoints (asset list and detail, search, similar,
@@ -117,16 +138,40 @@ DEFAULTS: dict[str, Any] = {
     # Requests per user (or IP when anonymous) for each throttle scope, in DRF's
     # "<count>/<sec|min|hour|day>" form; None turns a scope off. "search" covers
     # the search, similar, duplicates and tag-suggestion endpoints, "upload" the
-    # asset upload and file replacement.
-    "THROTTLE_RATES": {"search": "120/min", "upload": "30/min"},
+    # asset upload and file replacement; "auth_failure" counts failed tokens
+    # (and failed logins where throttle_failed_logins wraps the login view)
+    # per address, which is then refused until the window has passed.
+    "THROTTLE_RATES": {"search": "120/min", "upload": "30/min", "auth_failure": "10/min"},
+    # The cache the throttle counters live in. Every web process must share
+    # it (Redis, Memcached), or each process allows the whole rate; a
+    # per-process cache (LocMemCache) is only right for a single process.
+    # Answers 409 (asset not embedded yet) and 429 cost nothing; status
+    # polls (GET /api/assets/<id>/) are not throttled.
+    "THROTTLE_CACHE_ALIAS": "default",
     # Thumbnails: the longest side, in pixels, of the sizes that may be asked
     # for (anything else is refused, so clients cannot fill the storage), the
     # size the API links to, and the JPEG quality. They are cached in the
-    # assets' storage under THUMBNAIL_PREFIX, keyed by content hash and size.
+    # assets' storage under THUMBNAIL_PREFIX, keyed by a token of the stored
+    # original (not by its bytes) and the size.
     "THUMBNAIL_SIZES": [128, 256, 512],
     "THUMBNAIL_DEFAULT_SIZE": 256,
     "THUMBNAIL_QUALITY": 85,
     "THUMBNAIL_PREFIX": "assetsearch/thumbnails",
+    # Health checks (assetsearch.health, GET /api/health/): a shared secret a
+    # monitor sends as "Authorization: Bearer <token>" (None: staff users
+    # only), seconds to wait for the broker and for workers to answer, and
+    # the age in seconds of the oldest pending asset that makes a warning.
+    "HEALTH_TOKEN": None,
+    "HEALTH_TIMEOUT": 2.0,
+    "HEALTH_PENDING_WARN_SECONDS": 600,
+    # How the file views (assets/<id>/original/ and .../thumbnail/) send a file
+    # once the user may see it: BACKEND plus its options (assetsearch.files).
+    # StreamingFileBackend: Django streams it from storage. XAccelRedirectBackend
+    # ("LOCATION": an internal nginx location aliasing the storage root) and
+    # XSendfileBackend (a local path for mod_xsendfile / lighttpd): the web
+    # server sends it. SignedURLBackend ("EXPIRES": seconds): a redirect to the
+    # storage's signed, expiring URL (django-storages S3 with querystring_auth).
+    "FILE_SERVING": {"BACKEND": "assetsearch.files.StreamingFileBackend"},
 }
 
 

@@ -25,7 +25,7 @@ MAX_TAGS = 100
 MAX_TAG_LENGTH = 64  # Asset.tags' item column width
 MAX_TITLE_LENGTH = 255
 MAX_DESCRIPTION_LENGTH = 10_000
-# Longest file name kept from an upload (the storage path adds ~35 characters; the column holds 255).
+# Longest client file name kept (Asset.original_filename); stored files are named by the server.
 MAX_FILE_NAME = 100
 MAX_ID = 2**63 - 1
 

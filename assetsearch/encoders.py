@@ -84,6 +84,23 @@ class BaseEncoder:
         """Return an (N, dimensions) float32 array of unit vectors, one per text."""
         raise NotImplementedError
 
+    def prepare_image(self, image: Image) -> Any:
+        """Per-image work that may run in the worker's decode threads; its results go to :meth:`embed_prepared`.
+
+        The default keeps the decoded image as it is.
+        """
+        return image
+
+    def embed_prepared(self, prepared: Sequence[Any]) -> np.ndarray:
+        """:meth:`embed_images` on :meth:`prepare_image`'s results."""
+        return self.embed_images(prepared)
+
+    def warm_up(self, *, images: bool = True, texts: bool = True) -> None:
+        """Load what embedding images and/or texts needs now, so the first task or request does not wait.
+
+        Default: nothing.
+        """
+
 
 class OpenCLIPEncoder(BaseEncoder):
     """An open_clip model: the bundled demo model or any open_clip architecture.
@@ -169,15 +186,21 @@ class OpenCLIPEncoder(BaseEncoder):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self._register_configs()
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            self.model_name, pretrained=self.checkpoint, device=device
-        )
+        # Random weights are seeded so that every process (and an export) gets the same model.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                self.model_name, pretrained=self.checkpoint, device=device
+            )
         # Channels-last lets oneDNN run convolutions without reordering each
         # batch: 1.9x faster for the bundled ResNet tower on CPU, no change
         # for a ViT (one convolution) and the same outputs.
         model = model.to(memory_format=torch.channels_last).eval()
         tokenizer = open_clip.get_tokenizer(self.model_name)
         return model, preprocess, tokenizer, device
+
+    def warm_up(self, *, images: bool = True, texts: bool = True) -> None:
+        self.load()
 
     @property
     def logit_scale(self) -> float:
@@ -272,3 +295,16 @@ def embed_texts(texts: Sequence[str], encoder: BaseEncoder | None = None) -> lis
         cache.set_many(fresh, app_settings.TEXT_CACHE_TIMEOUT)
         found.update(fresh)
     return [TextVector(np.frombuffer(found[keys[t]][0], dtype=np.float32), found[keys[t]][1]) for t in cleaned]
+
+
+def warm_up(aliases: Sequence[str] = ("default",), *, images: bool = True, texts: bool = True) -> None:
+    """Load the encoders of ``aliases`` now, in this process.
+
+    Workers call it when each worker process starts (``worker_process_init``);
+    a production web server calls ``warm_up(images=False)`` in each web
+    process after it forks (gunicorn's ``post_worker_init`` hook), never in a
+    parent that forks afterwards: runtime thread pools and CUDA do not
+    survive a fork.
+    """
+    for alias in aliases:
+        get_encoder(alias).warm_up(images=images, texts=texts)

@@ -13,7 +13,6 @@ recall (see the benchmark figures in the README).
 
 from __future__ import annotations
 
-import uuid
 from contextlib import nullcontext
 from typing import Any
 
@@ -26,10 +25,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import HalfVectorField, HnswIndex
 
+from .conf import DEFAULTS
 from .constants import (
     CONTENT_HASH_LENGTH,
     DEFAULT_CONCEPT_THRESHOLD,
     MAX_CONCEPT_NAME_LENGTH,
+    MAX_FILE_NAME,
     MAX_FILE_PATH_LENGTH,
     MAX_MIME_TYPE_LENGTH,
     MAX_MODEL_KEY_LENGTH,
@@ -42,6 +43,7 @@ from .constants import (
     EmbeddingStatus,
     FlagStatus,
 )
+from .files import clean_client_name, new_original_name
 from .images import InvalidImage, content_hash, inspect_image
 from .querysets import AssetQuerySet, ConceptQuerySet, EmbeddingQuerySet, FlagQuerySet
 
@@ -49,8 +51,8 @@ from .querysets import AssetQuerySet, ConceptQuerySet, EmbeddingQuerySet, FlagQu
 
 
 def asset_upload_to(instance: Asset, filename: str) -> str:
-    # A random folder keeps names unique without Django appending suffixes.
-    return f"assetsearch/{timezone.now():%Y/%m}/{uuid.uuid4().hex[:12]}/{filename}"
+    # The server names the file: the client's name is metadata (original_filename), never a path.
+    return new_original_name(instance.mime_type)
 
 
 class Asset(models.Model):
@@ -58,6 +60,10 @@ class Asset(models.Model):
     title = models.CharField(_("title"), max_length=MAX_TITLE_LENGTH, blank=True)
     description = models.TextField(_("description"), blank=True)
     tags = ArrayField(models.CharField(max_length=MAX_TAG_LENGTH), verbose_name=_("tags"), default=list, blank=True)
+    original_filename = models.CharField(
+        _("original file name"), max_length=MAX_FILE_NAME, blank=True, editable=False,
+        help_text=_("The uploader's name for the file, for display; the stored file is named by the server."),
+    )
 
     content_hash = models.CharField(_("content hash"), max_length=CONTENT_HASH_LENGTH, blank=True, db_index=True, editable=False)
     width = models.PositiveIntegerField(_("width"), null=True, blank=True, editable=False)
@@ -102,20 +108,20 @@ class Asset(models.Model):
             GinIndex(fields=["search_document"], name="assetsearch_asset_fts_gin"),
         ]
 
-    #: (file name, content hash) as last read from or written to the database:
+    #: The stored file's name as last read from or written to the database:
     #: what a replacement supersedes (see assetsearch.signals).
-    stored_file: tuple[str, str] | None = None
+    stored_file: str | None = None
     #: Set by save(): the bytes changed, so the asset needs embedding.
     file_changed: bool = False
 
     def __str__(self) -> str:
-        return self.title or self.image.name.rsplit("/", 1)[-1]
+        return self.title or self.original_filename or self.image.name.rsplit("/", 1)[-1]
 
     @classmethod
     def from_db(cls, db: str | None, field_names: Any, values: Any) -> Asset:
         asset = super().from_db(db, field_names, values)
-        if "image" in asset.__dict__ and "content_hash" in asset.__dict__:
-            asset.stored_file = (asset.image.name, asset.content_hash)
+        if "image" in asset.__dict__:
+            asset.stored_file = asset.image.name
         return asset
 
     @property
@@ -126,13 +132,15 @@ class Asset(models.Model):
     def read_new_file(self) -> bool:
         """Hash and inspect a newly assigned file; True if it needs embedding.
 
-        Records content hash, size, dimensions and MIME type, and resets the
+        Records the client's file name, content hash, size, dimensions and
+        MIME type (which names the stored file), and resets the
         embedding state unless the bytes are the ones already embedded. A file
         that is not an image is kept anyway: the worker records why it cannot
         be embedded. Does nothing (False) when no new file is assigned.
         """
         if not self.has_new_file:
             return False
+        self.original_filename = clean_client_name(self.image.name or "")
         new_hash = content_hash(self.image.file)
         changed = new_hash != self.content_hash or self._state.adding
         self.content_hash = new_hash
@@ -170,7 +178,7 @@ class Asset(models.Model):
 
 # What read_new_file() sets: saved with the file even when update_fields names only "image".
 FILE_FIELDS = (
-    "content_hash", "file_size", "width", "height", "mime_type",
+    "original_filename", "content_hash", "file_size", "width", "height", "mime_type",
     "embedding_status", "embedding_status_changed_at", "embedding_error", "embedding_attempts",
 )
 
@@ -193,8 +201,10 @@ class AssetEmbedding(models.Model):
             HnswIndex(
                 name="assetsearch_embedding_hnsw",
                 fields=["vector"],
-                m=16,
-                ef_construction=64,
+                # Built with the settings' defaults; assetsearch_rebuild_index
+                # rebuilds it when HNSW_M / HNSW_EF_CONSTRUCTION differ.
+                m=DEFAULTS["HNSW_M"],
+                ef_construction=DEFAULTS["HNSW_EF_CONSTRUCTION"],
                 # Must match the distance used in queries, or the planner ignores the index.
                 opclasses=["halfvec_cosine_ops"],
             )

@@ -22,11 +22,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import numpy as np
 from django.db import transaction
 from django.db.models import F, Q
 
 from .conf import app_settings
+from .decoding import map_in_order
 from .encoders import get_encoder
+from .files import MISSING_FILE_MESSAGE
 from .images import InvalidImage, decode_for_model
 from .models import Asset, AssetEmbedding, EmbeddingStatus
 from .moderation import score_new_assets
@@ -100,20 +103,31 @@ def embed_assets(asset_ids: Sequence[int], *, alias: str = "default", force: boo
             todo.append(asset)
     Asset.objects.filter(pk__in=[a.pk for a in todo]).update(embedding_attempts=F("embedding_attempts") + 1)
 
-    images, decoded = [], []
-    for asset in todo:
+    # Decode (and prepare) on every core; encode each batch as soon as it is decoded.
+    side = encoder.image_size
+
+    def read(asset: Asset) -> object:
+        with asset.image.open("rb") as file:
+            return encoder.prepare_image(decode_for_model(file, side))
+
+    prepared, decoded, batches = [], [], []
+    for asset, future in zip(todo, map_in_order(read, todo)):
         try:
-            with asset.image.open("rb") as file:
-                images.append(decode_for_model(file, encoder.image_size))
+            prepared.append(future.result())
         except InvalidImage as exc:
             result.failed[asset.pk] = str(exc)
         except FileNotFoundError:
-            result.failed[asset.pk] = "The image file is missing from storage."
+            result.failed[asset.pk] = MISSING_FILE_MESSAGE
         else:
             decoded.append(asset)
+            if len(prepared) == encoder.batch_size:
+                batches.append(encoder.embed_prepared(prepared))
+                prepared = []
+    if prepared:
+        batches.append(encoder.embed_prepared(prepared))
 
     if decoded:
-        vectors = encoder.embed_images(images)
+        vectors = np.concatenate(batches)
         AssetEmbedding.objects.bulk_create(
             [
                 AssetEmbedding(asset=asset, model_key=encoder.key, vector=vector, content_hash=asset.content_hash)

@@ -22,18 +22,19 @@ from pgvector.django import CosineDistance
 
 from .conf import app_settings
 from .constants import MODERATE_PERMISSION, VECTOR_DIMENSIONS, ConceptAction, EmbeddingStatus, FlagStatus
+from .index import get_ef_search
 
 # The most candidates pgvector's HNSW scan keeps per query (hnsw.ef_search's upper bound).
-MAX_EF_SEARCH = 1000
 
 
-def configure_index_scan(depth: int) -> None:
+def configure_index_scan(depth: int, filtered: bool = False) -> None:
     """Set the HNSW knobs for the current transaction (``SET LOCAL``), for ``depth`` results.
 
     Iterative scans in strict order keep walking the graph until ``depth``
-    rows pass the filters, so a filter cannot shorten a page.
+    rows pass the filters, so a filter cannot shorten a page; ``filtered``
+    scans keep a longer candidate list (:func:`assetsearch.index.get_ef_search`).
     """
-    ef_search = min(max(app_settings.HNSW_EF_SEARCH, depth), MAX_EF_SEARCH)
+    ef_search = get_ef_search(depth, filtered=filtered)
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
@@ -101,10 +102,6 @@ class AssetQuerySet(models.QuerySet["Asset"]):
         return self.filter(embeddings__model_key=model_key).exclude(
             embeddings__content_hash=models.F("content_hash")
         )
-
-    def content_hash_in_use(self, content_hash: str) -> bool:
-        """Whether an asset holds these bytes (thumbnails are shared by content hash)."""
-        return bool(content_hash) and self.filter(content_hash=content_hash).exists()
 
     def tag_vocabulary(self) -> set[str]:
         """The distinct tags of these assets."""

@@ -406,14 +406,18 @@ def use_exact_scan(query: Query, assets: QuerySet[Asset]) -> bool:
 
 
 def vector_ranking(
-    vector: np.ndarray, assets: QuerySet[Asset], *, depth: int, exact: bool, model_key: str
+    vector: np.ndarray, assets: QuerySet[Asset], *, depth: int, exact: bool, model_key: str, filtered: bool = False
 ) -> list[tuple[int, float]]:
-    """``[(asset_id, similarity)]`` best first, the ``depth`` nearest among ``assets``."""
+    """``[(asset_id, similarity)]`` best first, the ``depth`` nearest among ``assets``.
+
+    ``filtered``: the query's filters narrow ``assets`` (what moderation hides
+    is not a filter here), so the index walks a longer list (get_ef_search).
+    """
     queryset = AssetEmbedding.objects.nearest(vector, model_key, exact=exact)
     if assets.query.where or assets.query.combinator:
         queryset = queryset.filter(asset__in=assets.values("pk"))
     with transaction.atomic():
-        configure_index_scan(depth)
+        configure_index_scan(depth, filtered)
         rows = list(queryset.values_list("asset_id", "distance")[:depth])
     return [(asset_id, 1.0 - float(distance)) for asset_id, distance in rows]
 
@@ -447,7 +451,9 @@ def search(query: Query) -> SearchResults:
         composed.notices.append("Hybrid mode needs query text; ran a vector search.")
     if hybrid:
         depth = max(depth, app_settings.HYBRID_CANDIDATES)
-    by_vector = vector_ranking(composed.vector, assets, depth=depth, exact=exact, model_key=encoder.key)
+    by_vector = vector_ranking(
+        composed.vector, assets, depth=depth, exact=exact, model_key=encoder.key, filtered=query.filters.active
+    )
     if hybrid:
         fused = fuse_rankings({"vector": [pk for pk, _ in by_vector], "keyword": keyword_ranking(query.text, assets, depth=depth)})
     else:

@@ -4,8 +4,8 @@ Files follow their asset's row, whatever the path (the API, the admin, the
 ORM, a queryset's bulk delete, a cascade): once the transaction commits, a
 deleted asset's file and thumbnails are removed, and so is the file a
 replacement superseded; a transaction that rolls back leaves no newly
-stored file behind. Thumbnails are shared by assets with the same bytes
-(named by content hash), so they go only when no asset holds those bytes.
+stored file behind. Thumbnails are named after their original's stored
+name (:mod:`assetsearch.thumbnails`), so they go with it.
 """
 
 from __future__ import annotations
@@ -33,15 +33,15 @@ def asset_saved(sender: type[Asset], instance: Asset, created: bool, raw: bool =
     if raw:  # loaddata: the fixture's state is what it is
         return
     previous = instance.stored_file
-    instance.stored_file = (instance.image.name, instance.content_hash)
-    if previous is not None and previous[0] != instance.image.name:
-        delete_files_on_commit(instance, *previous)
+    instance.stored_file = instance.image.name
+    if previous is not None and previous != instance.image.name:
+        delete_files_on_commit(instance, previous)
     if app_settings.AUTO_EMBED and instance.file_changed:
         request_embedding([instance.pk])
 
 
 def asset_deleted(sender: type[Asset], instance: Asset, **kwargs: Any) -> None:
-    delete_files_on_commit(instance, instance.image.name, instance.content_hash)
+    delete_files_on_commit(instance, instance.image.name)
 
 
 def concept_saved(sender: type[ModerationConcept], instance: ModerationConcept, raw: bool = False, **kwargs: Any) -> None:
@@ -53,17 +53,14 @@ def concept_saved(sender: type[ModerationConcept], instance: ModerationConcept, 
 # File lifecycle -----------------------------------------------------------
 
 
-def delete_files_on_commit(asset: Asset, name: str, content_hash: str) -> None:
-    """After commit, delete ``asset``'s file ``name`` and, unless an asset still holds ``content_hash``, its thumbnails."""
+def delete_files_on_commit(asset: Asset, name: str) -> None:
+    """After commit, delete ``asset``'s stored file ``name`` and its thumbnails."""
     storage = asset.image.storage
-    thumbnails = get_thumbnail_names(content_hash, asset.pk)
+    names = [name, *get_thumbnail_names(name)] if name else []
 
     def delete() -> None:
-        if name:
-            storage.delete(name)
-        if not Asset.objects.content_hash_in_use(content_hash):
-            for thumbnail in thumbnails:
-                storage.delete(thumbnail)
+        for stored in names:
+            storage.delete(stored)
 
     transaction.on_commit(delete)
 

@@ -52,6 +52,8 @@ def embed_assets_task(self, asset_ids: list[int], alias: str = "default", force:
 
 @shared_task
 def sweep_pending_task() -> int:
+    if queued_messages():  # queued work holds the pending assets; see queued_messages()
+        return 0
     return sweep_pending()
 
 
@@ -148,3 +150,37 @@ def broker_reachable() -> bool:
     except Exception:  # kombu raises many kinds; all mean "not reachable"
         return False
     return True
+
+
+def warm_up_worker(**kwargs: object) -> None:
+    """Load the default encoder as each worker process starts, so the first upload does not wait for it.
+
+    Connected to Celery's ``worker_process_init`` in ``AppConfig.ready()``.
+    """
+    from .encoders import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # the tasks will fail with the same error, retried and visible on the assets
+        logger.exception("Could not load the assetsearch encoder at worker start")
+
+
+def queued_messages(queue: str | None = None) -> int | None:
+    """Messages waiting (not yet taken by a worker) in the embedding queue.
+
+    The sweep re-enqueues assets that stayed pending too long. While embedding
+    messages are still queued, those assets are most likely in them (a big
+    import, a worker catching up), and re-sending them would only pile
+    duplicates behind the originals; so the sweep waits for the queue to
+    drain (0) or for the broker to say nothing. None when the broker cannot
+    tell: unreachable, or the queue was never declared (no worker has
+    consumed from it yet).
+    """
+    name = queue or app_settings.QUEUE or current_app.conf.task_default_queue
+    try:
+        with current_app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1)
+            return int(connection.default_channel.queue_declare(queue=name, passive=True).message_count)
+    except Exception:  # the broker's client raises many kinds; all mean "cannot tell"
+        logger.debug("Could not read the depth of queue %r", name, exc_info=True)
+        return None

@@ -1,13 +1,15 @@
 """Thumbnails: small JPEGs of assets, made on first request and kept in storage.
 
-A thumbnail is named after the asset's content hash and its size
-(``<THUMBNAIL_PREFIX>/ab/abcdef...-256.jpg``), so a replaced file gets new
-thumbnails without invalidating anything, assets with identical bytes share
-theirs, and a cached one costs a single ``exists()``. Only the sizes in
-``THUMBNAIL_SIZES`` are made: a client cannot fill the storage by asking
-for every size from 1 to 10,000.
+A thumbnail is named after its original's file token and its size
+(``<THUMBNAIL_PREFIX>/ab/abcdef...-256.jpg``, :func:`assetsearch.files.get_file_token`):
+a replaced file gets new thumbnails without invalidating anything, the name
+cannot be computed from the image's bytes, and a cached one costs a single
+``exists()``. Only the sizes in ``THUMBNAIL_SIZES`` are made: a client
+cannot fill the storage by asking for every size from 1 to 10,000.
 
-Used by the API's thumbnail endpoint and by the admin's change list.
+Served by the thumbnail view (:mod:`assetsearch.api.views`, with the
+API's permissions) through :func:`assetsearch.files.serve_file`; the admin
+links to it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from django.urls import NoReverseMatch, reverse
 from PIL import Image, ImageOps
 
 from .conf import app_settings
+from .files import MISSING_FILE_MESSAGE, ServedFile, download_name, get_file_token
 from .images import InvalidImage, inspect_image
 from .models import Asset
+
+THUMBNAIL_TYPE = "image/jpeg"
 
 
 class ThumbnailUnavailable(Exception):
@@ -44,18 +49,17 @@ def check_thumbnail_size(size: int | None) -> int:
 
 def get_thumbnail_name(asset: Asset, size: int) -> str:
     """The storage name of ``asset``'s thumbnail at ``size`` (made or not)."""
-    return _thumbnail_name(asset.content_hash, asset.pk, size)
+    return _thumbnail_name(asset.image.name, size)
 
 
-def get_thumbnail_names(content_hash: str, pk: int) -> list[str]:
-    """The storage names of the thumbnails, in every offered size, of asset ``pk`` holding ``content_hash``."""
-    return [_thumbnail_name(content_hash, pk, size) for size in get_thumbnail_sizes()]
+def get_thumbnail_names(stored_name: str) -> list[str]:
+    """The storage names of the thumbnails, in every offered size, of the original stored as ``stored_name``."""
+    return [_thumbnail_name(stored_name, size) for size in get_thumbnail_sizes()]
 
 
-def _thumbnail_name(content_hash: str, pk: int, size: int) -> str:
-    # Named by the bytes, so identical files share their thumbnails.
-    key = content_hash or f"asset-{pk}"
-    return f"{app_settings.THUMBNAIL_PREFIX.rstrip('/')}/{key[:2]}/{key}-{size}.jpg"
+def _thumbnail_name(stored_name: str, size: int) -> str:
+    token = get_file_token(stored_name)
+    return f"{app_settings.THUMBNAIL_PREFIX.rstrip('/')}/{token[:2]}/{token}-{size}.jpg"
 
 
 def render_thumbnail(file: IO[bytes], size: int) -> bytes:
@@ -100,7 +104,7 @@ def get_thumbnail(asset: Asset, size: int | None = None) -> str:
         with asset.image.open("rb") as file:
             data = render_thumbnail(file, size)
     except FileNotFoundError:
-        raise ThumbnailUnavailable("The image file is missing from storage.") from None
+        raise ThumbnailUnavailable(MISSING_FILE_MESSAGE) from None
     except InvalidImage as exc:
         raise ThumbnailUnavailable(str(exc)) from exc
     saved = storage.save(name, ContentFile(data))
@@ -108,6 +112,19 @@ def get_thumbnail(asset: Asset, size: int | None = None) -> str:
         # Another request made it meanwhile and the storage picked a new name: keep one copy.
         storage.delete(saved)
     return name
+
+
+def thumbnail_file(asset: Asset, size: int | None = None) -> ServedFile:
+    """``asset``'s thumbnail at ``size``, made if missing, as :func:`~assetsearch.files.serve_file` sends it."""
+    name = get_thumbnail(asset, size)
+    token = name.rsplit("/", 1)[-1].removesuffix(".jpg")
+    return ServedFile(
+        storage=asset.image.storage,
+        name=name,
+        content_type=THUMBNAIL_TYPE,
+        filename=download_name(asset, THUMBNAIL_TYPE),
+        etag=f'"{token}"',
+    )
 
 
 def get_thumbnail_url(asset: Asset, size: int | None = None) -> str:

@@ -4,19 +4,22 @@
 
 ``api/...``: the REST API (needs ``rest_framework``, ``rest_framework.authtoken``
 for token authentication, ``drf_spectacular`` and, for offline Swagger UI,
-``drf_spectacular_sidecar`` in INSTALLED_APPS). ``assets/<id>/thumbnail/``:
-JPEG thumbnails, with the API's permissions.
+``drf_spectacular_sidecar`` in INSTALLED_APPS). ``assets/<id>/original/`` and
+``assets/<id>/thumbnail/``: an asset's file and its JPEG thumbnails, with the
+API's permissions and the visibility of search (the only way the app's files
+are meant to be served; see :mod:`assetsearch.files`).
 """
 
 from __future__ import annotations
 
 from django.urls import include, path
 
-from .api.views import AssetThumbnailView
+from .api.views import AssetOriginalView, AssetThumbnailView
 
 app_name = "assetsearch"
 
 urlpatterns = [
     path("api/", include("assetsearch.api.urls")),
+    path("assets/<int:pk>/original/", AssetOriginalView.as_view(), name="asset-original"),
     path("assets/<int:pk>/thumbnail/", AssetThumbnailView.as_view(), name="asset-thumbnail"),
 ]

@@ -2,7 +2,8 @@
 
 The benchmarks never touch the product's database: they use
 ``assetsearch_bench`` on the same server (the embedded PostgreSQL unless
-DATABASE_URL is set), migrated on first use.
+DATABASE_URL is set), migrated on first use. Run one benchmark at a time:
+they share that database, and each empties it first.
 """
 
 from __future__ import annotations
@@ -14,31 +15,48 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the example project's settings and embedded servers
-BENCH_DB = "assetsearch_bench"
+# ASSETSEARCH_BENCH_DB: another name, e.g. for the test suite's smoke run beside a real one.
+BENCH_DB = os.environ.get("ASSETSEARCH_BENCH_DB", "assetsearch_bench")
+# The encoder backends the benchmarks compare, by short name.
+ENCODER_BACKENDS = {
+    "torch": "assetsearch.encoders.OpenCLIPEncoder",
+    "onnxruntime": "assetsearch.runtime_encoders.ONNXRuntimeEncoder",
+    "openvino": "assetsearch.runtime_encoders.OpenVINOEncoder",
+}
 # Worker flags as in production (README): no gossip, mingle or heartbeat
 # broadcasts over Redis, which embedding workers do not use.
 QUIET_WORKER = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
 
 
-def setup_django() -> None:
-    """Point Django at the scratch database, create and migrate it, and set up."""
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+def server_url() -> str:
+    """The database server's URL: ``DATABASE_URL``, or the embedded PostgreSQL
+    in ``$ASSETSEARCH_VAR_DIR/pgdata`` (``var/`` by default), started on demand."""
+    from project import embedded
+
+    return os.environ.get("DATABASE_URL") or embedded.postgres_url()
+
+
+def bench_conninfo() -> str:
+    """A libpq conninfo for the scratch database, created on first use (no Django needed)."""
     import dj_database_url
     import psycopg
 
-    from project import embedded
-
-    base = os.environ.get("DATABASE_URL") or embedded.postgres_url()
-    config = dj_database_url.parse(base)
-    admin_url = base
+    config = dj_database_url.parse(server_url())
     with psycopg.connect(_conninfo(config), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
-        if not exists:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
             conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    os.environ["DATABASE_URL"] = admin_url
+    return _conninfo({**config, "NAME": BENCH_DB})
+
+
+def setup_django() -> None:
+    """Point Django at the scratch database, create and migrate it, and set up."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    bench_conninfo()
+    os.environ["DATABASE_URL"] = server_url()
     import django
     from django.conf import settings
 
@@ -76,6 +94,18 @@ def _conninfo(config: dict) -> str:
     parts = {"dbname": config["NAME"], "user": config.get("USER"), "password": config.get("PASSWORD"),
              "host": config.get("HOST") or config.get("OPTIONS", {}).get("host"), "port": config.get("PORT")}
     return " ".join(f"{k}='{v}'" for k, v in parts.items() if v)
+
+
+def clustered_unit_vectors(rows: int, rng: np.random.Generator, clusters: int = 200, dim: int = 512) -> np.ndarray:
+    """Unit vectors around ``clusters`` random centres, like the CLIP embeddings
+    of a catalogue with topics (many near neighbours per topic)."""
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
+    vectors = np.empty((rows, dim), dtype=np.float32)
+    for start in range(0, rows, 100_000):  # in chunks: 1M x 512 float64 noise would need 4 GB at once
+        stop = min(rows, start + 100_000)
+        chunk = centres[rng.integers(0, clusters, stop - start)] + rng.normal(scale=0.6, size=(stop - start, dim)).astype(np.float32)
+        vectors[start:stop] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+    return vectors
 
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:

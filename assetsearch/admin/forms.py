@@ -1,10 +1,12 @@
-"""The admin's search forms; each describes its query through the same core function as the API."""
+"""The admin's forms: the search forms, each describing its query through the same core
+function as the API, and the asset form's file widget."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
+from django.contrib.admin.widgets import AdminFileWidget
 from django.core.validators import MaxValueValidator
 from django.db.models import QuerySet
 from django.http import QueryDict
@@ -22,8 +24,30 @@ from ..constants import (
     MAX_WEIGHT,
     EmbeddingStatus,
 )
+from ..files import get_original_url
 from ..models import Asset
 from ..search import Query
+
+
+class _FileLink:
+    """What the file widget shows for a stored file: its original name, linked to the serving view."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url, self.name = url, name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ServedFileWidget(AdminFileWidget):
+    """The admin's file input, whose "Currently:" link is the asset's permission-checked
+    file view (:func:`~assetsearch.files.get_original_url`), never the storage's URL."""
+
+    def format_value(self, value: Any) -> Any:
+        asset = getattr(value, "instance", None)
+        if self.is_initial(value) and asset is not None and asset.pk:
+            return _FileLink(get_original_url(asset), asset.original_filename or value.name.rsplit("/", 1)[-1])
+        return super().format_value(value)
 
 
 def split_terms(value: str) -> list[str]:

@@ -6,8 +6,8 @@
   :class:`~rest_framework.permissions.DjangoModelPermissions` maps them:
   POST ``add_asset``, PUT/PATCH ``change_asset``, DELETE ``delete_asset``.
 
-The data migration ``0003_editors_group`` creates an "Editors" group holding
-all four.
+The data migration ``0004_asset_editors_group`` creates an "Asset editors"
+group holding all four.
 
 Moderation endpoints need ``assetsearch.moderate_asset`` for every method;
 creating or changing a concept also needs the model permission

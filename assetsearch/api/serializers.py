@@ -41,6 +41,7 @@ from ..constants import (
     EmbeddingStatus,
     FlagStatus,
 )
+from ..files import get_original_url
 from ..images import MIME_TYPES
 from ..models import Asset, ModerationConcept, ModerationFlag
 from ..search import Filters, Query
@@ -130,12 +131,12 @@ class AssetSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = Asset
         fields = [
-            "id", "title", "description", "tags", "image_url", "thumbnail_url",
+            "id", "title", "description", "tags", "image_url", "thumbnail_url", "original_filename",
             "width", "height", "mime_type", "file_size", "content_hash",
             "uploaded_by", "created_at", "updated_at", "embedding",
         ]
         read_only_fields = [
-            "id", "width", "height", "mime_type", "file_size", "content_hash", "uploaded_by", "created_at", "updated_at",
+            "id", "original_filename", "width", "height", "mime_type", "file_size", "content_hash", "uploaded_by", "created_at", "updated_at",
         ]
 
     def _absolute(self, url: str) -> str:
@@ -144,7 +145,7 @@ class AssetSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_image_url(self, asset: Asset) -> str:
-        return self._absolute(asset.image.url)
+        return self._absolute(get_original_url(asset))
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_thumbnail_url(self, asset: Asset) -> str:

@@ -12,17 +12,16 @@ import inspect
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpResponseBase
-from django.utils.cache import get_conditional_response, patch_cache_control
+from django.http import HttpResponseBase
 from django.utils.module_loading import import_string
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema_view
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import generics, mixins, viewsets
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.fields import CharField, ListField
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -33,16 +32,18 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
 from ..conf import app_settings
+from ..files import EXTENSIONS, MISSING_FILE_MESSAGE, UNKNOWN_TYPE, ServedFile, original_file, serve_file
 from ..models import Asset, ModerationConcept, ModerationFlag
 from ..moderation import moderation_query
 from ..search import near_duplicates, search, similar_assets
 from ..suggestions import suggest_tags
-from ..thumbnails import get_thumbnail
+from ..thumbnails import THUMBNAIL_TYPE, thumbnail_file
 from . import serializers as s
 from .exceptions import exception_handler
 from .filters import AssetFilterBackend, FlagFilterBackend
 from .permissions import AssetPermission, ModerationConceptPermission, ModerationPermission
-from .throttles import AssetSearchThrottle
+from .schema import extend_schema
+from .throttles import AssetSearchThrottle, refund_throttles
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid input: the message says what, `fields` says where.",
@@ -61,6 +62,8 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 READ_ERRORS = (401, 403, 429)
+# What the original-file view may answer with.
+ORIGINAL_TYPES = [*EXTENSIONS, UNKNOWN_TYPE]
 
 
 class AssetPagination(LimitOffsetPagination):
@@ -146,6 +149,10 @@ class AssetSearchAPIMixin:
     def get_exception_handler(self) -> Any:
         return exception_handler
 
+    def finalize_response(self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        refund_throttles(request, response)  # "not embedded yet" answers cost no budget
+        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+
     def get_visible_assets(self) -> QuerySet[Asset]:
         """The assets this user may see (moderation hides some from users without its permission)."""
         return Asset.objects.visible_to(self.request.user).select_related("uploaded_by")
@@ -159,6 +166,7 @@ class AssetSearchAPIMixin:
         return serializer
 
 
+@extend_schema(tags=["assets"])
 @extend_schema_view(
     list=extend_schema(
         summary="List assets",
@@ -177,7 +185,6 @@ class AssetSearchAPIMixin:
     partial_update=extend_schema(summary="Edit some of an asset's metadata", responses={200: s.AssetSerializer, **errors(400, 401, 403, 404)}),
     destroy=extend_schema(summary="Delete an asset and its file", responses={204: None, **errors(401, 403, 404)}),
 )
-@extend_schema(tags=["assets"])
 class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     """Assets: upload, list and filter, edit metadata, replace the file, delete."""
 
@@ -310,12 +317,11 @@ class SearchView(AssetSearchAPIMixin, generics.GenericAPIView):
         return Response(s.SearchResultsSerializer(search(query), context=self.get_serializer_context()).data)
 
 
-class AssetThumbnailView(AssetSearchAPIMixin, generics.GenericAPIView):
-    """A JPEG thumbnail of an asset, made on first request and cached in storage."""
+class AssetFileView(AssetSearchAPIMixin, generics.GenericAPIView):
+    """Base of the views that send an asset's file: visibility checked like search, then
+    :func:`assetsearch.files.serve_file` (true type, nosniff, CSP, the ``FILE_SERVING`` backend)."""
 
     queryset = Asset.objects.none()
-    serializer_class = s.ThumbnailQuerySerializer
-    query_serializer_classes = {"get": s.ThumbnailQuerySerializer}
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[Asset]:
@@ -325,27 +331,58 @@ class AssetThumbnailView(AssetSearchAPIMixin, generics.GenericAPIView):
         # The success response is a file whatever the Accept header says; errors are JSON.
         return JSONRenderer(), JSONRenderer.media_type
 
-    @extend_schema(
+    def get_file(self, asset: Asset) -> ServedFile:
+        """The file of ``asset`` this view sends."""
+        raise NotImplementedError
+
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
+        asset = self.get_object()  # 404 for an asset hidden from this user
+        try:
+            return serve_file(request._request, self.get_file(asset))
+        except FileNotFoundError:
+            raise NotFound(MISSING_FILE_MESSAGE) from None
+
+
+@extend_schema_view(
+    get=extend_schema(
+        tags=["assets"],
+        summary="The original file of an asset",
+        description="Sent with its detected type, `X-Content-Type-Options: nosniff` and a CSP that allows nothing.",
+        responses={
+            **{(200, mime): OpenApiResponse(OpenApiTypes.BINARY, description="The file as uploaded.") for mime in ORIGINAL_TYPES},
+            304: OpenApiResponse(description="Not modified (If-None-Match)."),
+            **errors(401, 403, 404, 429),
+        },
+    )
+)
+class AssetOriginalView(AssetFileView):
+    """An asset's original file, for users who may see the asset."""
+
+    def get_file(self, asset: Asset) -> ServedFile:
+        return original_file(asset)
+
+
+@extend_schema_view(
+    get=extend_schema(
         tags=["assets"],
         summary="Thumbnail of an asset",
         parameters=[s.ThumbnailQuerySerializer],
         responses={
-            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG at most `size` pixels a side."),
+            (200, THUMBNAIL_TYPE): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG at most `size` pixels a side."),
             304: OpenApiResponse(description="Not modified (If-None-Match)."),
             **errors(400, 401, 403, 404, 429),
         },
     )
-    def get(self, request: Request, pk: int) -> HttpResponseBase:
-        asset = self.get_object()
+)
+class AssetThumbnailView(AssetFileView):
+    """A JPEG thumbnail of an asset, made on first request and cached in storage."""
+
+    serializer_class = s.ThumbnailQuerySerializer
+    query_serializer_classes = {"get": s.ThumbnailQuerySerializer}
+
+    def get_file(self, asset: Asset) -> ServedFile:
         size = self.validated_query().validated_data.get("size")
-        name = get_thumbnail(asset, size)
-        etag = f'"{name.rsplit("/", 1)[-1]}"'
-        response = get_conditional_response(request._request, etag=etag)
-        if response is None:
-            response = FileResponse(asset.image.storage.open(name, "rb"), content_type="image/jpeg")
-            response["ETag"] = etag
-        patch_cache_control(response, private=True, max_age=86400)
-        return response
+        return thumbnail_file(asset, size)
 
 
 # Moderation ---------------------------------------------------------------
@@ -380,6 +417,7 @@ class ModerationQueryView(AssetSearchAPIMixin, generics.GenericAPIView):
         return Response(s.ModerationResultsSerializer({"results": hits}, context=self.get_serializer_context()).data)
 
 
+@extend_schema(tags=["moderation"])
 @extend_schema_view(
     list=extend_schema(summary="List moderation concepts", responses={200: s.ModerationConceptSerializer(many=True), **errors(400, *MODERATION_READ_ERRORS)}),
     retrieve=extend_schema(summary="Get a moderation concept", responses={200: s.ModerationConceptSerializer, **errors(*MODERATION_READ_ERRORS, 404)}),
@@ -395,7 +433,6 @@ class ModerationQueryView(AssetSearchAPIMixin, generics.GenericAPIView):
         responses={200: s.ModerationConceptSerializer, **errors(400, 401, 403, 404, 429)},
     ),
 )
-@extend_schema(tags=["moderation"])
 class ModerationConceptViewSet(
     AssetSearchAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
     mixins.UpdateModelMixin, viewsets.GenericViewSet,
@@ -409,6 +446,7 @@ class ModerationConceptViewSet(
     query_serializer_classes = {"list": s.PageSerializer}
 
 
+@extend_schema(tags=["moderation"])
 @extend_schema_view(
     list=extend_schema(
         summary="List moderation flags, highest score first",
@@ -416,7 +454,6 @@ class ModerationConceptViewSet(
         responses={200: s.ModerationFlagSerializer(many=True), **errors(400, *MODERATION_READ_ERRORS)},
     ),
 )
-@extend_schema(tags=["moderation"])
 class ModerationFlagViewSet(AssetSearchAPIMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Flags raised by the concepts, and their bulk review."""
 
@@ -451,6 +488,7 @@ class SwaggerView(SpectacularSwaggerView):
     """Swagger UI, from drf-spectacular-sidecar's bundled files when it is installed (works offline)."""
 
     url_name = "assetsearch:schema"
+    schema = None  # a page, not an endpoint of the API
 
     @staticmethod
     def _swagger_ui_resource(filename: str) -> str:

@@ -1,0 +1,167 @@
+"""open_clip's model inputs without torch: the CLIP tokenizer and the eval preprocess.
+
+open_clip's ``tokenizer`` module imports torch at the top (its tokenizers
+return tensors), and its preprocess is torchvision. A web process that
+encodes query texts with an exported text tower would import ~1 GB of torch
+for them. This module reproduces both with NumPy and Pillow:
+
+* :class:`CLIPTokenizer` is open_clip's ``SimpleTokenizer`` (OpenAI CLIP's
+  BPE, ``clean="lower"``, truncation keeping the end-of-text token), reading
+  the vocabulary file open_clip ships; it returns the same ids.
+* :func:`preprocess_image` is open_clip's eval transform for
+  ``resize_mode="shortest"`` or ``"squash"``: torchvision's resize on a PIL
+  image is Pillow's resize at the size torchvision computes, then a centre
+  crop, ``ToTensor`` and ``Normalize`` -- the same pixels.
+
+Both are checked against open_clip when a model is exported and again when an
+exported model is loaded (:mod:`assetsearch.runtime_encoders`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import importlib.util
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+# Preprocess options this module reproduces exactly; others need open_clip's transform.
+SUPPORTED_RESIZE_MODES = ("shortest", "squash")
+PIL_INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+
+
+def open_clip_dir() -> Path:
+    """The installed open_clip package folder, found without importing it (that imports torch)."""
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("open_clip_torch is not installed: its vocabulary and model configs are needed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@lru_cache(maxsize=1)
+def _bytes_to_unicode() -> dict[int, str]:
+    # CLIP's reversible byte -> printable character table (see open_clip.tokenizer).
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, codes)))
+
+
+class CLIPTokenizer:
+    """OpenAI CLIP's BPE tokenizer as open_clip's ``SimpleTokenizer`` runs it, returning NumPy ids."""
+
+    def __init__(self, context_length: int = 77, bpe_path: str | Path | None = None) -> None:
+        import ftfy  # noqa: F401  (fail here, not on the first query, when it is missing)
+        import regex
+
+        self.context_length = context_length
+        path = Path(bpe_path) if bpe_path else open_clip_dir() / "bpe_simple_vocab_16e6.txt.gz"
+        merges = [tuple(line.split()) for line in gzip.open(path).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]]
+        vocab = list(_bytes_to_unicode().values())
+        vocab += [token + "</w>" for token in vocab]
+        vocab += ["".join(merge) for merge in merges]
+        special = ["<start_of_text>", "<end_of_text>"]
+        vocab += special
+        self.encoder = {token: index for index, token in enumerate(vocab)}
+        self.bpe_ranks = {merge: rank for rank, merge in enumerate(merges)}
+        self.sot_token_id, self.eot_token_id = (self.encoder[token] for token in special)
+        self._cache: dict[str, str] = {token: token for token in special}
+        self._pattern = regex.compile(
+            "|".join(special) + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""", regex.IGNORECASE
+        )
+
+    def _bpe(self, token: str) -> str:
+        if token in self._cache:
+            return self._cache[token]
+        word = (*token[:-1], token[-1] + "</w>")
+        while len(word) > 1:
+            pairs = set(zip(word, word[1:]))
+            bigram = min(pairs, key=lambda pair: self.bpe_ranks.get(pair, float("inf")))
+            if bigram not in self.bpe_ranks:
+                break
+            first, second = bigram
+            merged: list[str] = []
+            i = 0
+            while i < len(word):
+                if i < len(word) - 1 and word[i] == first and word[i + 1] == second:
+                    merged.append(first + second)
+                    i += 2
+                else:
+                    merged.append(word[i])
+                    i += 1
+            word = tuple(merged)
+        result = self._cache[token] = " ".join(word)
+        return result
+
+    @staticmethod
+    def clean(text: str) -> str:
+        """open_clip's ``clean="lower"``: fix mojibake, unescape HTML twice, collapse whitespace, lower-case."""
+        import ftfy
+
+        return " ".join(html.unescape(html.unescape(ftfy.fix_text(text))).split()).lower()
+
+    def encode(self, text: str) -> list[int]:
+        """The BPE ids of ``text``, without start/end tokens."""
+        byte_encoder = _bytes_to_unicode()
+        ids: list[int] = []
+        for token in self._pattern.findall(self.clean(text)):
+            token = "".join(byte_encoder[byte] for byte in token.encode("utf-8"))
+            ids.extend(self.encoder[piece] for piece in self._bpe(token).split(" "))
+        return ids
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """An (N, context_length) int64 array, zero-padded; too long texts end with end-of-text."""
+        result = np.zeros((len(texts), self.context_length), dtype=np.int64)
+        for row, text in enumerate(texts):
+            ids = [self.sot_token_id, *self.encode(text), self.eot_token_id]
+            if len(ids) > self.context_length:
+                ids = ids[: self.context_length]
+                ids[-1] = self.eot_token_id
+            result[row, : len(ids)] = ids
+        return result
+
+
+def check_preprocess_config(config: dict[str, Any]) -> None:
+    """Raise ValueError when :func:`preprocess_image` cannot reproduce open_clip's transform for ``config``."""
+    if config.get("resize_mode", "shortest") not in SUPPORTED_RESIZE_MODES:
+        raise ValueError(f"resize_mode {config['resize_mode']!r} is not supported; supported: {', '.join(SUPPORTED_RESIZE_MODES)}")
+    if config.get("interpolation", "bicubic") not in PIL_INTERPOLATIONS:
+        raise ValueError(f"interpolation {config['interpolation']!r} is not supported; supported: {', '.join(PIL_INTERPOLATIONS)}")
+    size = config.get("size", 224)
+    if isinstance(size, (list, tuple)) and size[0] != size[1] and config.get("resize_mode", "shortest") != "squash":
+        raise ValueError(f"non-square input size {size} is not supported")
+
+
+def preprocess_image(image: Image.Image, config: dict[str, Any]) -> np.ndarray:
+    """A (3, size, size) float32 array: open_clip's eval transform for ``config`` (its ``preprocess_cfg``)."""
+    size = config["size"]
+    height, width = (size, size) if isinstance(size, int) else size
+    resample = PIL_INTERPOLATIONS[config.get("interpolation", "bicubic")]
+    if config.get("resize_mode", "shortest") == "squash":
+        if image.size != (width, height):
+            image = image.resize((width, height), resample)
+    else:
+        # torchvision's Resize(int): the short side becomes `height`, the long side is truncated.
+        short, long = sorted(image.size)
+        new_short, new_long = height, int(height * long / short)
+        target = (new_short, new_long) if image.width <= image.height else (new_long, new_short)
+        if image.size != target:
+            image = image.resize(target, resample)
+        left = int(round((image.width - width) / 2.0))
+        top = int(round((image.height - height) / 2.0))
+        image = image.crop((left, top, left + width, top + height))
+    # Converted after resizing, as open_clip does (it matters for RGBA and palette images).
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / np.float32(255.0)
+    mean = np.asarray(config["mean"], dtype=np.float32)
+    std = np.asarray(config["std"], dtype=np.float32)
+    return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
