@@ -118,6 +118,12 @@ DEFAULTS: dict[str, Any] = {
     "RERANK_TIMEOUT": 20.0,
     # Moderation: what a concept is weighed against when it has no counter-prompts.
     "MODERATION_NEUTRAL_PROMPTS": ["a photo", "an ordinary picture", "a picture of everyday things"],
+    # While an enabled "hide" concept exists, an asset that is not ready yet
+    # (pending or failed: not embedded, so not scored) is visible only to its
+    # uploader and to users with the moderation permission, everywhere (API,
+    # admin, search). False shows new uploads to everyone at once, before a
+    # hide concept had its say.
+    "HIDE_UNMODERATED": True,
     # REST API (assetsearch.api). Authentication classes, as dotted paths; token
     # authentication needs "rest_framework.authtoken" in INSTALLED_APPS (ours
     # throttles failed tokens: THROTTLE_RATES["auth_failure"]).

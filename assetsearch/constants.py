@@ -34,6 +34,10 @@ MAX_QUERY_CHARS = 1000
 MAX_NEGATIVE_TERMS = 10
 DEFAULT_WEIGHT = 1.0  # text, image and asset parts
 DEFAULT_NEGATIVE_WEIGHT = 0.5
+# Largest weight of a query part: a weight of 1 moves a score by one catalogue
+# standard deviation, so 10 is already overwhelming; bigger numbers only
+# overflow the composed vector.
+MAX_WEIGHT = 10.0
 MAX_OFFSET = 10_000
 RERANK_TOP_N_MIN, RERANK_TOP_N_MAX = 2, 100
 # Result counts of the side lists (duplicates, tag suggestions), each capped at MAX_LIST_LIMIT.

@@ -45,7 +45,7 @@ from .constants import (
 )
 from .files import clean_client_name, new_original_name
 from .images import InvalidImage, content_hash, inspect_image
-from .querysets import AssetQuerySet, EmbeddingQuerySet, FlagQuerySet
+from .querysets import AssetQuerySet, ConceptQuerySet, EmbeddingQuerySet, FlagQuerySet
 
 # EmbeddingStatus, ConceptAction and FlagStatus stay importable from here (public since the first release).
 
@@ -235,6 +235,8 @@ class ModerationConcept(models.Model):
     rescore_total = models.PositiveIntegerField(default=0, editable=False)
     rescore_done = models.PositiveIntegerField(default=0, editable=False)
     rescored_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ConceptQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("moderation concept")

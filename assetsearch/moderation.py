@@ -74,7 +74,7 @@ def flag_assets(concept: ModerationConcept, *, asset_ids: Sequence[int] | None =
 def score_new_assets(asset_ids: Sequence[int]) -> int:
     """Score freshly embedded assets against every enabled concept; returns flags made or refreshed."""
     total = 0
-    for concept in ModerationConcept.objects.filter(enabled=True):
+    for concept in ModerationConcept.objects.enabled():
         total += flag_assets(concept, asset_ids=asset_ids).flagged
     return total
 
@@ -88,7 +88,7 @@ class Scoring:
 
 def score_assets(asset_ids: Sequence[int]) -> Scoring:
     """Score existing assets against every enabled concept (nothing when none is enabled)."""
-    concepts = ModerationConcept.objects.filter(enabled=True).count()
+    concepts = ModerationConcept.objects.enabled().count()
     if not concepts:
         return Scoring(0, [], 0)
     scored = list(AssetEmbedding.objects.for_model(get_encoder().key).filter(asset_id__in=list(asset_ids)).values_list("asset_id", flat=True))

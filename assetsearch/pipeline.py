@@ -140,9 +140,15 @@ def embed_assets(asset_ids: Sequence[int], *, alias: str = "default", force: boo
         result.embedded = [asset.pk for asset in decoded]
 
     if alias == "default":
-        _record_outcome(assets, result)
-        if result.embedded:
-            score_new_assets(result.embedded)
+        # Flags and status in one transaction: no reader ever sees a ready
+        # asset whose moderation flags are not there yet.
+        # An unchanged vector of an asset that is not ready (its file came back
+        # to bytes embedded before) may predate a concept: it is scored too.
+        to_score = result.embedded + [pk for pk in result.unchanged if assets[pk].embedding_status != EmbeddingStatus.READY]
+        with transaction.atomic():
+            if to_score:
+                score_new_assets(to_score)
+            _record_outcome(assets, result)
     return result
 
 

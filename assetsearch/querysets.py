@@ -73,11 +73,25 @@ class AssetQuerySet(models.QuerySet["Asset"]):
         return self.pending().filter(embedding_status_changed_at__lte=cutoff)
 
     def visible_to(self, user: Any | None) -> AssetQuerySet:
-        """The assets ``user`` may see: hidden ones only with the moderation permission."""
+        """The assets ``user`` may see; everything only with the moderation permission.
+
+        Others never see an asset an enabled hide-concept flagged, nor, while
+        such a concept exists and ``HIDE_UNMODERATED`` is on, an asset that is
+        not ``ready`` yet (not embedded, so not scored), unless they uploaded it:
+        a pending upload cannot be shown before moderation had its say.
+        """
         if user is not None and getattr(user, "has_perm", None) and user.has_perm(MODERATE_PERMISSION):
             return self
         flags = self.model._meta.get_field("flags").related_model._default_manager
-        return self.exclude(pk__in=flags.hiding().values("asset_id"))
+        visible = self.exclude(pk__in=flags.hiding().values("asset_id"))
+        if app_settings.HIDE_UNMODERATED:
+            concepts = flags.model._meta.get_field("concept").related_model._default_manager
+            # One query: the EXISTS is evaluated once (an InitPlan), when the queryset runs.
+            moderated = models.Q(embedding_status=EmbeddingStatus.READY) | ~models.Exists(concepts.hiding())
+            if user is not None and getattr(user, "is_authenticated", False):
+                moderated |= models.Q(uploaded_by_id=user.pk)
+            visible = visible.filter(moderated)
+        return visible
 
     def missing_embedding(self, model_key: str) -> AssetQuerySet:
         """Assets with no vector from ``model_key`` (new, failed or stale)."""
@@ -203,10 +217,20 @@ class EmbeddingQuerySet(models.QuerySet["AssetEmbedding"]):
         return self.annotate(score=models.ExpressionWrapper(positive / (positive + mass(counter_prompts)), output_field=models.FloatField()))
 
 
+class ConceptQuerySet(models.QuerySet["ModerationConcept"]):
+    def enabled(self) -> ConceptQuerySet:
+        return self.filter(enabled=True)
+
+    def hiding(self) -> ConceptQuerySet:
+        """Enabled concepts whose flags hide their assets."""
+        return self.enabled().filter(action=ConceptAction.HIDE)
+
+
 class FlagQuerySet(models.QuerySet["ModerationFlag"]):
     def hiding(self) -> FlagQuerySet:
         """Flags that hide their asset: not dismissed, of an enabled hide-concept."""
-        return self.exclude(status=FlagStatus.DISMISSED).filter(concept__enabled=True, concept__action=ConceptAction.HIDE)
+        concepts = self.model._meta.get_field("concept").related_model._default_manager
+        return self.exclude(status=FlagStatus.DISMISSED).filter(concept__in=concepts.hiding())
 
     def review(self, status: str, reviewer: Any) -> int:
         return self.update(status=status, reviewer=reviewer, reviewed_at=timezone.now())

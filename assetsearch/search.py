@@ -11,7 +11,9 @@ Each part is embedded to a unit vector by the default encoder: the text
 
     q = normalise(w_t * t / s_t + w_i * i / s_i + w_a * a / s_a - w_n * n / s_n)
 
-Weights default to 1 (``w_n`` to 0.5) and must be finite and >= 0. With a
+Weights default to 1 (``w_n`` to 0.5) and must be finite, >= 0 and at most
+``MAX_WEIGHT`` (10); the composed vector is checked (finite, non-zero) before
+it reaches SQL. With a
 single part, ``q`` is that part's vector. ``s_x`` is the spread of part
 ``x``: the standard deviation of its similarity over the catalogue, from the
 covariance of a cached sample of stored vectors (``COMPOSE_SAMPLE_SIZE``).
@@ -67,6 +69,7 @@ from .constants import (
     DEFAULT_WEIGHT,
     MAX_NEGATIVE_TERMS,
     MAX_OFFSET,
+    MAX_WEIGHT,
     RERANK_TOP_N_MAX,
     RERANK_TOP_N_MIN,
 )
@@ -80,7 +83,7 @@ from .rerank import Candidate, RerankOutcome, RerankQuery, rerank
 # Public here since the first release: SearchError and its kin live in .exceptions.
 __all__ = [
     "AssetNotEmbedded", "EmptyQuery", "Filters", "InvalidQueryImage", "Query", "SearchError", "SearchHit",
-    "SearchResults", "UnknownAsset", "candidate_assets", "check_page", "compose", "fuse_rankings", "keyword_ranking",
+    "SearchResults", "UnknownAsset", "candidate_assets", "check_page", "check_query_vector", "compose", "fuse_rankings", "keyword_ranking",
     "near_duplicates", "nearest", "search", "search_text", "similar_assets", "use_exact_scan", "vector_ranking",
 ]
 
@@ -241,9 +244,24 @@ def _check_weight(name: str, value: Any) -> float:
         weight = float(value)
     except (TypeError, ValueError):
         raise SearchError(f"The {name} weight must be a number, not {value!r}.") from None
-    if not math.isfinite(weight) or weight < 0:
-        raise SearchError(f"The {name} weight must be a finite number >= 0, not {value!r}.")
+    if not math.isfinite(weight) or not 0 <= weight <= MAX_WEIGHT:
+        raise SearchError(f"The {name} weight must be a finite number from 0 to {MAX_WEIGHT:g}, not {value!r}.")
     return weight
+
+
+def check_query_vector(vector: np.ndarray) -> np.ndarray:
+    """``vector`` scaled to unit length, as float32; :class:`SearchError` if it is not finite or is (almost) zero.
+
+    Every vector a search sends to SQL passes here: pgvector refuses NaN and
+    infinities with a database error, and a zero vector has no direction.
+    """
+    vector = np.asarray(vector, dtype=np.float64)
+    norm = float(np.linalg.norm(vector)) if np.all(np.isfinite(vector)) else math.nan
+    if not math.isfinite(norm):
+        raise SearchError("The query vector is not finite; use smaller weights.")
+    if norm < 1e-6:
+        raise SearchError("The weights cancel out; give at least one part a positive weight.")
+    return (vector / norm).astype(np.float32)
 
 
 @dataclass
@@ -332,10 +350,7 @@ def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
         (-1 if name == "negative" else 1) * weights[name] * vector / spreads.get(name, 1.0)
         for name, vector in parts.items()
     )
-    norm = float(np.linalg.norm(total))
-    if norm < 1e-6:
-        raise SearchError("The weights cancel out; give at least one part a positive weight.")
-    return ComposedQuery(vector=(total / norm).astype(np.float32), parts=parts, notices=notices, image=image)
+    return ComposedQuery(vector=check_query_vector(total), parts=parts, notices=notices, image=image)
 
 
 def part_spreads(parts: dict[str, np.ndarray], model_key: str) -> dict[str, float]:
@@ -523,7 +538,7 @@ def search_text(text: str, *, limit: int = 20, offset: int = 0, exact: bool = Fa
 def nearest(vector: np.ndarray | Sequence[float], *, limit: int = 20, offset: int = 0, exact: bool = False) -> list[SearchHit]:
     """Assets nearest to a raw vector (already in the default encoder's space)."""
     encoder = get_encoder()
-    ranked = vector_ranking(np.asarray(vector, dtype=np.float32), Asset.objects.all(), depth=offset + limit, exact=exact, model_key=encoder.key)
+    ranked = vector_ranking(check_query_vector(vector), Asset.objects.all(), depth=offset + limit, exact=exact, model_key=encoder.key)
     objects = Asset.objects.in_bulk([pk for pk, _ in ranked])
     return [
         SearchHit(asset=objects[pk], score=score, rank=i + 1)

@@ -1,6 +1,8 @@
 """Image -> text: suggest tags for an asset, zero-shot, from a vocabulary.
 
-The vocabulary is the catalogue's own tags plus ``TAG_LABELS``. Each label is
+The vocabulary is the tags of the assets the user can see plus ``TAG_LABELS``:
+a tag only hidden assets carry is never suggested to someone who may not
+see them (it would tell what moderation hid). Each label is
 embedded as ``TAG_PROMPT.format(label)`` (cached like any query text) and
 compared with the asset's vector. ``score`` is the cosine similarity;
 ``probability`` is a softmax over the whole vocabulary at the model's own
@@ -12,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from django.db.models import QuerySet
 
 from .conf import app_settings
 from .encoders import embed_texts, get_encoder
@@ -26,16 +30,22 @@ class TagSuggestion:
     probability: float
 
 
-def tag_vocabulary() -> list[str]:
-    """The catalogue's distinct tags and the configured labels, sorted."""
-    return sorted(Asset.objects.tag_vocabulary() | {label for label in app_settings.TAG_LABELS if label})
+def tag_vocabulary(visible: QuerySet[Asset] | None = None) -> list[str]:
+    """The distinct tags of ``visible`` (default: every asset) and the configured labels, sorted."""
+    assets = Asset.objects.all() if visible is None else visible
+    return sorted(assets.tag_vocabulary() | {label for label in app_settings.TAG_LABELS if label})
 
 
-def suggest_tags(asset_id: int, *, limit: int = 10, include_existing: bool = False) -> list[TagSuggestion]:
-    """The labels that best describe the asset's image, best first."""
+def suggest_tags(
+    asset_id: int, *, limit: int = 10, include_existing: bool = False, visible: QuerySet[Asset] | None = None
+) -> list[TagSuggestion]:
+    """The labels that best describe the asset's image, best first, from the tags of ``visible``.
+
+    Pass ``Asset.objects.visible_to(user)`` when a user asks; None draws on every asset.
+    """
     encoder = get_encoder()
     vector = asset_vector(asset_id, encoder)
-    vocabulary = tag_vocabulary()
+    vocabulary = tag_vocabulary(visible)
     if not vocabulary:
         return []
     prompts = [app_settings.TAG_PROMPT.format(label) for label in vocabulary]

@@ -275,7 +275,12 @@ def test_bad_get_queries(viewer_client, catalogue, query, code, field, message):
     "body, code, field, message",
     [
         ({}, "empty_query", None, "Give text, an image or an asset to search with."),
-        ({"text": "   "}, "empty_query", None, "Give text, an image or an asset to search with."),
+        ({"text": "   "}, "empty_query", "text", "The query text is empty."),
+        ({"text": "red", "text_weight": 1e300}, "invalid", "text_weight", "Ensure this value is less than or equal to 10.0."),
+        ({"text": "red", "negative": ["blue"], "negative_weight": 1e300}, "invalid", "negative_weight", "less than or equal to 10.0."),
+        ({"text": "red", "asset_weight": 1e300}, "invalid", "asset_weight", "Ensure this value is less than or equal to 10.0."),
+        ({"text": "red", "image_weight": 1e300}, "invalid", "image_weight", "Ensure this value is less than or equal to 10.0."),
+        ({"text": "red", "rerank": "nope"}, "invalid", "rerank", "Unknown reranker 'nope'; configured: clip."),
         ({"text": "x" * 1001}, "invalid", "text", "Ensure this field has no more than 1000 characters."),
         ({"asset_id": 999999999}, "unknown_asset", "asset_id", "There is no asset with id 999999999."),
         ({"asset_id": "7"}, "invalid", "asset_id", "Expected an integer, got str."),

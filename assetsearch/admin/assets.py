@@ -55,13 +55,17 @@ class AssetPanels:
         self.similar_url = model_admin.get_find_similar_url(asset)
 
     @cached_property
+    def visible(self) -> QuerySet[Asset]:
+        return Asset.objects.visible_to(self.request.user)
+
+    @cached_property
     def _similar(self) -> tuple[list[SearchHit], str]:
-        visible = Asset.objects.visible_to(self.request.user)
-        return _items_or_reason(lambda: similar_assets(self.asset.pk, limit=self.similar_limit, visible=visible).hits)
+        return _items_or_reason(lambda: similar_assets(self.asset.pk, limit=self.similar_limit, visible=self.visible).hits)
 
     @cached_property
     def _suggestions(self) -> tuple[list[TagSuggestion], str]:
-        return _items_or_reason(lambda: suggest_tags(self.asset.pk, limit=self.suggestion_limit))
+        # The vocabulary too comes from what the user may see: hidden assets' tags would tell what moderation hid.
+        return _items_or_reason(lambda: suggest_tags(self.asset.pk, limit=self.suggestion_limit, visible=self.visible))
 
     @property
     def similar(self) -> list[SearchHit]:

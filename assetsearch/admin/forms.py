@@ -13,7 +13,17 @@ from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import app_settings
-from ..constants import ADMIN_RESULTS, DEFAULT_NEGATIVE_WEIGHT, DEFAULT_WEIGHT, MAX_QUERY_CHARS, EmbeddingStatus
+from ..constants import (
+    ADMIN_RESULTS,
+    DEFAULT_NEGATIVE_WEIGHT,
+    DEFAULT_WEIGHT,
+    MAX_ID,
+    MAX_QUERY_CHARS,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    MAX_WEIGHT,
+    EmbeddingStatus,
+)
 from ..files import get_original_url
 from ..models import Asset
 from ..search import Query
@@ -52,6 +62,14 @@ def set_max(field: forms.IntegerField, limit: int) -> None:
     field.widget.attrs["max"] = limit
 
 
+def weight_field(label: str, initial: float) -> forms.FloatField:
+    """A query part's weight: 0 to ``MAX_WEIGHT``."""
+    return forms.FloatField(
+        label=label, required=False, min_value=0, max_value=MAX_WEIGHT, initial=initial,
+        widget=forms.NumberInput(attrs={"step": "0.1", "style": "width: 5em"}),
+    )
+
+
 class VisualSearchForm(forms.Form):
     """The visual search page's query: any mix of text, an image and an asset."""
 
@@ -61,18 +79,21 @@ class VisualSearchForm(forms.Form):
     )
     image = forms.FileField(label=_("Image"), required=False, help_text=_("Find assets that look like this picture."))
     asset = forms.IntegerField(
-        label=_("Similar to asset"), required=False, min_value=1,
+        label=_("Similar to asset"), required=False, min_value=1, max_value=MAX_ID,
         widget=forms.NumberInput(attrs={"style": "width: 8em"}), help_text=_("An asset's id: more like this one."),
     )
     negative = forms.CharField(
         label=_("Not like"), required=False, max_length=MAX_QUERY_CHARS,
         widget=forms.TextInput(attrs={"size": 48}), help_text=_("Phrases to steer away from, separated by commas."),
     )
-    text_weight = forms.FloatField(label=_("Text weight"), required=False, min_value=0, initial=DEFAULT_WEIGHT, widget=forms.NumberInput(attrs={"step": "0.1", "style": "width: 5em"}))
-    image_weight = forms.FloatField(label=_("Image weight"), required=False, min_value=0, initial=DEFAULT_WEIGHT, widget=forms.NumberInput(attrs={"step": "0.1", "style": "width: 5em"}))
-    asset_weight = forms.FloatField(label=_("Asset weight"), required=False, min_value=0, initial=DEFAULT_WEIGHT, widget=forms.NumberInput(attrs={"step": "0.1", "style": "width: 5em"}))
-    negative_weight = forms.FloatField(label=_("Negative weight"), required=False, min_value=0, initial=DEFAULT_NEGATIVE_WEIGHT, widget=forms.NumberInput(attrs={"step": "0.1", "style": "width: 5em"}))
-    tags = forms.CharField(label=_("Tags"), required=False, help_text=_("Only assets with all of these tags, separated by commas."))
+    text_weight = weight_field(_("Text weight"), DEFAULT_WEIGHT)
+    image_weight = weight_field(_("Image weight"), DEFAULT_WEIGHT)
+    asset_weight = weight_field(_("Asset weight"), DEFAULT_WEIGHT)
+    negative_weight = weight_field(_("Negative weight"), DEFAULT_NEGATIVE_WEIGHT)
+    tags = forms.CharField(
+        label=_("Tags"), required=False, max_length=MAX_TAGS * (MAX_TAG_LENGTH + 1),
+        help_text=_("Only assets with all of these tags, separated by commas."),
+    )
     mime_types = forms.MultipleChoiceField(label=_("File types"), required=False, widget=forms.CheckboxSelectMultiple)
     status = forms.ChoiceField(label=_("Embedding status"), required=False, choices=[("", _("Any")), *EmbeddingStatus.choices])
     hybrid = forms.BooleanField(
@@ -127,6 +148,15 @@ class VisualSearchForm(forms.Form):
                 _("The image is %(size)d bytes; the limit is %(limit)d."), params={"size": image.size, "limit": app_settings.MAX_UPLOAD_BYTES}
             )
         return image
+
+    def clean_tags(self) -> str:
+        tags = self.cleaned_data.get("tags") or ""
+        terms = split_terms(tags)
+        if len(terms) > MAX_TAGS or any(len(term) > MAX_TAG_LENGTH for term in terms):
+            raise forms.ValidationError(
+                _("At most %(count)d tags of at most %(length)d characters each."), params={"count": MAX_TAGS, "length": MAX_TAG_LENGTH}
+            )
+        return tags
 
     def clean_asset(self) -> int | None:
         pk = self.cleaned_data.get("asset")

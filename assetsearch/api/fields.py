@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from PIL import Image
 from rest_framework import serializers
@@ -31,13 +32,39 @@ def is_form_input(field: serializers.Field) -> bool:
     return html.is_html_input(getattr(field.root, "initial_data", None))
 
 
+# Something besides whitespace, and no NUL (DRF refuses those too): the schema states it as a pattern.
+NON_BLANK_PATTERN = r"\A[^\x00]*[^\s\x00][^\x00]*\Z"
+NON_BLANK = RegexValidator(NON_BLANK_PATTERN, message="This field may not be blank.", code="blank")
+NON_BLANK_QUERY = RegexValidator(NON_BLANK_PATTERN, message="The query text is empty.", code="empty_query")
+NO_NUL = RegexValidator(r"\A[^\x00]+\Z", message="Null characters are not allowed.", code="null_characters_not_allowed")
+
+
 class StrictCharField(serializers.CharField):
+    """A string, never a number or a list; unless ``allow_blank``, not blank or whitespace only (also in the schema)."""
+
     default_error_messages = {"invalid": "Expected a string, got {type}."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators.append(NO_NUL if self.allow_blank else NON_BLANK)
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid", type=type(data).__name__)
         return super().to_internal_value(data)
+
+
+class QueryTextField(StrictCharField):
+    """Words to search with: required, and a blank one is the ``empty_query`` error."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_blank=False, **kwargs)
+
+    def fail(self, key: str, **kwargs: Any) -> None:
+        if key == "blank":
+            raise serializers.ValidationError("The query text is empty.", code="empty_query")
+        super().fail(key, **kwargs)
+
 
 
 class StrictIntegerField(serializers.IntegerField):

@@ -48,7 +48,7 @@ class FlagFilterBackend(ListFilterBackend):
     serializer_class = FlagFilterSerializer
 
     def filter(self, queryset: QuerySet, data: dict[str, Any]) -> QuerySet:
-        if "status" in data:
+        if data.get("status"):
             queryset = queryset.filter(status=data["status"])
         if "concept" in data:
             queryset = queryset.filter(concept_id=data["concept"])

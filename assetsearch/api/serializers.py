@@ -10,13 +10,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
+from django.core.validators import MaxValueValidator, MinValueValidator
 from rest_framework import serializers
 from rest_framework.utils import html
 from rest_framework.validators import UniqueValidator
 
-from ..conf import DEFAULTS, app_settings
+from ..conf import app_settings
 from ..constants import (
     DEFAULT_DUPLICATES_LIMIT,
     DEFAULT_NEGATIVE_WEIGHT,
@@ -32,6 +34,7 @@ from ..constants import (
     MAX_QUERY_CHARS,
     MAX_REVIEW_IDS,
     MAX_TITLE_LENGTH,
+    MAX_WEIGHT,
     RERANK_TOP_N_MAX,
     RERANK_TOP_N_MIN,
     ConceptAction,
@@ -42,11 +45,13 @@ from ..files import get_original_url
 from ..images import MIME_TYPES
 from ..models import Asset, ModerationConcept, ModerationFlag
 from ..search import Filters, Query
-from ..thumbnails import check_thumbnail_size, get_thumbnail_url
+from ..thumbnails import get_thumbnail_sizes, get_thumbnail_url
 from .fields import (
+    NON_BLANK_QUERY,
     FiniteFloatField,
     ImageUploadField,
     PromptListField,
+    QueryTextField,
     StrictBooleanField,
     StrictCharField,
     StrictFloatField,
@@ -70,12 +75,33 @@ class RejectUnknownFieldsMixin:
             ignored = lambda name: name == "csrfmiddlewaretoken" or name.startswith("_")  # noqa: E731
             unknown = [key for key, name in names.items() if name not in known and not ignored(name)]
             if unknown:
-                allowed = ", ".join(name for name, f in self.fields.items() if not f.read_only)  # type: ignore[attr-defined]
-                raise serializers.ValidationError(
-                    {key: [self.unknown_field_hints.get(key, f"Unknown field; this endpoint takes: {allowed}.")] for key in unknown},
-                    code="unknown_field",
-                )
+                allowed = [name for name, f in self.fields.items() if not f.read_only]  # type: ignore[attr-defined]
+                raise unknown_names_error(unknown, allowed, "field", self.unknown_field_hints)
         return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictRequestSchema(OpenApiSerializerExtension):
+    """The schema of serializers that refuse unknown fields says so (``additionalProperties: false``),
+    plus any ``schema_extra`` they declare (e.g. which fields are needed together)."""
+
+    target_class = RejectUnknownFieldsMixin
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction == "request":
+            schema = {**schema, "additionalProperties": False, **getattr(self.target, "schema_extra", {})}
+        return schema
+
+
+def unknown_names_error(
+    unknown: list[str], allowed: list[str], kind: str, hints: Mapping[str, str] | None = None
+) -> serializers.ValidationError:
+    """The 400 for fields or query parameters an endpoint does not take, naming each and what it takes."""
+    takes = f"this endpoint takes: {', '.join(allowed)}." if allowed else "this endpoint takes none."
+    return serializers.ValidationError(
+        {name: [(hints or {}).get(name, f"Unknown {kind}; {takes}")] for name in unknown}, code="unknown_field"
+    )
 
 
 # Assets -------------------------------------------------------------------
@@ -180,22 +206,37 @@ class AssetFilterSerializer(serializers.Serializer):
         return Filters.from_data(self.validated_data)
 
 
+class PageBoundMin(MinValueValidator):
+    code = "invalid_page"
+
+
+class PageBoundMax(MaxValueValidator):
+    code = "invalid_page"
+
+
+def page_parameter_bounds() -> dict[str, tuple[int, int]]:
+    """``{name: (minimum, maximum)}`` of the page parameters (``MAX_PAGE_SIZE`` is read now: a setting)."""
+    return {"limit": (1, app_settings.MAX_PAGE_SIZE), "offset": (0, MAX_OFFSET)}
+
+
+def page_bounds(name: str) -> list[Any]:
+    """Validators of a page parameter: the ``invalid_page`` error, and ``minimum``/``maximum`` in the schema."""
+    minimum, maximum = page_parameter_bounds()[name]
+    message = f"{name} must be between {minimum} and {maximum}, not %(value)s."
+    return [PageBoundMin(minimum, message=message), PageBoundMax(maximum, message=message)]
+
+
 class PageSerializer(serializers.Serializer):
     """``limit`` (1 to ``MAX_PAGE_SIZE``, default ``PAGE_SIZE``) and ``offset`` (0 to ``MAX_OFFSET``)."""
 
-    limit = StrictIntegerField(required=False, help_text=f"Results per page (1 to MAX_PAGE_SIZE, default PAGE_SIZE: {DEFAULTS['PAGE_SIZE']} and {DEFAULTS['MAX_PAGE_SIZE']} unless configured).")
-    offset = StrictIntegerField(required=False, default=0, help_text=f"Results to skip (0 to {MAX_OFFSET}).")
+    limit = StrictIntegerField(required=False, help_text="Results per page (1 to MAX_PAGE_SIZE, default PAGE_SIZE).")
+    offset = StrictIntegerField(required=False, default=0, help_text="Results to skip.")
 
-    def validate_limit(self, value: int) -> int:
-        maximum = app_settings.MAX_PAGE_SIZE
-        if not 1 <= value <= maximum:
-            raise serializers.ValidationError(f"limit must be between 1 and {maximum}, not {value}.", code="invalid_page")
-        return value
-
-    def validate_offset(self, value: int) -> int:
-        if not 0 <= value <= MAX_OFFSET:
-            raise serializers.ValidationError(f"offset must be between 0 and {MAX_OFFSET}, not {value}.", code="invalid_page")
-        return value
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # MAX_PAGE_SIZE is a setting: the bounds (and the schema's) are read per request.
+        for name in ("limit", "offset"):
+            self.fields[name].validators = page_bounds(name)
 
     def get_limit(self) -> int:
         return self.validated_data.get("limit") or app_settings.PAGE_SIZE
@@ -217,13 +258,8 @@ def _visible(serializer: serializers.Serializer) -> Any:
 class SimpleSearchSerializer(PageSerializer, AssetFilterSerializer):
     """``GET /api/search/``: text search from the query string, with the metadata filters."""
 
-    q = StrictCharField(max_length=MAX_QUERY_CHARS, allow_blank=True, help_text="What to look for, in words.")
+    q = QueryTextField(max_length=MAX_QUERY_CHARS, help_text="What to look for, in words.")
     hybrid = StrictBooleanField(required=False, default=False, help_text="Fuse with full-text search on title, tags and description.")
-
-    def validate_q(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("The query text is empty.", code="empty_query")
-        return value
 
     def get_query(self) -> Query:
         data = self.validated_data
@@ -235,46 +271,56 @@ class SimpleSearchSerializer(PageSerializer, AssetFilterSerializer):
 class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
     """``POST /api/search/``: every search mode, as JSON, or multipart when it carries an image.
 
-    Give at least one of ``text``, ``image`` and ``asset_id``; the query vector
+    Give at least one of ``text``, ``image`` and ``asset_id`` (else 400
+    ``empty_query``); ``text``, when given, is not whitespace only. The query vector
     is ``normalise(text_weight * text + image_weight * image + asset_weight *
     asset - negative_weight * mean(negative))``. In multipart, filters are
     sent as ``filters.tags``, ``filters.status``, ...
     """
 
-    text = StrictCharField(required=False, allow_blank=True, max_length=MAX_QUERY_CHARS, help_text="Describe what to find.")
-    image = ImageUploadField(required=False, decode=True, help_text="Find images like this one (multipart only).")
-    asset_id = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Find assets like this one.")
+    text = StrictCharField(
+        required=False, allow_blank=True, trim_whitespace=False, max_length=MAX_QUERY_CHARS, validators=[NON_BLANK_QUERY],
+        help_text="Describe what to find (one of text, image and asset_id is needed).",
+    )
+    image = ImageUploadField(required=False, decode=True, help_text="Find images like this one (multipart only; one of text, image and asset_id is needed).")
+    asset_id = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Find assets like this one (one of text, image and asset_id is needed).")
     negative = serializers.ListField(
         child=StrictCharField(max_length=MAX_QUERY_CHARS),
         required=False,
         max_length=MAX_NEGATIVE_TERMS,
         help_text="Terms to steer away from.",
     )
-    text_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_WEIGHT)
-    image_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_WEIGHT)
-    asset_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_WEIGHT)
-    negative_weight = StrictFloatField(required=False, min_value=0, default=DEFAULT_NEGATIVE_WEIGHT)
+    text_weight = StrictFloatField(required=False, min_value=0, max_value=MAX_WEIGHT, default=DEFAULT_WEIGHT)
+    image_weight = StrictFloatField(required=False, min_value=0, max_value=MAX_WEIGHT, default=DEFAULT_WEIGHT)
+    asset_weight = StrictFloatField(required=False, min_value=0, max_value=MAX_WEIGHT, default=DEFAULT_WEIGHT)
+    negative_weight = StrictFloatField(required=False, min_value=0, max_value=MAX_WEIGHT, default=DEFAULT_NEGATIVE_WEIGHT)
     filters = AssetFilterSerializer(required=False)
     hybrid = StrictBooleanField(required=False, default=False, help_text="Fuse with full-text search (needs text).")
     min_score = StrictFloatField(required=False, allow_null=True, min_value=-1, max_value=1, help_text="Drop results less similar than this.")
     exact = StrictBooleanField(required=False, default=False, help_text="Scan exactly instead of using the index (slower).")
-    rerank = serializers.CharField(
-        required=False, allow_blank=True, default="",
-        help_text='Reorder the top candidates with a reranker: "true" for DEFAULT_RERANKER, or a RERANKERS alias; empty: no reranking.',
+    rerank = serializers.ChoiceField(
+        choices=[], required=False, allow_blank=True, default="",
+        help_text='Reorder the top candidates with a reranker: "true" for DEFAULT_RERANKER, or a RERANKERS alias; empty or "false": no reranking.',
     )
     rerank_top_n = StrictIntegerField(
         required=False, allow_null=True, min_value=RERANK_TOP_N_MIN, max_value=RERANK_TOP_N_MAX,
         help_text="How many top candidates to rerank (default RERANK_TOP_N).",
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # RERANKERS is a setting: the choices (and the schema's enum) are read per request.
+        rerank = self.fields["rerank"]
+        rerank.choices = ["false", "true", *app_settings.RERANKERS]
+        rerank.error_messages["invalid_choice"] = f"Unknown reranker '{{input}}'; configured: {', '.join(app_settings.RERANKERS) or 'none'}."
+
     def validate_rerank(self, value: str) -> bool | str:
-        if value in ("", "false"):
-            return False
-        if value == "true":
-            return True
-        if value not in app_settings.RERANKERS:
-            raise serializers.ValidationError(f"Unknown reranker {value!r}; configured: {', '.join(app_settings.RERANKERS) or 'none'}.")
-        return value
+        return {"": False, "false": False, "true": True}.get(value, value)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if not (data.get("text") or data.get("image") is not None or data.get("asset_id") is not None):
+            raise serializers.ValidationError("Give text, an image or an asset to search with.", code="empty_query")
+        return data
 
     def validate_asset_id(self, value: int) -> int:
         visible = _visible(self)
@@ -285,9 +331,29 @@ class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
     def get_query(self) -> Query:
         return Query.from_data({**self.validated_data, **self.get_page(), "visible": _visible(self)})
 
+    # "One of text, image and asset_id", for the schema (validate() enforces it).
+    schema_extra = {
+        "anyOf": [
+            {"required": ["text"], "properties": {"text": {"minLength": 1}}},
+            {"required": ["image"]},
+            {"required": ["asset_id"]},
+        ]
+    }
+
+
+class SearchQueryJSONSerializer(SearchQuerySerializer):
+    """``POST /api/search/`` as JSON: every field but the image (send an image as multipart)."""
+
+    image = None  # type: ignore[assignment]
+    schema_extra = {"anyOf": SearchQuerySerializer.schema_extra["anyOf"][::2]}
+
 
 class SimilarQuerySerializer(PageSerializer, AssetFilterSerializer):
     """Query parameters of ``GET /api/assets/<id>/similar/``."""
+
+
+class AssetListQuerySerializer(PageSerializer, AssetFilterSerializer):
+    """Query parameters of ``GET /api/assets/``: a page and the filters."""
 
 
 class DuplicatesQuerySerializer(serializers.Serializer):
@@ -301,13 +367,14 @@ class TagQuerySerializer(serializers.Serializer):
 
 
 class ThumbnailQuerySerializer(serializers.Serializer):
-    size = StrictIntegerField(required=False, help_text=f"Longest side in pixels; one of THUMBNAIL_SIZES (default {', '.join(map(str, DEFAULTS['THUMBNAIL_SIZES']))}).")
+    size = serializers.ChoiceField(choices=[], required=False, help_text="Longest side in pixels; one of THUMBNAIL_SIZES (default THUMBNAIL_DEFAULT_SIZE).")
 
-    def validate_size(self, value: int) -> int:
-        try:
-            return check_thumbnail_size(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # THUMBNAIL_SIZES is a setting: the choices (and the schema's enum) are read per request.
+        size = self.fields["size"]
+        size.choices = get_thumbnail_sizes()
+        size.error_messages["invalid_choice"] = f"Thumbnail size {{input}} is not offered; use one of {', '.join(map(str, size.choices))}."
 
 
 # Search output ------------------------------------------------------------
@@ -359,13 +426,8 @@ class DuplicatesSerializer(serializers.Serializer):
 class ModerationQuerySerializer(PageSerializer):
     """``GET /api/moderation/query/``: assets ranked by the concept score of free text."""
 
-    q = StrictCharField(max_length=MAX_PROMPT_LENGTH, allow_blank=True, help_text="The concept, in words (\"violent scene\").")
+    q = QueryTextField(max_length=MAX_PROMPT_LENGTH, help_text="The concept, in words (\"violent scene\").")
     counter = PromptListField(required=False, help_text="What it is not (repeat the parameter); default MODERATION_NEUTRAL_PROMPTS.")
-
-    def validate_q(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("The query text is empty.", code="empty_query")
-        return value
 
 
 class ModerationHitSerializer(serializers.Serializer):
@@ -392,7 +454,7 @@ class ModerationConceptSerializer(RejectUnknownFieldsMixin, serializers.ModelSer
     name = StrictCharField(
         max_length=MAX_CONCEPT_NAME_LENGTH, validators=[UniqueValidator(ModerationConcept.objects.all(), message="A concept with this name exists.")],
     )
-    prompts = PromptListField(allow_empty=False)
+    prompts = PromptListField(allow_empty=False, min_length=1)
     counter_prompts = PromptListField(required=False)
     threshold = StrictFloatField(required=False, min_value=0, max_value=1)
     action = serializers.ChoiceField(choices=ConceptAction.choices, required=False)
@@ -410,12 +472,12 @@ class ModerationConceptSerializer(RejectUnknownFieldsMixin, serializers.ModelSer
 
 class FlagFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=FlagStatus.choices, required=False, help_text="Review status.")
-    concept = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Id of the concept.")
+    concept = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Id of the concept (an unknown one matches no flag).")
 
-    def validate_concept(self, value: int) -> int:
-        if not ModerationConcept.objects.filter(pk=value).exists():
-            raise serializers.ValidationError(f"There is no concept with id {value}.", code="unknown_concept")
-        return value
+
+
+class FlagListQuerySerializer(PageSerializer, FlagFilterSerializer):
+    """Query parameters of ``GET /api/moderation/flags/``: a page and the filters."""
 
 
 class ModerationFlagSerializer(serializers.ModelSerializer):

@@ -21,13 +21,15 @@ from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import generics, mixins, viewsets
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.fields import CharField, ListField
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.settings import api_settings
 
 from ..conf import app_settings
 from ..files import EXTENSIONS, MISSING_FILE_MESSAGE, UNKNOWN_TYPE, ServedFile, original_file, serve_file
@@ -78,6 +80,14 @@ class AssetPagination(LimitOffsetPagination):
     def get_limit(self, request: Request) -> int:
         return self.page_limit
 
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = s.page_parameter_bounds()
+        for parameter in parameters:
+            minimum, maximum = bounds[parameter["name"]]
+            parameter["schema"] = {**parameter["schema"], "minimum": minimum, "maximum": maximum}
+        return parameters
+
     def get_offset(self, request: Request) -> int:
         return self.page_offset
 
@@ -94,6 +104,44 @@ class AssetSearchAPIMixin:
     schema = AutoSchema()
     throttle_scope: str | None = None
     request: Request
+    #: The serializer of the query string, by action (viewsets) or method
+    #: (views). A parameter it does not name is a 400, like an unknown JSON
+    #: field; an action not listed takes no parameters.
+    query_serializer_classes: dict[str, type[BaseSerializer]] = {}
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        self.check_query_parameters(request)
+
+    def get_query_serializer_class(self) -> type[BaseSerializer] | None:
+        return self.query_serializer_classes.get(getattr(self, "action", None) or self.request.method.lower())
+
+    def check_query_parameters(self, request: Request) -> None:
+        """Refuse query parameters the endpoint does not take (``format`` picks a renderer), and
+        empty values where an empty string is not a value (``?status=``, ``?limit=``).
+
+        A method the endpoint does not serve is left to its 405.
+        """
+        if getattr(self, request.method.lower(), None) is None:
+            return
+        serializer_class = self.get_query_serializer_class()
+        fields = serializer_class().fields if serializer_class is not None else {}
+        unknown = [name for name in request.query_params if name not in fields and name != api_settings.URL_FORMAT_OVERRIDE]
+        if unknown:
+            raise s.unknown_names_error(unknown, list(fields), "query parameter")
+        empty = [
+            name for name, values in request.query_params.lists()
+            # Text and list fields say why themselves ("may not be blank", "the query text is empty").
+            if name in fields and "" in values and not isinstance(fields[name], (CharField, ListField))
+        ]
+        if empty:
+            raise ValidationError({name: ["This parameter may not be empty."] for name in empty}, code="blank")
+
+    def validated_query(self) -> BaseSerializer:
+        """The query string, validated by this action's query serializer."""
+        serializer_class = self.get_query_serializer_class()
+        assert serializer_class is not None, "validated_query() needs a query serializer for this action"
+        return self.validated(serializer_class, self.request.query_params)
 
     def get_authenticators(self) -> list[BaseAuthentication]:
         return [import_string(path)() for path in app_settings.API_AUTHENTICATION_CLASSES]
@@ -143,6 +191,12 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     serializer_class = s.AssetSerializer
     filter_backends = [AssetFilterBackend]
     queryset = Asset.objects.none()  # for the schema; get_queryset() is what counts
+    query_serializer_classes = {
+        "list": s.AssetListQuerySerializer,
+        "similar": s.SimilarQuerySerializer,
+        "duplicates": s.DuplicatesQuerySerializer,
+        "tags": s.TagQuerySerializer,
+    }
 
     def get_queryset(self) -> QuerySet[Asset]:
         return self.get_visible_assets()
@@ -187,7 +241,7 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def similar(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
-        params = self.validated(s.SimilarQuerySerializer, request.query_params)
+        params = self.validated_query()
         results = similar_assets(
             asset.pk, limit=params.get_limit(), offset=params.get_offset(), filters=params.get_filters(),
             visible=self.get_visible_assets(),
@@ -202,7 +256,7 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def duplicates(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
-        params = self.validated(s.DuplicatesQuerySerializer, request.query_params).validated_data
+        params = self.validated_query().validated_data
         threshold = params.get("threshold", app_settings.DUPLICATE_THRESHOLD)
         hits = near_duplicates(asset.pk, threshold=threshold, limit=params["limit"], visible=self.get_visible_assets())
         data = {"threshold": threshold, "results": hits}
@@ -216,8 +270,10 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def tags(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
-        params = self.validated(s.TagQuerySerializer, request.query_params).validated_data
-        suggestions = suggest_tags(asset.pk, limit=params["limit"], include_existing=params["include_existing"])
+        params = self.validated_query().validated_data
+        suggestions = suggest_tags(
+            asset.pk, limit=params["limit"], include_existing=params["include_existing"], visible=self.get_visible_assets()
+        )
         return Response(s.TagSuggestionsSerializer({"results": suggestions}).data)
 
 
@@ -226,6 +282,7 @@ class SearchView(AssetSearchAPIMixin, generics.GenericAPIView):
 
     throttle_scope = "search"
     serializer_class = s.SearchQuerySerializer
+    query_serializer_classes = {"get": s.SimpleSearchSerializer}
 
     def get_queryset(self) -> QuerySet[Asset]:
         return self.get_visible_assets()
@@ -241,7 +298,7 @@ class SearchView(AssetSearchAPIMixin, generics.GenericAPIView):
         responses={200: s.SearchResultsSerializer, **errors(400, *READ_ERRORS)},
     )
     def get(self, request: Request) -> Response:
-        params = self.validated(s.SimpleSearchSerializer, request.query_params)
+        params = self.validated_query()
         return self.respond(params.get_query())
 
     @extend_schema(
@@ -249,7 +306,7 @@ class SearchView(AssetSearchAPIMixin, generics.GenericAPIView):
         tags=["search"],
         summary="Search with every option",
         description=inspect.cleandoc(s.SearchQuerySerializer.__doc__ or ""),
-        request={"application/json": s.SearchQuerySerializer, "multipart/form-data": s.SearchQuerySerializer},
+        request={"application/json": s.SearchQueryJSONSerializer, "multipart/form-data": s.SearchQuerySerializer},
         responses={200: s.SearchResultsSerializer, **errors(400, *READ_ERRORS, 409, 413)},
     )
     def post(self, request: Request) -> Response:
@@ -321,9 +378,10 @@ class AssetThumbnailView(AssetFileView):
     """A JPEG thumbnail of an asset, made on first request and cached in storage."""
 
     serializer_class = s.ThumbnailQuerySerializer
+    query_serializer_classes = {"get": s.ThumbnailQuerySerializer}
 
     def get_file(self, asset: Asset) -> ServedFile:
-        size = self.validated(s.ThumbnailQuerySerializer, self.request.query_params).validated_data.get("size")
+        size = self.validated_query().validated_data.get("size")
         return thumbnail_file(asset, size)
 
 
@@ -339,6 +397,7 @@ class ModerationQueryView(AssetSearchAPIMixin, generics.GenericAPIView):
     permission_classes = [ModerationPermission]
     throttle_scope = "search"
     serializer_class = s.ModerationQuerySerializer
+    query_serializer_classes = {"get": s.ModerationQuerySerializer}
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[Asset]:
@@ -350,7 +409,7 @@ class ModerationQueryView(AssetSearchAPIMixin, generics.GenericAPIView):
         responses={200: s.ModerationResultsSerializer, **errors(400, *MODERATION_READ_ERRORS)},
     )
     def get(self, request: Request) -> Response:
-        params = self.validated(s.ModerationQuerySerializer, request.query_params)
+        params = self.validated_query()
         hits = moderation_query(
             params.validated_data["q"], counter_prompts=params.validated_data.get("counter", ()),
             limit=params.get_limit(), offset=params.get_offset(), visible=self.get_visible_assets(),
@@ -381,8 +440,10 @@ class ModerationConceptViewSet(
     """Moderation concepts; the ``post_save`` signal queues the re-score of an enabled one."""
 
     permission_classes = [ModerationConceptPermission]
+    parser_classes = [JSONParser]
     serializer_class = s.ModerationConceptSerializer
     queryset = ModerationConcept.objects.order_by("name")
+    query_serializer_classes = {"list": s.PageSerializer}
 
 
 @extend_schema(tags=["moderation"])
@@ -400,6 +461,7 @@ class ModerationFlagViewSet(AssetSearchAPIMixin, mixins.ListModelMixin, viewsets
     serializer_class = s.ModerationFlagSerializer
     filter_backends = [FlagFilterBackend]
     queryset = ModerationFlag.objects.none()  # for the schema; get_queryset() is what counts
+    query_serializer_classes = {"list": s.FlagListQuerySerializer}
 
     def get_queryset(self) -> QuerySet[ModerationFlag]:
         flags = ModerationFlag.objects.select_related("asset", "asset__uploaded_by", "concept")
@@ -415,7 +477,7 @@ class ModerationFlagViewSet(AssetSearchAPIMixin, mixins.ListModelMixin, viewsets
         request=s.FlagReviewSerializer,
         responses={200: s.FlagReviewResultSerializer, **errors(400, 401, 403, 429)},
     )
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
     def review(self, request: Request) -> Response:
         data = self.validated(s.FlagReviewSerializer, request.data).validated_data
         updated = ModerationFlag.objects.filter(pk__in=data["ids"]).review(data["status"], request.user)
