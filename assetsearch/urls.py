@@ -12,8 +12,9 @@ are meant to be served; see :mod:`assetsearch.files`).
 
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 
+from .api.exceptions import NotFoundView
 from .api.views import AssetOriginalView, AssetThumbnailView
 
 app_name = "assetsearch"
@@ -22,4 +23,6 @@ urlpatterns = [
     path("api/", include("assetsearch.api.urls")),
     path("assets/<int:pk>/original/", AssetOriginalView.as_view(), name="asset-original"),
     path("assets/<int:pk>/thumbnail/", AssetThumbnailView.as_view(), name="asset-thumbnail"),
+    # Anything else under assets/ (ids like "0.5") is the API's JSON 404, as under api/.
+    re_path(r"^assets/(?P<path>.*)$", NotFoundView.as_view(), name="asset-file-not-found"),
 ]

@@ -86,7 +86,7 @@ def test_old_pending_work_is_a_warning(celery_worker, admin_client):
 
 
 def test_a_missing_checkpoint_is_an_error(celery_worker, admin_client, tmp_path):
-    with assetsearch_settings(MODEL="ViT-B-32", PRETRAINED=str(tmp_path / "missing.pt")):
+    with assetsearch_settings(ENCODERS={"default": {"MODEL": "ViT-B-32", "PRETRAINED": str(tmp_path / "missing.pt")}}):
         status, body = health(admin_client)
     assert status == 503
     assert body["checks"]["model"]["status"] == "error"
