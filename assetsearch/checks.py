@@ -97,6 +97,30 @@ def check_encoder(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return []
 
 
+@register(Tags.models, deploy=True)
+def check_model_weights(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn when an encoder's weights are not on this machine and may not be downloaded: it would fail to load."""
+    if app_settings.ALLOW_MODEL_DOWNLOAD:
+        return []
+    warnings: list[CheckMessage] = []
+    for alias in app_settings.encoder_aliases():
+        try:
+            encoder = get_encoder(alias)
+            missing = encoder.missing_weights()
+        except Exception:  # noqa: BLE001 - a configuration error is E003's to report
+            continue
+        if missing:
+            warnings.append(
+                Warning(
+                    f"The weights of encoder {alias!r} ({encoder.label}) cannot be loaded: {missing}, and downloads are off.",
+                    hint="Put them in the cache once (`manage.py assetsearch_doctor --download` where the hub is reachable), "
+                    "point PRETRAINED at a checkpoint file, or set ASSETSEARCH['ALLOW_MODEL_DOWNLOAD'] = True. See README 'The model'.",
+                    id="assetsearch.W011",
+                )
+            )
+    return warnings
+
+
 @register(Tags.database)
 def check_embeddings_current(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Warn when the configured model has not embedded the catalogue (a model change)."""

@@ -48,6 +48,17 @@ DEFAULTS: dict[str, Any] = {
             "BATCH_SIZE": 32,
         },
     },
+    # Whether loading a model may download its weights (open_clip tags fetch
+    # from the Hugging Face hub). Off: weights must be a checkpoint file,
+    # "bundled", or already in the open_clip / Hugging Face cache, and a model
+    # whose weights are not there fails at once (ModelUnavailable; check
+    # assetsearch.W011 and `manage.py assetsearch_doctor` say so beforehand)
+    # instead of hanging a request or a task on an unreachable hub.
+    # `manage.py assetsearch_doctor --download` fetches them once.
+    "ALLOW_MODEL_DOWNLOAD": False,
+    # Seconds a process remembers that its model could not be loaded before
+    # trying again, so requests and tasks fail at once meanwhile.
+    "MODEL_RETRY_SECONDS": 60,
     # torch threads in each process; None leaves torch's default.
     "TORCH_THREADS": None,
     # Where ONNX Runtime / OpenVINO encoders keep the exported models (see
@@ -216,8 +227,12 @@ class AppSettings:
         try:
             return {**default, **encoders[alias]}
         except KeyError:
-            known = ", ".join(dict.fromkeys(["default", *encoders]))
+            known = ", ".join(self.encoder_aliases())
             raise KeyError(f"Unknown assetsearch encoder alias {alias!r}; known: {known}") from None
+
+    def encoder_aliases(self) -> list[str]:
+        """Every configured encoder alias, ``"default"`` first."""
+        return list(dict.fromkeys(["default", *self.user_settings.get("ENCODERS", {})]))
 
     def get_embedding_batch_size(self) -> int:
         """Assets per embedding task: the default encoder's ``BATCH_SIZE``."""

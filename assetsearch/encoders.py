@@ -12,7 +12,9 @@ embedded through :func:`embed_texts`, which caches their vectors.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,7 +27,7 @@ from django.utils.module_loading import import_string
 
 from .conf import app_settings
 from .constants import MAX_QUERY_CHARS
-from .exceptions import EmptyQuery, SearchError
+from .exceptions import EmptyQuery, ModelUnavailable, SearchError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -98,8 +100,22 @@ class BaseEncoder:
     def warm_up(self, *, images: bool = True, texts: bool = True) -> None:
         """Load what embedding images and/or texts needs now, so the first task or request does not wait.
 
-        Default: nothing.
+        Raises :class:`~assetsearch.exceptions.ModelUnavailable` when the
+        model cannot be loaded. Default: nothing.
         """
+
+    @property
+    def label(self) -> str:
+        """The model as a person names it in a message (``ViT-B-32/laion2b_s34b_b79k``)."""
+        return self.key
+
+    def missing_weights(self) -> str | None:
+        """Why the weights cannot be read on this machine without a download, or None if they can.
+
+        Must not load the model or touch the network (system check
+        ``assetsearch.W011``). Default: None.
+        """
+        return None
 
 
 class OpenCLIPEncoder(BaseEncoder):
@@ -115,6 +131,7 @@ class OpenCLIPEncoder(BaseEncoder):
         self.pretrained: str | None = options.get("PRETRAINED")
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any, Any, str] | None = None
+        self._failure: tuple[float, ModelUnavailable] | None = None  # (monotonic time, error) of the last failed load
 
     @cached_property
     def checkpoint(self) -> str | None:
@@ -137,6 +154,22 @@ class OpenCLIPEncoder(BaseEncoder):
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
             return f"{self.model_name}:{digest}"
         return f"{self.model_name}:{checkpoint}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model_name}/{self.pretrained}"
+
+    def missing_weights(self) -> str | None:
+        checkpoint = self.checkpoint
+        if checkpoint is None or Path(checkpoint).is_file():
+            return None
+        from open_clip.pretrained import get_pretrained_cfg
+
+        if not get_pretrained_cfg(self.model_name, checkpoint):
+            return f"PRETRAINED {checkpoint!r} is neither a file nor an open_clip weights tag of {self.model_name}"
+        if find_cached_weights(self.model_name, checkpoint) is None:
+            return "weights not found in the Hugging Face or open_clip cache"
+        return None
 
     def _register_configs(self) -> None:
         from .demo_model import MODEL_NAME, register_model_config
@@ -168,14 +201,29 @@ class OpenCLIPEncoder(BaseEncoder):
         return int(max(size) if isinstance(size, (list, tuple)) else size)
 
     def load(self) -> tuple[Any, Any, Any, str]:
-        """Load (model, preprocess, tokenizer, device) once; thread-safe."""
+        """Load (model, preprocess, tokenizer, device) once; thread-safe.
+
+        Raises :class:`ModelUnavailable` when it cannot; the failure is
+        remembered for ``MODEL_RETRY_SECONDS``, so requests and tasks fail at
+        once meanwhile instead of each trying again.
+        """
         if self._loaded is None:
             with self._lock:
                 if self._loaded is None:
-                    self._loaded = self._load()
+                    if self._failure and time.monotonic() - self._failure[0] < app_settings.MODEL_RETRY_SECONDS:
+                        raise self._failure[1]
+                    try:
+                        self._loaded = self._load()
+                    except Exception as exc:
+                        failure = exc if isinstance(exc, ModelUnavailable) else ModelUnavailable(self.label, f"{type(exc).__name__}: {exc}")
+                        self._failure = (time.monotonic(), failure)
+                        raise failure from exc
+                    self._failure = None
         return self._loaded
 
     def _load(self) -> tuple[Any, Any, Any, str]:
+        if not app_settings.ALLOW_MODEL_DOWNLOAD and (missing := self.missing_weights()):
+            raise ModelUnavailable(self.label, f"{missing} and no network (ASSETSEARCH['ALLOW_MODEL_DOWNLOAD'] is off)")
         import open_clip
         import torch
 
@@ -232,6 +280,36 @@ class OpenCLIPEncoder(BaseEncoder):
                 tokens = tokenizer(list(texts[start : start + self.batch_size]))
                 out.append(model.encode_text(tokens.to(device), normalize=True).float().cpu().numpy())
         return np.concatenate(out) if out else np.empty((0, self.dimensions), dtype=np.float32)
+
+
+def find_cached_weights(model_name: str, tag: str) -> str | None:
+    """The local file of open_clip's weights ``tag`` for ``model_name`` if a download left it in the cache, else None.
+
+    Looks where open_clip's default download goes (the Hugging Face cache,
+    with the safetensors twin it prefers, else ``~/.cache/clip`` for URL
+    weights) without touching the network.
+    """
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+    from open_clip.pretrained import get_pretrained_cfg
+
+    config = get_pretrained_cfg(model_name, tag)
+    if config.get("file"):
+        return config["file"] if Path(config["file"]).is_file() else None
+    if config.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo_id, filename = os.path.split(config["hf_hub"])
+        filename = filename or HF_WEIGHTS_NAME
+        safe = HF_SAFE_WEIGHTS_NAME if filename == HF_WEIGHTS_NAME else str(Path(filename).with_suffix(".safetensors"))
+        for name in (safe, filename):
+            found = try_to_load_from_cache(repo_id, name)
+            if isinstance(found, str):
+                return found
+        return None
+    if config.get("url"):
+        path = Path("~/.cache/clip").expanduser() / os.path.basename(config["url"])
+        return str(path) if path.is_file() else None
+    return None
 
 
 _encoders: dict[tuple[str, str], BaseEncoder] = {}

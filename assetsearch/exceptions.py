@@ -31,3 +31,24 @@ class AssetNotEmbedded(SearchError):
 
 class RerankError(Exception):
     """The reranker could not give an answer; the vector order stands."""
+
+
+class ModelUnavailable(RuntimeError):
+    """The encoder's model cannot be loaded (weights missing, no network, a bad checkpoint).
+
+    Not a transient error: retrying fails the same way until the
+    configuration (or the cache) changes. The message names the model and
+    the reason, for the person who has to fix it.
+    """
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model = model
+        self.reason = reason
+        super().__init__(f"model {model} could not be loaded: {reason}; see README 'The model'")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.model, self.reason)
+
+
+#: What a search can fail with that its user should read: the admin's pages show the message.
+SEARCH_FAILURES = (SearchError, ModelUnavailable)

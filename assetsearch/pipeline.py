@@ -9,7 +9,8 @@ readable message.
 Nothing is lost when a part misbehaves: a broker that is down leaves the
 asset ``pending`` for :func:`assetsearch.tasks.sweep_pending`; a worker that
 dies mid-task gets the message redelivered (late acks); a file that is not
-an image fails once, with the reason, and is not retried; transient errors
+an image, or a model that cannot be loaded, fails once, with the reason,
+and is not retried; transient errors
 (database, storage I/O) are retried with backoff by the task.
 
 This module is the core of that flow and knows nothing of Celery:
@@ -29,6 +30,7 @@ from django.db.models import F, Q
 from .conf import app_settings
 from .decoding import map_in_order
 from .encoders import get_encoder
+from .exceptions import ModelUnavailable
 from .files import MISSING_FILE_MESSAGE
 from .images import InvalidImage, decode_for_model
 from .models import Asset, AssetEmbedding, EmbeddingStatus
@@ -102,6 +104,14 @@ def embed_assets(asset_ids: Sequence[int], *, alias: str = "default", force: boo
         else:
             todo.append(asset)
     Asset.objects.filter(pk__in=[a.pk for a in todo]).update(embedding_attempts=F("embedding_attempts") + 1)
+    if todo:
+        try:
+            encoder.warm_up(texts=False)
+        except ModelUnavailable as exc:
+            # Not transient: retrying fails the same way until the configuration changes
+            # (then `assetsearch_reembed --failed`); failed assets are not swept.
+            result.failed.update(dict.fromkeys([asset.pk for asset in todo], str(exc)))
+            todo = []
 
     # Decode (and prepare) on every core; encode each batch as soon as it is decoded.
     side = encoder.image_size

@@ -161,7 +161,7 @@ def warm_up_worker(**kwargs: object) -> None:
 
     try:
         warm_up()
-    except Exception:  # the tasks will fail with the same error, retried and visible on the assets
+    except Exception:  # the tasks fail their assets with the same message (ModelUnavailable)
         logger.exception("Could not load the assetsearch encoder at worker start")
 
 

@@ -27,7 +27,7 @@ from django.views.decorators.http import require_POST
 from ..conf import app_settings
 from ..constants import MAX_TAG_LENGTH
 from ..encoders import get_encoder
-from ..exceptions import SearchError
+from ..exceptions import SEARCH_FAILURES
 from ..files import get_original_url
 from ..images import InvalidImage
 from ..models import Asset, EmbeddingStatus
@@ -86,10 +86,10 @@ class AssetPanels:
 
 
 def _items_or_reason(compute: Callable[[], list[Any]]) -> tuple[list[Any], str]:
-    """What ``compute()`` returns and no reason, or nothing and the user's reason (a SearchError)."""
+    """What ``compute()`` returns and no reason, or nothing and the user's reason (one of SEARCH_FAILURES)."""
     try:
         return compute(), ""
-    except SearchError as exc:
+    except SEARCH_FAILURES as exc:
         return [], str(exc)
 
 
@@ -160,7 +160,7 @@ class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
                     limit=min(self.semantic_search_limit, app_settings.MAX_PAGE_SIZE),
                 )
             )
-        except SearchError as exc:
+        except SEARCH_FAILURES as exc:
             self.message_user(request, gettext("Semantic search did not run: %s Showing keyword matches.") % exc, messages.WARNING)
             return None
 
@@ -300,7 +300,7 @@ class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
             query = form.get_query()
             try:
                 results = search(query)
-            except SearchError as exc:
+            except SEARCH_FAILURES as exc:
                 form.add_error(None, str(exc))
             else:
                 query_asset = visible.filter(pk=query.asset_id).first() if query.asset_id else None

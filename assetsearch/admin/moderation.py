@@ -16,7 +16,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from ..constants import ADMIN_RESULTS
-from ..exceptions import SearchError
+from ..exceptions import SEARCH_FAILURES
 from ..models import Asset, FlagStatus, ModerationConcept, ModerationFlag
 from ..moderation import ModerationHit, calibrate, moderation_query
 from ..tasks import request_rescore
@@ -188,7 +188,7 @@ class ModerationFlagAdmin(ModerationPermissionMixin, admin.ModelAdmin):
                     limit=form.cleaned_data.get("limit") or ADMIN_RESULTS,
                     visible=Asset.objects.visible_to(request.user),
                 )
-            except SearchError as exc:
+            except SEARCH_FAILURES as exc:
                 form.add_error(None, str(exc))
         context = self.page_context(request, gettext("Moderation query"), form=form, hits=hits)
         return TemplateResponse(request, "admin/assetsearch/moderationflag/query.html", context)

@@ -28,7 +28,8 @@ Codes and statuses:
 - 500 ``server_error``: a bug; the message says nothing of the internals
   (the traceback goes to the ``assetsearch.api`` logger).
 - 503 ``service_unavailable``, with a ``Retry-After`` header: the database
-  or the broker cannot be reached, or every database connection is busy.
+  or the broker cannot be reached, every database connection is busy, or
+  the model cannot be loaded (the message says which and why).
 
 Unknown routes under ``api/`` are a 404 ``not_found`` in this shape too
 (:class:`NotFoundView`, the API URLconf's last route), and
@@ -55,7 +56,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView, set_rollback
 
-from ..exceptions import SearchError
+from ..exceptions import ModelUnavailable, SearchError
 from ..thumbnails import ThumbnailUnavailable
 
 # Validation codes precise enough to replace the generic "invalid" at the top level.
@@ -112,9 +113,9 @@ def unavailable_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def unavailable_response() -> Response:
+def unavailable_response(message: str = UNAVAILABLE_MESSAGE) -> Response:
     return Response(
-        error_body("service_unavailable", UNAVAILABLE_MESSAGE),
+        error_body("service_unavailable", message),
         status=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
@@ -158,6 +159,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         field = SEARCH_ERROR_FIELD.get(exc.code)
         body = error_body(exc.code, str(exc), {field: [str(exc)]} if field else None)
         return Response(body, status=SEARCH_ERROR_STATUS.get(exc.code, status.HTTP_400_BAD_REQUEST))
+    if isinstance(exc, ModelUnavailable):
+        logger.warning("Model unavailable answering %s: %s", getattr(context.get("request"), "path", "?"), exc)
+        return unavailable_response(str(exc))
     if isinstance(exc, ThumbnailUnavailable):
         return Response(error_body("thumbnail_unavailable", str(exc)), status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, SuspiciousOperation):
