@@ -161,6 +161,6 @@ def check_index_parameters(app_configs: Any = None, databases: Any = None, **kwa
         Warning(
             f"The vector index was built with {live}; the settings ask for {wanted}.",
             hint="Run `manage.py assetsearch_rebuild_index` (a concurrent rebuild; searches go on meanwhile).",
-            id="assetsearch.W002",
+            id="assetsearch.W003",
         )
     ]

@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.db.models import Min
 from django.utils import timezone
 
 from .conf import app_settings
+from .querysets import pgvector_version
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 SEVERITY = {OK: 0, WARNING: 1, ERROR: 2}
@@ -38,14 +39,12 @@ class CheckResult:
 def check_database() -> CheckResult:
     """The database answers and has the ``vector`` extension."""
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-            row = cursor.fetchone()
+        version = pgvector_version()
     except DatabaseError as exc:
         return CheckResult(ERROR, f"The database does not answer: {exc}".strip())
-    if row is None:
+    if version is None:
         return CheckResult(ERROR, "The pgvector extension is not created in the database; run manage.py migrate.")
-    return CheckResult(OK, f"PostgreSQL with pgvector {row[0]}.", {"pgvector": row[0]})
+    return CheckResult(OK, f"PostgreSQL with pgvector {version}.", {"pgvector": version})
 
 
 def get_celery_app() -> Any:

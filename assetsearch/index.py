@@ -6,7 +6,7 @@ at query time: ``HNSW_EF_SEARCH`` (candidates kept while walking the graph),
 raised by :func:`get_ef_search` for pages deeper than it. Changing a build
 parameter takes effect when ``manage.py assetsearch_rebuild_index`` rebuilds
 the index: ``CREATE INDEX CONCURRENTLY`` beside the old one, then a swap, so
-searches and writes go on meanwhile. The system check ``assetsearch.W002``
+searches and writes go on meanwhile. The system check ``assetsearch.W003``
 says when the live index was built with other parameters than the settings.
 
 The index's name, column and operator class are the ``HnswIndex`` in
@@ -82,10 +82,10 @@ def get_ef_search(depth: int, *, filtered: bool = False) -> int:
 
 def _model_index() -> tuple[str, Any]:
     """The embedding table and its ``HnswIndex`` declaration."""
+    from django.apps import apps
     from pgvector.django import HnswIndex
 
-    from .models import AssetEmbedding
-
+    AssetEmbedding = apps.get_model("assetsearch", "AssetEmbedding")  # not imported: models imports this module's callers
     (index,) = [i for i in AssetEmbedding._meta.indexes if isinstance(i, HnswIndex)]
     return AssetEmbedding._meta.db_table, index
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from django.contrib.postgres.search import SearchVector
-from django.db import connection, models
+from django.db import connection, connections, models
 from django.utils import timezone
 from pgvector import HalfVector
 from pgvector.django import CosineDistance
@@ -25,6 +25,14 @@ from .constants import MODERATE_PERMISSION, VECTOR_DIMENSIONS, ConceptAction, Em
 from .index import get_ef_search
 
 # The most candidates pgvector's HNSW scan keeps per query (hnsw.ef_search's upper bound).
+
+
+def pgvector_version(using: str = "default") -> str | None:
+    """The version of the ``vector`` extension in the database; None when it is not created."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def configure_index_scan(depth: int, filtered: bool = False) -> None:

@@ -31,7 +31,7 @@ def restore_index():
 
 
 def index_warnings() -> list[str]:
-    return [m.msg for m in run_checks(databases=["default"]) if m.id == "assetsearch.W002"]
+    return [m.msg for m in run_checks(databases=["default"]) if m.id == "assetsearch.W003"]
 
 
 def test_rebuild_swaps_in_an_index_with_the_new_parameters_and_search_uses_it(restore_index):
