@@ -125,12 +125,7 @@ UPLOAD_SAMPLES = [png_bytes(c, i) for i, c in enumerate(["green", "yellow", "pur
 # Generated uploads (format: binary) are real images.
 schemathesis.openapi.format("binary", st.sampled_from(UPLOAD_SAMPLES).map(Binary))
 
-# Loaded at collection, from the site's own WSGI application (schema generation reads no database).
-schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler())
-
-
-@schema.parametrize()
-@settings(
+FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES_PER_OPERATION,
     deadline=None,
     database=None,
@@ -138,6 +133,13 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler(
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
+
+# Loaded at collection, from the site's own WSGI application (schema generation reads no database).
+schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler())
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
 def test_responses_conform_to_the_schema(case, fuzz_setup, no_throttles):
     fuzz_setup.point_at_real_objects(case)
     response = case.call_and_validate(headers={"Authorization": f"Token {fuzz_setup.token}"}, checks=CONFORMANCE_CHECKS)
@@ -150,14 +152,7 @@ def test_responses_conform_to_the_schema(case, fuzz_setup, no_throttles):
     "multipart query images, unique concept names, out-of-range dates) are not yet stated in the schema",
 )
 @schema.parametrize()
-@settings(
-    max_examples=EXAMPLES_PER_OPERATION,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+@FUZZ_SETTINGS
 def test_valid_data_is_accepted_and_invalid_data_refused(case, fuzz_setup, no_throttles):
     fuzz_setup.point_at_real_objects(case)
     case.call_and_validate(headers={"Authorization": f"Token {fuzz_setup.token}"}, checks=[check for check in ALL_CHECKS if check.__name__ in DATA_CHECKS])
