@@ -8,9 +8,9 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections
 
 from .conf import app_settings
-from .constants import VECTOR_DIMENSIONS
 from .encoders import get_encoder
-from .models import Asset
+from .models import IndexEntry
+from .registry import get_indexes
 
 
 @register()
@@ -61,37 +61,55 @@ def check_database(app_configs: Any = None, databases: Any = None, **kwargs: Any
 @register(Tags.models, deploy=True)
 def check_encoder(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     # Deploy-only: it imports torch/open_clip (on the first dimensions read), too slow for every manage.py call.
+    errors: list[CheckMessage] = []
+    for alias in app_settings.get_indexed_encoders():
+        try:
+            get_encoder(alias).dimensions
+        except Exception as exc:  # noqa: BLE001 - report any configuration error as a check
+            errors.append(Error(f"The assetsearch encoder {alias!r} cannot be configured: {exc}", id="assetsearch.E003"))
+    return errors
+
+
+@register(Tags.database, deploy=True)
+def check_vector_indexes(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Each indexed encoder alias has its HNSW index at its dimension (else search scans every row)."""
+    if not databases or "default" not in databases:
+        return []
+    from .vector_indexes import plan_vector_indexes
+
     try:
-        dimensions = get_encoder().dimensions
-    except Exception as exc:  # noqa: BLE001 - report any configuration error as a check
-        return [Error(f"The assetsearch encoder cannot be configured: {exc}", id="assetsearch.E003")]
-    if dimensions != VECTOR_DIMENSIONS:
-        return [
-            Error(
-                f"The encoder returns {dimensions}-d vectors but the database stores {VECTOR_DIMENSIONS}-d vectors.",
-                hint="Use a model with 512-d embeddings (e.g. ViT-B-32), or migrate the vector column.",
-                id="assetsearch.E004",
-            )
-        ]
-    return []
+        missing = plan_vector_indexes().missing
+    except (DatabaseError, ValueError, OSError, KeyError):
+        return []
+    return [
+        Warning(
+            f"The encoder alias {alias!r} ({dimensions}-d) has no vector index; its searches scan every vector.",
+            hint="Run `manage.py assetsearch_sync_indexes` (migrate also creates missing ones).",
+            id="assetsearch.W003",
+        )
+        for alias, dimensions in missing.values()
+    ]
 
 
 @register(Tags.database)
 def check_embeddings_current(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Warn when the configured model has not embedded the catalogue (a model change)."""
+    """Warn when the configured model has not embedded a registered model's objects (a model change)."""
     if not databases or "default" not in databases:
         return []
+    warnings: list[CheckMessage] = []
     try:
-        key = get_encoder().key
-        missing = Asset.objects.ready().missing_embedding(key).count()
+        encoder = get_encoder()
+        for index in get_indexes():
+            entries = IndexEntry.objects.for_model(index.model).for_encoder(encoder.alias)
+            missing = entries.ready().exclude(model_key=encoder.key).count()
+            if missing:
+                warnings.append(
+                    Warning(
+                        f"{missing} {index.model._meta.verbose_name}(s) have no vector from the configured model {encoder.key}; search cannot find them.",
+                        hint=f"Run `manage.py assetsearch_reembed --model {index.label} --stale` (the model changed, or a backfill is unfinished).",
+                        id="assetsearch.W001",
+                    )
+                )
     except (DatabaseError, ValueError, OSError):
         return []
-    if not missing:
-        return []
-    return [
-        Warning(
-            f"{missing} asset(s) have no vector from the configured model {key}; search cannot find them.",
-            hint="Run `manage.py assetsearch_reembed --missing` (the model changed, or a backfill is unfinished).",
-            id="assetsearch.W001",
-        )
-    ]
+    return warnings

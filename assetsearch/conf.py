@@ -37,8 +37,9 @@ DEFAULTS: dict[str, Any] = {
     # "assetsearch-demo"); DEVICE "auto" picks CUDA when available, else CPU;
     # BATCH_SIZE is images per model call, and assets per embedding task of
     # the default encoder. Other aliases start from the default's options.
-    # The stored vectors are 512-d (assetsearch.constants.VECTOR_DIMENSIONS):
-    # the default encoder must match (system check assetsearch.E004).
+    # Vectors of any dimension are stored; each alias in INDEXED_ENCODERS gets
+    # its own partial HNSW index at its model's dimension (manage.py
+    # assetsearch_sync_indexes; migrate creates missing ones).
     "ENCODERS": {
         "default": {
             "BACKEND": "assetsearch.encoders.OpenCLIPEncoder",
@@ -48,6 +49,20 @@ DEFAULTS: dict[str, Any] = {
             "BATCH_SIZE": 32,
         },
     },
+    # The encoder alias whose vectors search, moderation and duplicates use.
+    # To change models without downtime: add the new alias to
+    # INDEXED_ENCODERS, backfill it (assetsearch_reembed --encoder NEW), then
+    # point SEARCH_ENCODER at it.
+    "SEARCH_ENCODER": "default",
+    # Aliases every new or changed image is embedded with; None: SEARCH_ENCODER only.
+    "INDEXED_ENCODERS": None,
+    # Host models to index, {"app_label.Model": "dotted.path.IndexClass"}; the
+    # same as calling assetsearch.register(Model, IndexClass) in a ready().
+    # assetsearch.Asset is always registered (assetsearch.indexes.AssetIndex).
+    "INDEXES": {},
+    # HNSW build parameters of the per-alias vector indexes.
+    "HNSW_M": 16,
+    "HNSW_EF_CONSTRUCTION": 64,
     # torch threads in each process; None leaves torch's default.
     "TORCH_THREADS": None,
     # Upload limits: bytes and decoded pixels (decompression-bomb guard).
@@ -167,6 +182,10 @@ class AppSettings:
         except KeyError:
             known = ", ".join(dict.fromkeys(["default", *encoders]))
             raise KeyError(f"Unknown assetsearch encoder alias {alias!r}; known: {known}") from None
+
+    def get_indexed_encoders(self) -> list[str]:
+        """The aliases new and changed images are embedded with, the search alias first."""
+        return list(dict.fromkeys([self.SEARCH_ENCODER, *(self.INDEXED_ENCODERS or ())]))
 
     def get_embedding_batch_size(self) -> int:
         """Assets per embedding task: the default encoder's ``BATCH_SIZE``."""

@@ -1,13 +1,15 @@
-"""The embedding pipeline: enqueue work, embed in batches, record the outcome.
+"""The embedding pipeline: note changes, embed in batches, record the outcome.
 
-Flow: an asset is saved with a new file -> after commit, its id is sent to
-the broker (:func:`assetsearch.tasks.enqueue_embedding`) -> a worker runs
-:func:`embed_assets` (decode, encode in one batch, upsert vectors, score
-the moderation concepts) -> the asset is ``ready`` or ``failed`` with a
-readable message.
+Flow, the same for every registered model (:mod:`assetsearch.indexes`): an
+object is saved with a new or changed image -> its index entries are marked
+``pending`` in the same transaction (:func:`note_changes`) -> after commit,
+its id is sent to the broker (:func:`assetsearch.tasks.request_embedding`)
+-> a worker runs :func:`embed_objects` (read, decode, encode in one batch,
+store the vectors, score the moderation concepts) -> each entry is
+``ready`` or ``failed`` with a readable message.
 
 Nothing is lost when a part misbehaves: a broker that is down leaves the
-asset ``pending`` for :func:`assetsearch.tasks.sweep_pending`; a worker that
+entry ``pending`` for :func:`assetsearch.tasks.sweep_pending`; a worker that
 dies mid-task gets the message redelivered (late acks); a file that is not
 an image fails once, with the reason, and is not retried; transient errors
 (database, storage I/O) are retried with backoff by the task.
@@ -18,18 +20,26 @@ This module is the core of that flow and knows nothing of Celery:
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from django.db import transaction
-from django.db.models import F, Q
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+from django.db.models import F
 
 from .conf import app_settings
+from .constants import EmbeddingStatus
 from .encoders import get_encoder
 from .images import InvalidImage, decode_for_model
-from .models import Asset, AssetEmbedding, EmbeddingStatus
-from .moderation import score_new_assets
+from .models import Asset, IndexEntry, ModerationFlag
+from .moderation import score_new_entries
+from .registry import get_index
+
+if TYPE_CHECKING:
+    from .indexes import BaseImageIndex
 
 T = TypeVar("T")
 
@@ -61,8 +71,59 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def content_type_of(index: BaseImageIndex) -> ContentType:
+    return ContentType.objects.get_for_model(index.model, for_concrete_model=False)
+
+
+def note_changes(index: BaseImageIndex, objects: Sequence[models.Model]) -> dict[str, list[int]]:
+    """Mark the entries of objects with a new or changed image ``pending``; returns ``{alias: ids}`` to embed.
+
+    For each alias of ``INDEXED_ENCODERS``: an object without an entry, or
+    whose image changed (another file name, unless the index knows the bytes
+    are the ones embedded; other bytes by the index's content hash), is
+    marked; an unchanged image costs nothing more than this one query. An
+    object without an image loses its entries.
+    """
+    content_type = content_type_of(index)
+    aliases = app_settings.get_indexed_encoders()
+    sources = {obj.pk: index.get_source_key(obj) for obj in objects}
+    no_image = [pk for pk, key in sources.items() if not key]
+    if no_image:
+        forget(index, no_image)
+    existing = {
+        (e.object_id, e.encoder): e
+        for e in IndexEntry.objects.for_objects(index.model, list(sources)).filter(encoder__in=aliases)
+        .only("object_id", "encoder", "source_key", "content_hash")
+    }
+    changed: dict[str, list[int]] = {}
+    for alias in aliases:
+        marked: dict[int, str] = {}
+        for obj in objects:
+            key = sources[obj.pk]
+            if not key:
+                continue
+            entry = existing.get((obj.pk, alias))
+            known = index.get_content_hash(obj)
+            same_bytes = bool(known) and known == entry.content_hash if entry else False
+            if entry is None or (entry.source_key != key and not same_bytes) or (known and entry.content_hash and not same_bytes):
+                marked[obj.pk] = key
+            elif entry.source_key != key:  # a new file name, the bytes already embedded
+                IndexEntry.objects.filter(pk=entry.pk).update(source_key=key)
+        IndexEntry.objects.mark_pending(content_type.pk, alias, marked)
+        if marked:
+            changed[alias] = list(marked)
+    return changed
+
+
+def forget(index: BaseImageIndex, object_ids: Sequence[int]) -> None:
+    """Delete the objects' entries (every alias) and their moderation flags."""
+    entries = IndexEntry.objects.for_objects(index.model, object_ids)
+    ModerationFlag.objects.filter(entry__in=entries).delete()
+    entries.delete()
+
+
 def store_assets(assets: Sequence[Asset]) -> list[int]:
-    """Store new assets with one INSERT and one full-text UPDATE; returns the new ids.
+    """Store new assets with one INSERT, one full-text UPDATE and one entry INSERT; returns the new ids.
 
     The bulk twin of ``asset.save()`` for imports: each file is hashed,
     inspected and stored as ``save()`` does (:meth:`Asset.read_new_file`).
@@ -75,82 +136,105 @@ def store_assets(assets: Sequence[Asset]) -> list[int]:
         Asset.objects.bulk_create(assets)
         ids = [asset.pk for asset in assets]
         Asset.objects.filter(pk__in=ids).update_search_documents()
+        note_changes(get_index(Asset), assets)
     return ids
 
 
-def embed_assets(asset_ids: Sequence[int], *, alias: str = "default", force: bool = False) -> EmbedResult:
-    """Embed the given assets with one batched model call and store the vectors.
+@dataclass
+class _Read:
+    entry: IndexEntry
+    content_hash: str
 
-    Skips assets whose stored vector (same model) was made from the same
-    bytes, unless ``force``. Only the default encoder's run changes the
-    assets' embedding status.
+
+def embed_objects(label: str, object_ids: Sequence[int], *, alias: str | None = None, force: bool = False) -> EmbedResult:
+    """Embed the given objects of model ``label`` with one batched model call and store the vectors.
+
+    Skips objects whose vector (same alias and model) was made from the same
+    bytes, unless ``force``. Each entry of ``alias`` ends ``ready`` or
+    ``failed``, unless its image was replaced meanwhile (its own task follows).
     """
+    index = get_index(label)
+    alias = alias or app_settings.SEARCH_ENCODER
     encoder = get_encoder(alias)
     result = EmbedResult()
-    assets = {asset.pk: asset for asset in Asset.objects.filter(pk__in=asset_ids)}
-    result.missing = [pk for pk in asset_ids if pk not in assets]
-    stored = dict(
-        AssetEmbedding.objects.for_model(encoder.key).filter(asset__in=list(assets)).values_list("asset_id", "content_hash")
-    )
-    todo = []
-    for asset in assets.values():
-        if not force and asset.content_hash and stored.get(asset.pk) == asset.content_hash:
-            result.unchanged.append(asset.pk)
+    objects = index.get_queryset().in_bulk(list(object_ids))
+    result.missing = [pk for pk in object_ids if pk not in objects]
+    entries = {e.object_id: e for e in IndexEntry.objects.for_objects(index.model, list(objects)).for_encoder(alias)}
+    lacking = {pk: key for pk, obj in objects.items() if pk not in entries and (key := index.get_source_key(obj))}
+    if lacking:  # a backfill of objects indexed before this alias (or this registration)
+        IndexEntry.objects.mark_pending(content_type_of(index).pk, alias, lacking)
+        entries = {e.object_id: e for e in IndexEntry.objects.for_objects(index.model, list(objects)).for_encoder(alias)}
+    to_read = []
+    for pk, obj in objects.items():
+        entry = entries.get(pk)
+        if entry is None:  # no image
+            continue
+        current = entry.vector is not None and entry.model_key == encoder.key and not force
+        known = index.get_content_hash(obj)
+        if current and known and known == entry.content_hash:
+            result.unchanged.append(pk)
         else:
-            todo.append(asset)
-    Asset.objects.filter(pk__in=[a.pk for a in todo]).update(embedding_attempts=F("embedding_attempts") + 1)
+            to_read.append((pk, obj, entry, current, known))
+    IndexEntry.objects.filter(pk__in=[entry.pk for _, _, entry, _, _ in to_read]).update(attempts=F("attempts") + 1)
 
     images, decoded = [], []
-    for asset in todo:
+    for pk, obj, entry, current, known in to_read:
         try:
-            with asset.image.open("rb") as file:
-                images.append(decode_for_model(file, encoder.image_size))
+            with index.open_image(obj) as file:
+                if known:
+                    digest, image = known, decode_for_model(file, encoder.image_size)
+                else:
+                    data = file.read()
+                    digest = hashlib.sha256(data).hexdigest()
+                    if current and digest == entry.content_hash:
+                        result.unchanged.append(pk)
+                        continue
+                    image = decode_for_model(io.BytesIO(data), encoder.image_size)
         except InvalidImage as exc:
-            result.failed[asset.pk] = str(exc)
+            result.failed[pk] = str(exc)
         except FileNotFoundError:
-            result.failed[asset.pk] = "The image file is missing from storage."
+            result.failed[pk] = "The image file is missing from storage."
         else:
-            decoded.append(asset)
+            images.append(image)
+            decoded.append(_Read(entry, digest))
 
     if decoded:
         vectors = encoder.embed_images(images)
-        AssetEmbedding.objects.bulk_create(
-            [
-                AssetEmbedding(asset=asset, model_key=encoder.key, vector=vector, content_hash=asset.content_hash)
-                for asset, vector in zip(decoded, vectors)
-            ],
-            update_conflicts=True,
-            unique_fields=["asset", "model_key"],
-            update_fields=["vector", "content_hash", "created_at"],
+        IndexEntry.objects.store_vectors(
+            [(read.entry.pk, read.entry.source_key, vector, read.content_hash) for read, vector in zip(decoded, vectors)],
+            encoder.key,
         )
-        result.embedded = [asset.pk for asset in decoded]
-
-    if alias == "default":
-        _record_outcome(assets, result)
-        if result.embedded:
-            score_new_assets(result.embedded)
+        result.embedded = [read.entry.object_id for read in decoded]
+    _record_outcome(entries, result)
+    if result.embedded and alias == app_settings.SEARCH_ENCODER:
+        score_new_entries([entries[pk].pk for pk in result.embedded])
     return result
 
 
-def _unchanged_since_read(assets: dict[int, Asset], pks: Iterable[int]) -> Q:
-    """Rows whose file was not replaced while we worked (a replaced file has its own task)."""
-    condition = Q(pk__in=[])
+def _unchanged_since_read(entries: dict[int, IndexEntry], pks: Iterable[int]) -> models.Q:
+    """Entries not marked for another file while we worked (a replaced image has its own task)."""
+    condition = models.Q(pk__in=[])
     for pk in pks:
-        condition |= Q(pk=pk, content_hash=assets[pk].content_hash)
+        condition |= models.Q(pk=entries[pk].pk, source_key=entries[pk].source_key)
     return condition
 
 
-def _record_outcome(assets: dict[int, Asset], result: EmbedResult) -> None:
-    done = result.embedded + result.unchanged
-    if done:  # one UPDATE for the batch
-        Asset.objects.filter(_unchanged_since_read(assets, done)).exclude(
-            embedding_status=EmbeddingStatus.READY
+def _record_outcome(entries: dict[int, IndexEntry], result: EmbedResult) -> None:
+    if result.unchanged:  # one UPDATE for the batch
+        IndexEntry.objects.filter(_unchanged_since_read(entries, result.unchanged)).exclude(
+            status=EmbeddingStatus.READY
         ).set_status(EmbeddingStatus.READY)
     for pk, message in result.failed.items():
-        Asset.objects.filter(_unchanged_since_read(assets, [pk])).set_status(EmbeddingStatus.FAILED, message)
+        IndexEntry.objects.filter(_unchanged_since_read(entries, [pk])).set_status(EmbeddingStatus.FAILED, message)
 
 
-def give_up(asset_ids: Sequence[int], error: BaseException) -> None:
-    """Mark assets failed after the last retry of a transient error."""
+def embed_assets(asset_ids: Sequence[int], *, alias: str | None = None, force: bool = False) -> EmbedResult:
+    """:func:`embed_objects` for assets (the name of earlier releases)."""
+    return embed_objects(get_index(Asset).label, asset_ids, alias=alias, force=force)
+
+
+def give_up(label: str, object_ids: Sequence[int], alias: str | None, error: BaseException) -> None:
+    """Mark entries failed after the last retry of a transient error."""
     message = f"Gave up after {app_settings.MAX_RETRIES} retries: {type(error).__name__}: {error}"
-    Asset.objects.filter(pk__in=asset_ids).set_status(EmbeddingStatus.FAILED, message)
+    entries = IndexEntry.objects.for_objects(get_index(label).model, object_ids)
+    entries.for_encoder(alias or app_settings.SEARCH_ENCODER).set_status(EmbeddingStatus.FAILED, message)

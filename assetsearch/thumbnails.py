@@ -1,9 +1,13 @@
-"""Thumbnails: small JPEGs of assets, made on first request and kept in storage.
+"""Thumbnails: small JPEGs of indexed objects, made on first request and kept in storage.
 
-A thumbnail is named after the asset's content hash and its size
+An asset's thumbnail is named after its content hash and its size
 (``<THUMBNAIL_PREFIX>/ab/abcdef...-256.jpg``), so a replaced file gets new
 thumbnails without invalidating anything, assets with identical bytes share
-theirs, and a cached one costs a single ``exists()``. Only the sizes in
+theirs, and a cached one costs a single ``exists()``. A host model's object
+(whose bytes are not hashed on save) is named after a hash of its file's
+name instead: a replaced file has a new name, so new thumbnails too. They
+are kept in the storage of the object's image field, under the app's own
+prefix: the host's files are never touched. Only the sizes in
 ``THUMBNAIL_SIZES`` are made: a client cannot fill the storage by asking
 for every size from 1 to 10,000.
 
@@ -13,9 +17,12 @@ Used by the API's thumbnail endpoint and by the admin's change list.
 from __future__ import annotations
 
 import io
-from typing import IO
+from typing import IO, Any
+
+import hashlib
 
 from django.core.files.base import ContentFile
+from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
 from PIL import Image, ImageOps
 
@@ -42,9 +49,17 @@ def check_thumbnail_size(size: int | None) -> int:
     return size
 
 
-def get_thumbnail_name(asset: Asset, size: int) -> str:
-    """The storage name of ``asset``'s thumbnail at ``size`` (made or not)."""
-    return _thumbnail_name(asset.content_hash, asset.pk, size)
+def get_thumbnail_name(obj: Model, size: int, index: Any = None) -> str:
+    """The storage name of ``obj``'s thumbnail at ``size`` (made or not); ``index`` is its
+    :class:`~assetsearch.indexes.BaseImageIndex` (needed for any object but an asset)."""
+    if isinstance(obj, Asset):
+        return _thumbnail_name(obj.content_hash, obj.pk, size)
+    return _thumbnail_name(source_thumbnail_key(index.get_source_key(obj)), obj.pk, size)
+
+
+def source_thumbnail_key(source_key: str) -> str:
+    """What a host object's thumbnails are named by: a hash of its file's name."""
+    return "src-" + hashlib.sha256(source_key.encode()).hexdigest()[:40]
 
 
 def get_thumbnail_names(content_hash: str, pk: int) -> list[str]:
@@ -85,19 +100,20 @@ def render_thumbnail(file: IO[bytes], size: int) -> bytes:
     return buffer.getvalue()
 
 
-def get_thumbnail(asset: Asset, size: int | None = None) -> str:
-    """The storage name of ``asset``'s thumbnail at ``size``, made and stored if missing.
+def get_thumbnail(obj: Model, size: int | None = None, index: Any = None) -> str:
+    """The storage name of ``obj``'s thumbnail at ``size``, made and stored if missing.
 
-    Raises ValueError for a size not in ``THUMBNAIL_SIZES`` and
+    ``obj`` is an asset, or any registered object with its ``index``. Raises
+    ValueError for a size not in ``THUMBNAIL_SIZES`` and
     :class:`ThumbnailUnavailable` when the file is missing or not an image.
     """
     size = check_thumbnail_size(size)
-    storage = asset.image.storage
-    name = get_thumbnail_name(asset, size)
+    storage = index.get_storage(obj) if index is not None else obj.image.storage
+    name = get_thumbnail_name(obj, size, index)
     if storage.exists(name):
         return name
     try:
-        with asset.image.open("rb") as file:
+        with (index.open_image(obj) if index is not None else obj.image.open("rb")) as file:
             data = render_thumbnail(file, size)
     except FileNotFoundError:
         raise ThumbnailUnavailable("The image file is missing from storage.") from None
@@ -120,6 +136,18 @@ def get_thumbnail_url(asset: Asset, size: int | None = None) -> str:
         url = reverse("assetsearch:asset-thumbnail", args=[asset.pk])
     except NoReverseMatch:
         return asset.image.url
+    if size is not None and size != app_settings.THUMBNAIL_DEFAULT_SIZE:
+        url += f"?size={size}"
+    return url
+
+
+def get_object_thumbnail_url(index: Any, obj: Model, size: int | None = None) -> str:
+    """The URL of the API's thumbnail of any registered object (the original's URL without ``assetsearch.urls``)."""
+    try:
+        url = reverse("assetsearch:object-thumbnail", args=[index.label, obj.pk])
+    except NoReverseMatch:
+        file = getattr(obj, index.image_field, None) if index.image_field else None
+        return file.url if file else ""
     if size is not None and size != app_settings.THUMBNAIL_DEFAULT_SIZE:
         url += f"?size={size}"
     return url

@@ -140,7 +140,7 @@ def main() -> int:
                     log("demo catalogue not embedded within 10 minutes")
                     return 1
                 time.sleep(1)
-            counts = {s: Asset.objects.filter(embedding_status=s).count() for s in ("ready", "failed")}
+            counts = {"ready": Asset.objects.ready().count(), "failed": Asset.objects.failed().count()}
             log(f"check passed: site answers, demo catalogue embedded ({counts})")
             return 0 if counts["failed"] == 0 else 1
         log("press Ctrl-C to stop")

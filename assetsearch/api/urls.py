@@ -6,7 +6,10 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from .views import AssetViewSet, ModerationConceptViewSet, ModerationFlagViewSet, ModerationQueryView, SearchView, SwaggerView
+from .views import (
+    AssetViewSet, ModerationConceptViewSet, ModerationFlagViewSet, ModerationQueryView, ObjectDuplicatesView, ObjectSimilarView,
+    ObjectTagsView, ObjectThumbnailView, SearchView, SwaggerView,
+)
 
 router = SimpleRouter()
 router.register("assets", AssetViewSet, basename="asset")
@@ -16,6 +19,11 @@ router.register("moderation/flags", ModerationFlagViewSet, basename="moderation-
 urlpatterns = [
     *router.urls,
     path("search/", SearchView.as_view(), name="search"),
+    # Any registered model's objects, by "app_label.model_name".
+    path("objects/<str:model>/<int:pk>/thumbnail/", ObjectThumbnailView.as_view(), name="object-thumbnail"),
+    path("objects/<str:model>/<int:pk>/similar/", ObjectSimilarView.as_view(), name="object-similar"),
+    path("objects/<str:model>/<int:pk>/duplicates/", ObjectDuplicatesView.as_view(), name="object-duplicates"),
+    path("objects/<str:model>/<int:pk>/tags/", ObjectTagsView.as_view(), name="object-tags"),
     path("moderation/query/", ModerationQueryView.as_view(), name="moderation-query"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerView.as_view(), name="docs"),
