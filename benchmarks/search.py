@@ -57,13 +57,13 @@ def load_catalogue(rows: int, rng: np.random.Generator, model_key: str, clusters
         raw = cursor.connection
         register_vector(raw)
         with raw.cursor().copy(
-            f"COPY {asset_table} (id, image, title, description, tags, content_hash, mime_type, created_at, updated_at,"
-            " embedding_status, embedding_status_changed_at, embedding_error, embedding_attempts) FROM STDIN"
+            f"COPY {asset_table} (id, image, original_filename, title, description, tags, content_hash, mime_type, created_at,"
+            " updated_at, embedding_status, embedding_status_changed_at, embedding_error, embedding_attempts) FROM STDIN"
         ) as copy:
             for i in range(rows):
                 tags = "{" + ",".join(t for t, every in (("rare", 100), ("common", 10)) if i % every == 0) + "}"
                 title = f"{words[i % len(words)]} {i}"
-                copy.write_row((i + 1, f"bench/{i}.jpg", title, "", tags, "", "image/jpeg", "now()", "now()", "ready", "now()", "", 1))
+                copy.write_row((i + 1, f"bench/{i}.jpg", f"{i}.jpg", title, "", tags, "", "image/jpeg", "now()", "now()", "ready", "now()", "", 1))
         # Binary COPY: a million vectors as text literals would take minutes to format.
         now = datetime.now(timezone.utc)
         with raw.cursor().copy(

@@ -21,7 +21,7 @@ from django.test import Client, override_settings
 from django.urls import clear_url_caches
 from PIL import Image
 
-from assetsearch.constants import ConceptAction
+from assetsearch.constants import ConceptAction, EmbeddingStatus
 from assetsearch.files import get_original_url
 from assetsearch.models import Asset, ModerationConcept, ModerationFlag
 from assetsearch.tasks import create_assets
@@ -58,7 +58,11 @@ def assert_safe_file_headers(response: Any, content_type: str) -> None:
 
 def make_asset(name: str = "file.png", seed: int = 0, **fields: Any) -> Asset:
     with assetsearch_settings(AUTO_EMBED=False):
-        return Asset.objects.create(image=image_file(scene(), seed=seed, name=name), **fields)
+        asset = Asset.objects.create(image=image_file(scene(), seed=seed, name=name), **fields)
+    # Ready, as after its embedding: a pending upload is its uploader's alone while a hide concept exists.
+    Asset.objects.filter(pk=asset.pk).update(embedding_status=EmbeddingStatus.READY)
+    asset.refresh_from_db()
+    return asset
 
 
 def hide(asset: Asset) -> None:

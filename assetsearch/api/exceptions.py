@@ -212,6 +212,7 @@ class NotFoundView(APIView):
     permission_classes: list[type] = []
     throttle_classes: list[type] = []
     renderer_classes = [JSONRenderer]
+    schema = None  # not an endpoint of the API's schema
 
     def get_exception_handler(self) -> Any:
         return exception_handler

@@ -155,7 +155,12 @@ class FailedAuthThrottle(SimpleRateThrottle):
             return False
         self.key = self.get_cache_key(request)
         self.now = self.timer()
-        self.history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
+        try:
+            history = self.cache.get(self.key, [])
+        except Exception:  # noqa: BLE001 - any cache backend's error: let the credentials be checked
+            logger.warning("Throttle cache %r is unavailable; not throttling failed authentication.", app_settings.THROTTLE_CACHE_ALIAS, exc_info=True)
+            return False
+        self.history = [t for t in history if t > self.now - self.duration]
         return True
 
     def wait_time(self, request: Any) -> float | None:
@@ -167,7 +172,10 @@ class FailedAuthThrottle(SimpleRateThrottle):
     def record_failure(self, request: Any) -> None:
         if self._load(request):
             self.history.insert(0, self.now)
-            self.cache.set(self.key, self.history, self.duration)
+            try:
+                self.cache.set(self.key, self.history, self.duration)
+            except Exception:  # noqa: BLE001 - the cache went away meanwhile: the failure goes uncounted
+                logger.warning("Throttle cache %r is unavailable; a failed authentication was not counted.", app_settings.THROTTLE_CACHE_ALIAS)
 
 
 def throttle_failed_logins(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
