@@ -163,6 +163,8 @@ class OpenCLIPEncoder(BaseEncoder):
         checkpoint = self.checkpoint
         if checkpoint is None or Path(checkpoint).is_file():
             return None
+        if Path(checkpoint).suffix or "/" in checkpoint:  # a path, not an open_clip tag
+            return f"the checkpoint {checkpoint} does not exist"
         from open_clip.pretrained import get_pretrained_cfg
 
         if not get_pretrained_cfg(self.model_name, checkpoint):

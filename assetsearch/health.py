@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from django.db import DatabaseError
@@ -88,23 +87,27 @@ def check_worker() -> CheckResult:
 
 
 def check_model() -> CheckResult:
-    """The default encoder's weights are where its settings say, checked without loading the model."""
+    """The default encoder's weights can be read on this machine, checked without loading the model.
+
+    The same test as the ``assetsearch.W011`` system check
+    (:meth:`~assetsearch.encoders.BaseEncoder.missing_weights`).
+    """
     from .encoders import get_encoder
 
     try:
         encoder = get_encoder()
-        checkpoint = getattr(encoder, "checkpoint", None)
         key = encoder.key
+        missing = encoder.missing_weights()
     except Exception as exc:  # noqa: BLE001 - a configuration error is the answer
         return CheckResult(ERROR, f"The encoder cannot be configured: {exc}")
     details = {"model": key}
-    if checkpoint is None:
+    if getattr(encoder, "checkpoint", "") is None:
         return CheckResult(WARNING, f"The model {key} has random weights (PRETRAINED is None): search is meaningless.", details)
-    if Path(checkpoint).suffix or "/" in checkpoint:  # a path, not an open_clip tag
-        if not Path(checkpoint).is_file():
-            return CheckResult(ERROR, f"The checkpoint {checkpoint} does not exist.", details)
-        return CheckResult(OK, f"The checkpoint of {key} is present.", details)
-    return CheckResult(OK, f"{key}: open_clip weights tag; workers report a model that cannot load on the assets.", details)
+    if missing and app_settings.ALLOW_MODEL_DOWNLOAD:
+        return CheckResult(WARNING, f"The model {encoder.label} will be downloaded on first use: {missing}.", details)
+    if missing:
+        return CheckResult(ERROR, f"The model {encoder.label} cannot be loaded: {missing}, and downloads are off.", details)
+    return CheckResult(OK, f"The weights of {encoder.label} are on this machine.", details)
 
 
 def check_pending() -> CheckResult:

@@ -328,11 +328,6 @@ def host(request: pytest.FixtureRequest, postgres_server: dict[str, str]) -> Ite
         print(f"\nhost site {name}: {site.figures}")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open (issue 15): in a host, drf-spectacular's E001 check fails on the API's catch-all NotFoundView "
-    "(schema = None does not exclude it there); the rest of this test passed before that view was added",
-)
 def test_the_wheel_works_in_a_fresh_site(host: HostSite) -> None:
     started = time.monotonic()
     generate_site(host)

@@ -48,6 +48,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.renderers import JSONRenderer
@@ -212,7 +213,10 @@ class NotFoundView(APIView):
     permission_classes: list[type] = []
     throttle_classes: list[type] = []
     renderer_classes = [JSONRenderer]
-    schema = None  # not an endpoint of the API's schema
+    # drf-spectacular's own class whatever the host's DEFAULT_SCHEMA_CLASS: its
+    # generator walks the host's whole URLconf and asserts that class before it
+    # asks ``exclude``; ``schema = None`` would be replaced by DRF's by the decorator.
+    schema = AutoSchema()
 
     def get_exception_handler(self) -> Any:
         return exception_handler

@@ -22,6 +22,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import caches
@@ -39,6 +40,49 @@ logger = logging.getLogger(__name__)
 FREE_STATUSES = frozenset({409, 429})
 # Where a request keeps the counters it was charged to, for refund_throttles().
 CHARGES_ATTRIBUTE = "_assetsearch_throttle_charges"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where a sliding-window counter stands now: this window's key, the previous one's, and the time into this one."""
+
+    key: str
+    previous_key: str
+    elapsed: float
+    duration: float
+
+    @classmethod
+    def now(cls, base: str, duration: float) -> Window:
+        window, elapsed = divmod(time.time(), duration)
+        return cls(f"{base}_{int(window)}", f"{base}_{int(window) - 1}", elapsed, duration)
+
+    def estimate(self, count: int, previous: int) -> float:
+        """Events in the last ``duration`` seconds: this window's plus the overlapping share of the previous one's."""
+        return previous * (1 - self.elapsed / self.duration) + count
+
+    def counts(self, *, charge: bool) -> tuple[int, int] | None:
+        """(this window's count, the previous window's), after adding one if ``charge``; None if the cache is down.
+
+        Any cache backend's error is logged and answered None, which every
+        caller takes as "do not throttle": a cache outage must not refuse
+        every request (or every login).
+        """
+        cache = caches[app_settings.THROTTLE_CACHE_ALIAS]
+        try:
+            count = _increment(cache, self.key, timeout=2 * self.duration + 1) if charge else int(cache.get(self.key) or 0)
+            return count, int(cache.get(self.previous_key) or 0)
+        except Exception:  # noqa: BLE001 - any cache backend's error
+            logger.warning("Throttle cache %r is unavailable; not throttling.", app_settings.THROTTLE_CACHE_ALIAS, exc_info=True)
+            return None
+
+    def wait(self, limit: int, count: int, previous: int) -> float:
+        """Seconds until one more event fits: ``estimate(count + 1, previous) <= limit`` (count excludes it)."""
+        if count + 1 <= limit and previous:
+            # Within this window, once enough of the previous one has slid out.
+            return max(0.0, (1 - (limit - count - 1) / previous) * self.duration - self.elapsed)
+        # In the next window, where this window's count is the weighted one.
+        later = max(0.0, 1 - (limit - 1) / count) * self.duration if count else 0.0
+        return self.duration - self.elapsed + later
 
 
 class AssetSearchThrottle(SimpleRateThrottle):
@@ -62,27 +106,20 @@ class AssetSearchThrottle(SimpleRateThrottle):
         if not self.rate:
             return True
         limit, duration = self.parse_rate(self.rate)
-        cache = caches[app_settings.THROTTLE_CACHE_ALIAS]
-        base = self.get_cache_key(request, view)
-        now = time.time()
-        window, elapsed = divmod(now, duration)
-        key = f"{base}_{int(window)}"
-        try:
-            count = _increment(cache, key, timeout=2 * duration + 1)
-            previous = int(cache.get(f"{base}_{int(window) - 1}") or 0)
-        except Exception:  # noqa: BLE001 - any cache backend's error: serve rather than fail every request
-            logger.warning("Throttle cache %r is unavailable; not throttling.", app_settings.THROTTLE_CACHE_ALIAS, exc_info=True)
+        window = Window.now(self.get_cache_key(request, view), duration)
+        counts = window.counts(charge=True)
+        if counts is None:
             return True
-        overlap = 1 - elapsed / duration
-        if previous * overlap + count <= limit:
+        count, previous = counts
+        if window.estimate(count, previous) <= limit:
             charges = getattr(request, CHARGES_ATTRIBUTE, None)
             if charges is None:
                 charges = []
                 setattr(request, CHARGES_ATTRIBUTE, charges)
-            charges.append(key)
+            charges.append(window.key)
             return True
-        _decrement(cache, key)
-        self.wait_seconds = _wait(limit, duration, count - 1, previous, elapsed)
+        _decrement(caches[app_settings.THROTTLE_CACHE_ALIAS], window.key)
+        self.wait_seconds = window.wait(limit, count - 1, previous)
         return False
 
     def wait(self) -> float | None:
@@ -106,16 +143,6 @@ def _decrement(cache: Any, key: str) -> None:
         pass
 
 
-def _wait(limit: int, duration: float, count: int, previous: int, elapsed: float) -> float:
-    """Seconds until ``previous * overlap + count + 1 <= limit`` holds again."""
-    if count + 1 <= limit and previous:
-        # Within this window, once enough of the previous one has slid out.
-        return max(0.0, (1 - (limit - count - 1) / previous) * duration - elapsed)
-    # In the next window, where this window's count is the weighted one.
-    later = max(0.0, 1 - (limit - 1) / count) * duration if count else 0.0
-    return duration - elapsed + later
-
-
 def refund_throttles(request: Request, response: Response) -> None:
     """Give back what ``request`` was charged when its answer is one of :data:`FREE_STATUSES`."""
     if response.status_code not in FREE_STATUSES:
@@ -132,7 +159,8 @@ class FailedAuthThrottle(SimpleRateThrottle):
     Unlike a request throttle it counts only failures (:meth:`record_failure`),
     and :meth:`wait_time` refuses an address over the rate before its
     credentials are even checked, so guessing tokens or passwords gets no
-    answer at all, right or wrong, until the window has passed. Used by
+    answer at all, right or wrong, until the window has passed. Counted in
+    the same shared sliding window as :class:`AssetSearchThrottle`. Used by
     :class:`~assetsearch.api.authentication.TokenAuthentication` and
     :func:`throttle_failed_logins`.
     """
@@ -140,42 +168,27 @@ class FailedAuthThrottle(SimpleRateThrottle):
     scope = "auth_failure"
     cache_format = "assetsearch_throttle_%(scope)s_%(ident)s"
 
-    def __init__(self) -> None:
-        self.cache = caches[app_settings.THROTTLE_CACHE_ALIAS]  # shared by every web process
-        super().__init__()
-
     def get_rate(self) -> str | None:
         return (app_settings.THROTTLE_RATES or {}).get(self.scope)
 
     def get_cache_key(self, request: Any, view: Any = None) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
-    def _load(self, request: Any) -> bool:
-        if self.rate is None:
-            return False
-        self.key = self.get_cache_key(request)
-        self.now = self.timer()
-        try:
-            history = self.cache.get(self.key, [])
-        except Exception:  # noqa: BLE001 - any cache backend's error: let the credentials be checked
-            logger.warning("Throttle cache %r is unavailable; not throttling failed authentication.", app_settings.THROTTLE_CACHE_ALIAS, exc_info=True)
-            return False
-        self.history = [t for t in history if t > self.now - self.duration]
-        return True
+    def _window(self, request: Any) -> Window | None:
+        return None if self.rate is None else Window.now(self.get_cache_key(request), self.duration)
 
     def wait_time(self, request: Any) -> float | None:
         """Seconds this client must wait before trying again; None when it may try now."""
-        if not self._load(request) or len(self.history) < self.num_requests:
+        window = self._window(request)
+        counts = window.counts(charge=False) if window else None
+        if counts is None or window.estimate(*counts) + 1 <= self.num_requests:
             return None
-        return self.wait()
+        return window.wait(self.num_requests, *counts)
 
     def record_failure(self, request: Any) -> None:
-        if self._load(request):
-            self.history.insert(0, self.now)
-            try:
-                self.cache.set(self.key, self.history, self.duration)
-            except Exception:  # noqa: BLE001 - the cache went away meanwhile: the failure goes uncounted
-                logger.warning("Throttle cache %r is unavailable; a failed authentication was not counted.", app_settings.THROTTLE_CACHE_ALIAS)
+        window = self._window(request)
+        if window:
+            window.counts(charge=True)
 
 
 def throttle_failed_logins(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
