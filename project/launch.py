@@ -178,7 +178,7 @@ def build_children(args: argparse.Namespace, var: Path, queue: str) -> list[Chil
             *prefix, python, "-m", "gunicorn", "project.wsgi:application",
             "--bind", f"{args.host}:{args.port}",
             "--workers", str(web_processes()), "--worker-class", "gthread", "--threads", str(WEB_THREADS),
-            "--preload", "--timeout", "60", "--graceful-timeout", "20",
+            "--preload", "--timeout", "60", "--graceful-timeout", "20", "--config", "project/gunicorn.conf.py",
         ]
     return [
         Child("web", web),
