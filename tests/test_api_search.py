@@ -288,7 +288,6 @@ def test_bad_get_queries(viewer_client, catalogue, query, code, field, message):
         ({"text": "red", "text_weight": "0.5"}, "invalid", "text_weight", "Expected a number, got str."),
         ({"text": "red", "text_weight": True}, "invalid", "text_weight", "Expected a number, got bool."),
         ({"text": "red", "negative_weight": -1}, "invalid", "negative_weight", "Ensure this value is greater than or equal to 0."),
-        ({"text": "red", "text_weight": 0}, "invalid_query", None, "The weights cancel out"),
         ({"text": "red", "negative": "blue"}, "invalid", "negative", 'Expected a list of items but got type "str".'),
         ({"text": "red", "negative": ["x"] * 11}, "invalid", "negative", "Ensure this field has no more than 10 elements."),
         ({"text": "red", "negative": [""]}, "invalid", "negative.0", "This field may not be blank."),
@@ -312,6 +311,13 @@ def test_bad_post_queries(viewer_client, catalogue, body, code, field, message):
     assert message in error["message"]
     if field:
         assert any(message in m for m in error["fields"][field]), error
+
+
+def test_weights_that_cancel_out_are_an_empty_answer_with_a_notice(viewer_client, catalogue):
+    """Valid by the schema (weights 0 to 10), so not a 400: no direction, no results, and why."""
+    response = post(viewer_client, {"text": "red", "text_weight": 0})
+    assert response.status_code == 200, response.content
+    assert response.json()["results"] == [] and "The weights cancel out" in response.json()["notices"][0]
 
 
 def test_unembedded_query_asset_is_409(viewer_client, catalogue):
