@@ -75,7 +75,7 @@ from .constants import (
 )
 from .encoders import BaseEncoder, embed_texts, get_encoder
 from .exceptions import AssetNotEmbedded, EmptyQuery, InvalidQueryImage, QueryCancelsOut, SearchError, UnknownAsset
-from .images import InvalidImage, decode_for_model
+from .images import InvalidImage, decode_search_image
 from .models import Asset, AssetEmbedding
 from .querysets import configure_index_scan
 from .rerank import Candidate, RerankOutcome, RerankQuery, rerank
@@ -293,7 +293,7 @@ def decode_query_image(image: Image.Image | IO[bytes] | bytes) -> Image.Image:
         image = io.BytesIO(image)
     if not isinstance(image, Image.Image):
         try:
-            image = decode_for_model(image)
+            image = decode_search_image(image)
         except InvalidImage as exc:
             raise InvalidQueryImage(str(exc)) from exc
     return image.convert("RGB")
