@@ -70,6 +70,11 @@ DEFAULTS: dict[str, Any] = {
     # Upload limits: bytes and decoded pixels (decompression-bomb guard).
     "MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 40_000_000,
+    # Search images (decoded in the web process): JPEGs and 1/2/4-bit PNGs are
+    # decoded at reduced size whatever their size; other formats are decoded in
+    # full (up to 4 bytes a pixel) and refused above this, so one search image
+    # stays under ~40 MB (assetsearch.images.decode_search_image).
+    "MAX_QUERY_IMAGE_PIXELS": 6_000_000,
     # Image decodes running at once in one process (web or worker): each holds
     # a decoded frame, so this bounds the memory that concurrent searches by
     # image can take (assetsearch.images).

@@ -29,6 +29,12 @@ class AssetNotEmbedded(SearchError):
     code = "asset_not_embedded"
 
 
+class QueryCancelsOut(SearchError):
+    """The query's parts cancel out (every weight zero, or a negative term equal to the text):
+    a valid query with no direction to rank by, so :func:`~assetsearch.search.search` answers
+    it with no results and this message as a notice."""
+
+
 class RerankError(Exception):
     """The reranker could not give an answer; the vector order stands."""
 

@@ -156,13 +156,26 @@ def decode_slot() -> Iterator[None]:
 # --- decoding ----------------------------------------------------------------
 
 
-def decode_for_model(file: IO[bytes], side: int | None = None) -> Image.Image:
+def decode_search_image(file: IO[bytes], side: int | None = None) -> Image.Image:
+    """:func:`decode_for_model` for a search's query image, decoded in the web process.
+
+    JPEGs and 1/2/4-bit PNGs are decoded at reduced size whatever their pixel
+    count. Every other format (truecolour PNG, WebP, TIFF, GIF, BMP) is
+    decoded in full by Pillow, at up to 4 bytes a pixel, so above
+    ``MAX_QUERY_IMAGE_PIXELS`` it is refused (:class:`InvalidImage`, a 400)
+    before decoding: one search image then stays under ~40 MB.
+    """
+    return decode_for_model(file, side, max_full_decode_pixels=app_settings.MAX_QUERY_IMAGE_PIXELS)
+
+
+def decode_for_model(file: IO[bytes], side: int | None = None, *, max_full_decode_pixels: int | None = None) -> Image.Image:
     """Decode to a small upright RGB image for the encoder, never larger than needed.
 
     ``side`` is the smallest side to keep; by default the default encoder's
     input size. Raises :class:`InvalidImage` for anything Pillow cannot
-    decode in full (truncated files included) and for frames with detail
-    that convert to one flat colour.
+    decode in full (truncated files included), for frames with detail
+    that convert to one flat colour, and for images over
+    ``max_full_decode_pixels`` (if given) that cannot be decoded at reduced size.
     """
     if side is None:
         from .encoders import get_encoder
@@ -173,7 +186,7 @@ def decode_for_model(file: IO[bytes], side: int | None = None) -> Image.Image:
         try:
             with Image.open(file) as image:
                 orientation = get_orientation(image)
-                image = _decode_reduced(image, side)
+                image = _decode_reduced(image, side, max_full_decode_pixels)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise InvalidImage(f"The image could not be decoded: {exc}") from exc
     if orientation in ORIENTATION_TRANSPOSE:
@@ -187,12 +200,17 @@ def decode_for_model(file: IO[bytes], side: int | None = None) -> Image.Image:
     return image
 
 
-def _decode_reduced(image: Image.Image, side: int) -> Image.Image:
+def _decode_reduced(image: Image.Image, side: int, max_full_decode_pixels: int | None = None) -> Image.Image:
     """Decode ``image`` to RGB or RGBA, box-reduced to about ``2 * side`` on its short side."""
     rows = _packed_png_rows(image)
     if rows is None:
         if image.format == "JPEG":
             image.draft(None, (side, side))  # the decoder downscales by 1/2, 1/4 or 1/8
+        elif max_full_decode_pixels is not None and image.width * image.height > max_full_decode_pixels:
+            raise InvalidImage(
+                f"The image is {image.width}x{image.height} = {image.width * image.height:,} pixels; a {image.format} search "
+                f"image is decoded in full, so the limit is {max_full_decode_pixels:,} pixels (send a JPEG, or a smaller image)."
+            )
         image.load()
         rows = _frame_rows(image)
     width, height = image.size

@@ -74,15 +74,15 @@ from .constants import (
     RERANK_TOP_N_MIN,
 )
 from .encoders import BaseEncoder, embed_texts, get_encoder
-from .exceptions import AssetNotEmbedded, EmptyQuery, InvalidQueryImage, SearchError, UnknownAsset
-from .images import InvalidImage, decode_for_model
+from .exceptions import AssetNotEmbedded, EmptyQuery, InvalidQueryImage, QueryCancelsOut, SearchError, UnknownAsset
+from .images import InvalidImage, decode_search_image
 from .models import Asset, AssetEmbedding
 from .querysets import configure_index_scan
 from .rerank import Candidate, RerankOutcome, RerankQuery, rerank
 
 # Public here since the first release: SearchError and its kin live in .exceptions.
 __all__ = [
-    "AssetNotEmbedded", "EmptyQuery", "Filters", "InvalidQueryImage", "Query", "SearchError", "SearchHit",
+    "AssetNotEmbedded", "EmptyQuery", "Filters", "InvalidQueryImage", "Query", "QueryCancelsOut", "SearchError", "SearchHit",
     "SearchResults", "UnknownAsset", "candidate_assets", "check_page", "check_query_vector", "compose", "fuse_rankings", "keyword_ranking",
     "near_duplicates", "nearest", "search", "search_text", "similar_assets", "use_exact_scan", "vector_ranking",
 ]
@@ -250,7 +250,8 @@ def _check_weight(name: str, value: Any) -> float:
 
 
 def check_query_vector(vector: np.ndarray) -> np.ndarray:
-    """``vector`` scaled to unit length, as float32; :class:`SearchError` if it is not finite or is (almost) zero.
+    """``vector`` scaled to unit length, as float32; :class:`SearchError` if it is not finite,
+    :class:`QueryCancelsOut` if it is (almost) zero.
 
     Every vector a search sends to SQL passes here: pgvector refuses NaN and
     infinities with a database error, and a zero vector has no direction.
@@ -260,7 +261,7 @@ def check_query_vector(vector: np.ndarray) -> np.ndarray:
     if not math.isfinite(norm):
         raise SearchError("The query vector is not finite; use smaller weights.")
     if norm < 1e-6:
-        raise SearchError("The weights cancel out; give at least one part a positive weight.")
+        raise QueryCancelsOut("The weights cancel out, so nothing was ranked; give at least one part a positive weight.")
     return (vector / norm).astype(np.float32)
 
 
@@ -292,7 +293,7 @@ def decode_query_image(image: Image.Image | IO[bytes] | bytes) -> Image.Image:
         image = io.BytesIO(image)
     if not isinstance(image, Image.Image):
         try:
-            image = decode_for_model(image)
+            image = decode_search_image(image)
         except InvalidImage as exc:
             raise InvalidQueryImage(str(exc)) from exc
     return image.convert("RGB")
@@ -346,11 +347,12 @@ def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
         if any(e.truncated for e in embedded):
             notices.append("A negative term was truncated to the model's context length.")
     spreads = part_spreads(parts, encoder.key) if len(parts) > 1 else {}
-    total = sum(
-        (-1 if name == "negative" else 1) * weights[name] * vector / spreads.get(name, 1.0)
-        for name, vector in parts.items()
-    )
-    return ComposedQuery(vector=check_query_vector(total), parts=parts, notices=notices, image=image)
+    scaled = {name: weights[name] / spreads.get(name, 1.0) for name in parts}
+    total = sum((-1 if name == "negative" else 1) * scaled[name] * vector.astype(np.float64) for name, vector in parts.items())
+    # Measured against the length it would have if no part cancelled another: a tiny weight
+    # (1e-30) still gives a direction; only parts that cancel leave (almost) nothing.
+    scale = sum(scaled.values())
+    return ComposedQuery(vector=check_query_vector(total / scale if scale else total), parts=parts, notices=notices, image=image)
 
 
 def part_spreads(parts: dict[str, np.ndarray], model_key: str) -> dict[str, float]:
@@ -438,7 +440,10 @@ def search(query: Query) -> SearchResults:
     started = time.perf_counter()
     query = query.clean()
     encoder = get_encoder()
-    composed = compose(query, encoder)
+    try:
+        composed = compose(query, encoder)
+    except QueryCancelsOut as exc:
+        return SearchResults(hits=[], strategy="exact", notices=[str(exc)], took_ms=(time.perf_counter() - started) * 1000)
     assets = candidate_assets(query)
     if query.asset_id is not None:
         assets = assets.exclude(pk=query.asset_id)  # "more like this" never returns the asset itself

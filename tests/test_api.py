@@ -333,6 +333,7 @@ def test_patch_and_put_edit_the_metadata(editor_client):
         ({"tags": ["x" * 65]}, "tags.0", "Ensure this field has no more than 64 characters."),
         ({"tags": [" "]}, "tags.0", "This field may not be blank."),
         ({"tags": [f"t{i}" for i in range(101)]}, "tags", "Ensure this field has no more than 100 elements."),
+        ({"tags": ["same"] * 101}, "tags", "Ensure this field has no more than 100 elements."),
         ({"title": ["a"]}, "title", "Expected a string, got list."),
         ({"title": "x" * 256}, "title", "Ensure this field has no more than 255 characters."),
         ({"description": None}, "description", "This field may not be null."),

@@ -170,7 +170,6 @@ def test_create_and_update_a_concept(moderator_client, django_capture_on_commit_
         ({"name": "x", "prompts": ["x"], "action": "delete"}, "action"),
         ({"name": "x", "prompts": ["x"], "enabled": "yes"}, "enabled"),
         ({"name": "x", "prompts": ["x"], "rescore_total": 3}, "rescore_total"),
-        ({"name": "taken", "prompts": ["x"]}, "name"),
     ],
 )
 def test_bad_concepts_are_400_with_the_field(moderator_client, body, field):
@@ -180,6 +179,23 @@ def test_bad_concepts_are_400_with_the_field(moderator_client, body, field):
     assert response.status_code == 400, response.content
     assert field in error_of(response)["fields"]
     assert ModerationConcept.objects.count() == before
+
+
+def test_a_taken_concept_name_is_a_409_conflict(moderator_client):
+    """The schema cannot state uniqueness across concepts: a valid body naming a taken name is a conflict."""
+    ModerationConcept.objects.create(name="taken", prompts=["y"])
+    other = ModerationConcept.objects.create(name="other", prompts=["y"])
+    before = ModerationConcept.objects.count()
+    for response in (
+        moderator_client.post("/api/moderation/concepts/", {"name": "taken", "prompts": ["x"]}, format="json"),
+        moderator_client.patch(f"/api/moderation/concepts/{other.pk}/", {"name": "taken"}, format="json"),
+    ):
+        assert response.status_code == 409, response.content
+        assert error_of(response) == {"code": "conflict", "message": "name: A concept with this name exists.", "fields": {"name": ["A concept with this name exists."]}}
+    # With anything else wrong too, the request is a 400 first.
+    response = moderator_client.post("/api/moderation/concepts/", {"name": "taken", "prompts": []}, format="json")
+    assert response.status_code == 400 and set(error_of(response)["fields"]) == {"name", "prompts"}
+    assert ModerationConcept.objects.count() == before and ModerationConcept.objects.get(pk=other.pk).name == "other"
 
 
 # Flags and review ---------------------------------------------------------

@@ -7,6 +7,7 @@ Postgres (``embed_assets``); the worker path is in ``test_api_worker.py``.
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -151,6 +152,24 @@ def test_filters_in_json_in_multipart_and_in_the_query_string(viewer_client, cat
     assert [h["asset"]["id"] for h in by_form] == [h["asset"]["id"] for h in by_query] == [h["asset"]["id"] for h in by_json]
     none = post(viewer_client, {"text": "a circle", "filters": {"mime_type": ["image/jpeg"]}})
     assert hits(none) == []
+    # OpenAPI's multipart encoding of an object: one JSON part, typed strictly like a JSON body.
+    by_part = hits(post(viewer_client, {"text": "a circle", "filters": json.dumps({"tags": ["blue"]}), "limit": "10"}, fmt="multipart"))
+    assert [h["asset"]["id"] for h in by_part] == [h["asset"]["id"] for h in by_json]
+    for part, field in [({"status": "bogus"}, "filters.status"), ({"uploaded_by": "5"}, "filters.uploaded_by"), ("not json", "filters")]:
+        response = post(viewer_client, {"text": "a circle", "filters": part if isinstance(part, str) else json.dumps(part)}, fmt="multipart")
+        assert response.status_code == 400 and field in error_of(response)["fields"], response.content
+
+
+@pytest.mark.parametrize(
+    "form, field",
+    [({"exact": "0"}, "exact"), ({"hybrid": "yes"}, "hybrid"), ({"limit": "1.0"}, "limit"), ({"limit": " 5"}, "limit"), ({"min_score": "none"}, "min_score")],
+)
+def test_form_values_are_read_as_openapi_writes_them(viewer_client, catalogue, form, field):
+    """In form data a boolean is ``true``/``false``, an integer its digits, a null ``null``; nothing else passes."""
+    response = post(viewer_client, {"text": "a circle", **form}, fmt="multipart")
+    assert response.status_code == 400 and field in error_of(response)["fields"], response.content
+    ok = post(viewer_client, {"text": "a circle", "exact": "true", "limit": "3", "min_score": "null", "rerank_top_n": "null"}, fmt="multipart")
+    assert ok.status_code == 200 and len(hits(ok)) == 3, ok.content
 
 
 def test_min_score_and_exact(viewer_client, catalogue):
@@ -288,7 +307,6 @@ def test_bad_get_queries(viewer_client, catalogue, query, code, field, message):
         ({"text": "red", "text_weight": "0.5"}, "invalid", "text_weight", "Expected a number, got str."),
         ({"text": "red", "text_weight": True}, "invalid", "text_weight", "Expected a number, got bool."),
         ({"text": "red", "negative_weight": -1}, "invalid", "negative_weight", "Ensure this value is greater than or equal to 0."),
-        ({"text": "red", "text_weight": 0}, "invalid_query", None, "The weights cancel out"),
         ({"text": "red", "negative": "blue"}, "invalid", "negative", 'Expected a list of items but got type "str".'),
         ({"text": "red", "negative": ["x"] * 11}, "invalid", "negative", "Ensure this field has no more than 10 elements."),
         ({"text": "red", "negative": [""]}, "invalid", "negative.0", "This field may not be blank."),
@@ -312,6 +330,13 @@ def test_bad_post_queries(viewer_client, catalogue, body, code, field, message):
     assert message in error["message"]
     if field:
         assert any(message in m for m in error["fields"][field]), error
+
+
+def test_weights_that_cancel_out_are_an_empty_answer_with_a_notice(viewer_client, catalogue):
+    """Valid by the schema (weights 0 to 10), so not a 400: no direction, no results, and why."""
+    response = post(viewer_client, {"text": "red", "text_weight": 0})
+    assert response.status_code == 200, response.content
+    assert response.json()["results"] == [] and "The weights cancel out" in response.json()["notices"][0]
 
 
 def test_unembedded_query_asset_is_409(viewer_client, catalogue):
@@ -343,6 +368,15 @@ def test_bad_query_images(viewer_client, catalogue, make_file, status, code, mes
     response = post(viewer_client, {"image": file}, fmt="multipart")
     assert response.status_code == status, response.content
     assert error_of(response)["code"] == code and message in error_of(response)["message"]
+
+
+def test_query_image_over_max_query_image_pixels_is_a_clear_400(viewer_client, catalogue):
+    """A PNG is decoded in full: above MAX_QUERY_IMAGE_PIXELS it is refused (a JPEG would be decoded at reduced size)."""
+    with assetsearch_settings(MAX_QUERY_IMAGE_PIXELS=128 * 128 - 1):
+        response = post(viewer_client, {"image": image_file(size=128)}, fmt="multipart")
+    assert response.status_code == 400, response.content
+    error = error_of(response)
+    assert error["code"] == "invalid_image" and "128x128 = 16,384 pixels; a PNG search image is decoded in full, so the limit is 16,383" in error["fields"]["image"][0]
 
 
 def test_query_image_over_the_byte_limit_is_413(viewer_client, catalogue):

@@ -224,6 +224,47 @@ def test_a_24_megapixel_jpeg_search_image_stays_under_the_memory_bound(tmp_path)
     assert measured["added_mb"] < SEARCH_IMAGE_MEMORY_BOUND_MB, measured
 
 
+# Formats Pillow decodes only in full, in the mode that costs the most memory for each.
+FULL_DECODE_FORMATS = [("PNG", "RGBA"), ("WEBP", "RGB"), ("TIFF", "RGB"), ("GIF", "P")]
+
+
+def detailed_image(mode: str, width: int, height: int) -> Image.Image:
+    """A smooth gradient with shapes: real detail, yet quick to encode at millions of pixels."""
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    rgb = np.stack([np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width)), (x + y) / 2 * np.ones((height, 1))], axis=2)
+    image = Image.fromarray(rgb.astype(np.uint8), "RGB")
+    ImageDraw.Draw(image).ellipse((width // 4, height // 4, width // 2, height // 2), fill="red")
+    return image.convert(mode) if mode != "P" else image.quantize(64)
+
+
+@pytest.mark.parametrize("fmt, mode", FULL_DECODE_FORMATS, ids=[f for f, _ in FULL_DECODE_FORMATS])
+def test_full_decode_search_images_up_to_the_pixel_limit_stay_under_the_memory_bound(tmp_path, fmt, mode):
+    limit = images.app_settings.MAX_QUERY_IMAGE_PIXELS
+    unit = int((limit / 12) ** 0.5)
+    width, height = 4 * unit, 3 * unit  # 4:3, just under the limit
+    path = tmp_path / f"big.{fmt.lower()}"
+    detailed_image(mode, width, height).save(path, fmt)
+    measured = search_image_peak_memory(path)
+    print(f"{fmt} {mode} {width}x{height} search image: {measured}")
+    assert measured["added_mb"] < SEARCH_IMAGE_MEMORY_BOUND_MB, measured
+    assert min(measured["size"]) == get_encoder().image_size
+
+
+@pytest.mark.parametrize("fmt, mode", FULL_DECODE_FORMATS, ids=[f for f, _ in FULL_DECODE_FORMATS])
+def test_full_decode_search_images_over_the_pixel_limit_are_refused_before_decoding(fmt, mode):
+    buffer = io.BytesIO()
+    detailed_image(mode, 2000, 1000).save(buffer, fmt)
+    with assetsearch_settings(MAX_QUERY_IMAGE_PIXELS=1_999_999):
+        with pytest.raises(InvalidImage, match=f"2000x1000 = 2,000,000 pixels; a {fmt} search image is decoded in full, so the limit is 1,999,999"):
+            images.decode_search_image(io.BytesIO(buffer.getvalue()))
+        # Uploads (decoded by the worker) and JPEGs (decoded at reduced size) are not limited by it.
+        assert min(decode_for_model(io.BytesIO(buffer.getvalue()), side=128).size) == 128
+        jpeg = io.BytesIO()
+        detailed_image("RGB", 2000, 1000).save(jpeg, "JPEG")
+        assert min(images.decode_search_image(io.BytesIO(jpeg.getvalue()), side=128).size) == 128
+
+
 def test_at_most_max_concurrent_decodes_run_at_once():
     data = encoded(upright())
     finished = threading.Event()

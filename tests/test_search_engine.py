@@ -208,12 +208,30 @@ def test_evaluation_command_prints_its_table(catalogue, tmp_path):
         (Query(text="a circle", limit=0), SearchError, "limit must be between 1 and 100"),
         (Query(text="a circle", limit=10**6), SearchError, "limit must be between 1 and 100"),
         (Query(text="a circle", offset=-1), SearchError, "offset must be between"),
-        (Query(text="a circle", text_weight=0), SearchError, "weights cancel out"),
     ],
 )
 def test_bad_queries_raise_typed_errors_with_clear_messages(catalogue, query, error, message):
     with pytest.raises(error, match=message):
         search(query)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        Query(text="a circle", text_weight=0),
+        Query(text="a circle", negative=["a circle"], text_weight=1, negative_weight=1),
+    ],
+    ids=["zero weight", "negative equals text"],
+)
+def test_parts_that_cancel_out_rank_nothing_and_say_why(catalogue, query):
+    results = search(query)
+    assert results.hits == [] and results.notices == ["The weights cancel out, so nothing was ranked; give at least one part a positive weight."]
+
+
+def test_a_tiny_weight_still_gives_a_direction(catalogue):
+    """The cancellation test is relative: a weight of 1e-30 ranks like a weight of 1."""
+    tiny, unit = search(Query(text="a red circle", text_weight=1e-30, limit=5)), search(Query(text="a red circle", limit=5))
+    assert [h.asset.pk for h in tiny.hits] == [h.asset.pk for h in unit.hits] and len(unit.hits) == 5
 
 
 def test_unembedded_asset_is_a_clear_error(catalogue):

@@ -22,7 +22,9 @@ Codes and statuses:
 - 401 ``not_authenticated`` / ``authentication_failed``; 403 ``permission_denied``.
 - 404 ``not_found``; 405 ``method_not_allowed``; 415 ``unsupported_media_type``.
 - 409 ``asset_not_embedded``: the asset exists but has no vector yet; retry
-  once its ``embedding.status`` is ``ready``.
+  once its ``embedding.status`` is ``ready``. 409 ``conflict``: the request is
+  valid but names something that must be unique and is taken (a concept's
+  ``name``); ``fields`` says which.
 - 413 ``file_too_large``: over ``MAX_UPLOAD_BYTES``.
 - 429 ``throttled``, with a ``Retry-After`` header.
 - 500 ``server_error``: a bug; the message says nothing of the internals
@@ -154,6 +156,16 @@ def validation_error_body(exc: exceptions.ValidationError) -> dict[str, Any]:
     return error_body(code, message, fields)
 
 
+def is_conflict(exc: exceptions.ValidationError) -> bool:
+    """Whether the only thing wrong is a taken unique value (DRF's ``unique`` code): a 409, not a 400.
+
+    The schema cannot state uniqueness across resources, so a request it calls
+    valid may still collide with stored data; that is a conflict.
+    """
+    codes = [getattr(error, "code", None) for _, error in _flatten(exc.detail)]
+    return bool(codes) and all(code == "unique" for code in codes)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler: every error in the shape above, a JSON 500 for bugs."""
     if isinstance(exc, SearchError):
@@ -192,6 +204,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         headers["Retry-After"] = str(int(wait))
     if isinstance(exc, exceptions.ValidationError):
         body = validation_error_body(exc)
+        if is_conflict(exc):
+            body["error"]["code"] = "conflict"
+            set_rollback()
+            return Response(body, status=status.HTTP_409_CONFLICT, headers=headers)
     else:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else exc.default_code

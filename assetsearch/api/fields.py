@@ -8,7 +8,9 @@ from their text as usual.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
@@ -20,7 +22,7 @@ from rest_framework.utils import html
 
 from ..conf import app_settings
 from ..constants import MAX_FILE_NAME, MAX_PROMPT_LENGTH, MAX_PROMPTS, MAX_TAG_LENGTH, MAX_TAGS
-from ..images import InvalidImage, decode_for_model
+from ..images import InvalidImage, decode_for_model, decode_search_image
 from .exceptions import PayloadTooLarge
 
 
@@ -28,14 +30,39 @@ from .exceptions import PayloadTooLarge
 
 
 def is_form_input(field: serializers.Field) -> bool:
-    """True when the whole input is form data or a query string (all values are text)."""
+    """True when the field's input is form data or a query string (all values are text),
+    not JSON: a whole JSON body, or a JSON part of a multipart form (:class:`JSONPartMixin`)."""
+    node: Any = field
+    while node is not None:
+        if getattr(node, "read_from_json_part", False):
+            return False
+        node = node.parent
     return html.is_html_input(getattr(field.root, "initial_data", None))
+
+
+class JSONPartMixin:
+    """A nested serializer that, in a multipart form, also takes its object as one JSON part
+    (``filters`` = ``{"tags": ["red"]}``, OpenAPI's encoding of an object property) besides
+    dotted fields (``filters.tags``); the JSON part's values are typed strictly, as in a JSON body."""
+
+    read_from_json_part = False
+
+    def get_value(self, dictionary: Any) -> Any:
+        if html.is_html_input(dictionary) and self.field_name in dictionary:  # type: ignore[attr-defined]
+            self.read_from_json_part = True
+            text = dictionary[self.field_name]  # type: ignore[attr-defined]
+            try:
+                return json.loads(text)
+            except (TypeError, ValueError):
+                return text  # not JSON: refused as "expected a dictionary", under this field's name
+        return super().get_value(dictionary)  # type: ignore[misc]
 
 
 # Something besides whitespace, and no NUL (DRF refuses those too): the schema states it as a pattern.
 NON_BLANK_PATTERN = r"\A[^\x00]*[^\s\x00][^\x00]*\Z"
 NON_BLANK = RegexValidator(NON_BLANK_PATTERN, message="This field may not be blank.", code="blank")
 NON_BLANK_QUERY = RegexValidator(NON_BLANK_PATTERN, message="The query text is empty.", code="empty_query")
+INTEGER_TEXT = re.compile(r"-?[0-9]+")
 NO_NUL = RegexValidator(r"\A[^\x00]+\Z", message="Null characters are not allowed.", code="null_characters_not_allowed")
 
 
@@ -67,16 +94,29 @@ class QueryTextField(StrictCharField):
 
 
 
-class StrictIntegerField(serializers.IntegerField):
+class FormNullMixin:
+    """A nullable number takes the text ``null`` from form data as null (as OpenAPI serializes it there)."""
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if data == "null" and self.allow_null and is_form_input(self):  # type: ignore[attr-defined, arg-type]
+            data = None
+        return super().run_validation(data)  # type: ignore[misc]
+
+
+class StrictIntegerField(FormNullMixin, serializers.IntegerField):
+    """An integer: a JSON integer, or in form data its decimal digits (not ``1.0``, ``1e3`` or `` 1``)."""
+
     default_error_messages = {"wrong_type": "Expected an integer, got {type}."}
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or (isinstance(data, str) and not is_form_input(self)) or isinstance(data, float):
             self.fail("wrong_type", type=type(data).__name__)
+        if isinstance(data, str) and not INTEGER_TEXT.fullmatch(data):
+            self.fail("invalid")
         return super().to_internal_value(data)
 
 
-class StrictFloatField(serializers.FloatField):
+class StrictFloatField(FormNullMixin, serializers.FloatField):
     default_error_messages = {"wrong_type": "Expected a number, got {type}."}
 
     def to_internal_value(self, data: Any) -> float:
@@ -86,12 +126,20 @@ class StrictFloatField(serializers.FloatField):
 
 
 class StrictBooleanField(serializers.BooleanField):
+    """``true`` or ``false``: a JSON boolean, or in form data the text ``true``/``false``
+    (as OpenAPI serializes a boolean there), never ``1``, ``yes`` or ``on``."""
+
     default_error_messages = {"wrong_type": "Expected true or false, got {type}."}
+    FORM_VALUES = {"true": True, "false": False}
 
     def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool) and not is_form_input(self):
-            self.fail("wrong_type", type=type(data).__name__)
-        return super().to_internal_value(data)
+        if isinstance(data, bool):  # JSON, or DRF's default for a boolean missing from a form
+            return data
+        if is_form_input(self):
+            if data not in self.FORM_VALUES:
+                self.fail("invalid")
+            return self.FORM_VALUES[data]
+        self.fail("wrong_type", type=type(data).__name__)
 
 
 @extend_schema_field({"type": "number", "format": "double", "nullable": True})
@@ -118,7 +166,11 @@ class PhraseListField(serializers.ListField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> list[str]:
-        return list(dict.fromkeys(super().to_internal_value(data)))
+        phrases = super().to_internal_value(data)
+        # Counted as sent: dropping duplicates must not let 101 copies of a tag pass a limit of 100.
+        if self.max_length is not None and len(phrases) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return list(dict.fromkeys(phrases))
 
 
 class TagListField(PhraseListField):
@@ -153,7 +205,7 @@ class ImageUploadField(serializers.FileField):
         if file.size > limit:
             raise PayloadTooLarge(f"The file is {file.size:,} bytes; the limit is {limit:,} bytes.")
         try:
-            image = decode_for_model(file)
+            image = (decode_search_image if self.decode else decode_for_model)(file)
         except InvalidImage as exc:
             raise serializers.ValidationError(str(exc), code="invalid_image") from exc
         finally:

@@ -50,6 +50,7 @@ from .fields import (
     NON_BLANK_QUERY,
     FiniteFloatField,
     ImageUploadField,
+    JSONPartMixin,
     PromptListField,
     QueryTextField,
     StrictBooleanField,
@@ -185,7 +186,7 @@ class AssetFileSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer)
 # Filters and pages --------------------------------------------------------
 
 
-class AssetFilterSerializer(serializers.Serializer):
+class AssetFilterSerializer(JSONPartMixin, serializers.Serializer):
     """Metadata filters, the same for the asset list and every search; all given must hold.
 
     In a query string, repeat a list parameter (``?tags=red&tags=circle``).
@@ -453,6 +454,7 @@ class ModerationConceptSerializer(RejectUnknownFieldsMixin, serializers.ModelSer
 
     name = StrictCharField(
         max_length=MAX_CONCEPT_NAME_LENGTH, validators=[UniqueValidator(ModerationConcept.objects.all(), message="A concept with this name exists.")],
+        help_text="Unique: a name another concept has is a 409 `conflict`.",
     )
     prompts = PromptListField(allow_empty=False, min_length=1)
     counter_prompts = PromptListField(required=False)
@@ -494,7 +496,7 @@ class FlagReviewSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     """``POST /api/moderation/flags/review/``: set the status of some flags (and their reviewer, now)."""
 
     ids = serializers.ListField(
-        child=StrictIntegerField(min_value=1, max_value=MAX_ID), allow_empty=False, max_length=MAX_REVIEW_IDS,
+        child=StrictIntegerField(min_value=1, max_value=MAX_ID), allow_empty=False, min_length=1, max_length=MAX_REVIEW_IDS,
         help_text="Ids of the flags.",
     )
     status = serializers.ChoiceField(choices=FlagStatus.choices, help_text="The new status.")

@@ -62,6 +62,7 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 READ_ERRORS = (401, 403, 429)
+CONCEPT_NAME_TAKEN = OpenApiResponse(s.ErrorSerializer, description="Another concept has this name (`conflict`).")
 # What the original-file view may answer with.
 ORIGINAL_TYPES = [*EXTENSIONS, UNKNOWN_TYPE]
 
@@ -388,6 +389,7 @@ class AssetThumbnailView(AssetFileView):
 # Moderation ---------------------------------------------------------------
 
 MODERATION_READ_ERRORS = (401, 403, 429)
+CONCEPT_NAME_TAKEN = OpenApiResponse(s.ErrorSerializer, description="Another concept has this name (`conflict`).")
 
 
 @extend_schema(tags=["moderation"])
@@ -424,13 +426,16 @@ class ModerationQueryView(AssetSearchAPIMixin, generics.GenericAPIView):
     create=extend_schema(
         summary="Create a moderation concept",
         description="An enabled concept re-scores the catalogue in the background; follow `rescore`.",
-        responses={201: s.ModerationConceptSerializer, **errors(400, 401, 403, 429)},
+        responses={201: s.ModerationConceptSerializer, **errors(400, 401, 403, 429), 409: CONCEPT_NAME_TAKEN},
     ),
-    update=extend_schema(summary="Replace a moderation concept", responses={200: s.ModerationConceptSerializer, **errors(400, 401, 403, 404, 429)}),
+    update=extend_schema(
+        summary="Replace a moderation concept",
+        responses={200: s.ModerationConceptSerializer, **errors(400, 401, 403, 404, 429), 409: CONCEPT_NAME_TAKEN},
+    ),
     partial_update=extend_schema(
         summary="Change a moderation concept",
         description="Saving an enabled concept re-scores the catalogue in the background; follow `rescore`.",
-        responses={200: s.ModerationConceptSerializer, **errors(400, 401, 403, 404, 429)},
+        responses={200: s.ModerationConceptSerializer, **errors(400, 401, 403, 404, 429), 409: CONCEPT_NAME_TAKEN},
     ),
 )
 class ModerationConceptViewSet(
