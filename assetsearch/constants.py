@@ -31,6 +31,7 @@ MAX_ID = 2**63 - 1
 
 # Queries.
 MAX_QUERY_CHARS = 1000
+MAX_KEYWORD_TERMS = 32  # distinct query words the keyword side of hybrid search looks up
 MAX_NEGATIVE_TERMS = 10
 DEFAULT_WEIGHT = 1.0  # text, image and asset parts
 DEFAULT_NEGATIVE_WEIGHT = 0.5

@@ -21,6 +21,7 @@ from assetsearch.search import (
     Query,
     SearchError,
     UnknownAsset,
+    keyword_ranking,
     near_duplicates,
     search,
     similar_assets,
@@ -144,6 +145,37 @@ def test_hybrid_finds_a_title_word_the_image_does_not_show(catalogue):
     assert hybrid.hits[0].asset == catalogue["zebra"]
     assert hybrid.hits[0].part_ranks["keyword"] == 1
     assert hybrid.strategy == "hybrid:index" and hybrid.hits[0].fused_score > 0
+
+
+@pytest.mark.parametrize(
+    "text, within",
+    [
+        ("a picture of a zebra", 1),
+        ("Zebras?", 1),
+        ("the zebra's report", 1),
+        # Ten other titles share "blue" or "hearts" and their images match too.
+        ("two blue hearts zebra", 10),
+    ],
+)
+def test_hybrid_finds_a_title_word_inside_a_sentence(catalogue, text, within):
+    hybrid = search(Query(text=text, hybrid=True, limit=within))
+    assert catalogue["zebra"].pk in ranks(hybrid), (text, titles(hybrid))
+    # The rare title word outweighs the common ones: first in the keyword ranking.
+    keyword = keyword_ranking(text, Asset.objects.all(), depth=10)
+    assert keyword[0] == catalogue["zebra"].pk, (text, keyword)
+
+
+def test_keyword_side_ranks_more_and_rarer_words_higher(catalogue):
+    keyword = keyword_ranking("a blue heart", Asset.objects.all(), depth=50)
+    # Both words first; then the rarer word's ("blue": 5 assets) before the commoner's ("heart": 6).
+    assert keyword[0] == catalogue["blue", "heart"].pk
+    blue = {catalogue["blue", shape].pk for shape in SHAPES} - {keyword[0]}
+    hearts = {catalogue[colour, "heart"].pk for colour in COLOURS} - {keyword[0]}
+    assert set(keyword[1:5]) == blue and set(keyword[5:10]) == hearts and len(keyword) == 10
+    assert keyword_ranking("a of the", Asset.objects.all(), depth=10) == []  # stop words only
+    assert keyword_ranking("?! --", Asset.objects.all(), depth=10) == []
+    # A narrowed candidate set is honoured.
+    assert keyword_ranking("blue", Asset.objects.filter(tags__contains=["heart"]), depth=10) == [catalogue["blue", "heart"].pk]
 
 
 def test_pages_are_stable_and_ranked_over_the_whole_list(catalogue):
