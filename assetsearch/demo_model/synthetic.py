@@ -19,6 +19,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
+import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -445,8 +446,9 @@ def render_augmented(scene: Scene, seed: int, size: int, augment: Augmentation) 
     if rng.random() < augment.blur:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
     if rng.random() < augment.noise:
-        noise = Image.effect_noise(image.size, rng.uniform(4, 12)).convert("RGB")
-        image = ImageChops.add(image, noise, scale=1.0, offset=-128)
+        # Seeded from rng (Pillow's effect_noise is not), so pixels follow the seed.
+        noise = np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(4, 12), (image.height, image.width, 1))
+        image = Image.fromarray(np.clip(np.asarray(image, np.float32) + noise, 0, 255).astype(np.uint8), "RGB")
     if rng.random() < augment.jpeg:
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=rng.randint(40, 95))
