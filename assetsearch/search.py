@@ -71,6 +71,7 @@ from .constants import (
     DEFAULT_DUPLICATES_LIMIT,
     DEFAULT_NEGATIVE_WEIGHT,
     DEFAULT_WEIGHT,
+    KEYWORD_MIN_SHARE,
     MAX_KEYWORD_TERMS,
     MAX_NEGATIVE_TERMS,
     MAX_OFFSET,
@@ -446,6 +447,10 @@ def keyword_ranking(text: str, assets: QuerySet[Asset], *, depth: int) -> list[i
     ``ln(1 + M / m)``: M assets match any word, m this one, so a rare word
     outweighs several common ones (IDF within the matches) and more words
     score more; ties go to ``ts_rank_cd`` (cover density), then the id.
+    Only assets scoring at least ``KEYWORD_MIN_SHARE`` of the best are
+    kept: rank fusion counts any keyword match, and one of the query's
+    common words alone ("circle" for "a red circle") must not lift a blue
+    circle above a red one that the vectors rank higher.
     """
     terms = keyword_terms(text)
     if not terms:
@@ -463,14 +468,16 @@ def keyword_ranking(text: str, assets: QuerySet[Asset], *, depth: int) -> list[i
         ),
         start=Value(0.0),
     )
-    return list(
+    rows = list(
         matching.annotate(
             keyword_weight=weight,
             text_rank=SearchRank(F("search_document"), functools.reduce(operator.or_, terms), cover_density=True),
         )
         .order_by("-keyword_weight", "-text_rank", "pk")
-        .values_list("pk", flat=True)[:depth]
+        .values_list("pk", "keyword_weight")[:depth]
     )
+    best = rows[0][1] if rows else 0.0
+    return [pk for pk, weight in rows if weight >= KEYWORD_MIN_SHARE * best]
 
 
 def search(query: Query) -> SearchResults:

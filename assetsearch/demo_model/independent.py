@@ -120,7 +120,7 @@ def _regular(sides: int, first: float) -> np.ndarray:
 
 
 _POLYGONS = {
-    "triangle": _regular(3, -math.pi / 2) * np.array([1.0, 1.0]) + np.array([0.0, 0.2]),
+    "triangle": _regular(3, -math.pi / 2) + np.array([0.0, 0.2]),
     "hexagon": _regular(6, math.pi / 6) * 0.95,
     "star": _star(),
 }
