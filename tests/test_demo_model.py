@@ -14,6 +14,7 @@ from assetsearch.demo_model.evaluate import (
     embed_texts,
     evaluate,
     evaluate_independent,
+    evaluate_queries,
     image_triples,
     load_model,
     make_heldout,
@@ -172,3 +173,12 @@ def test_varied_captions_state_only_what_is_true_in_many_forms():
     assert any(t.endswith("?") for t in texts)
     assert any(t.startswith(("i need ", "looking for ")) for t in texts)
     assert any("," in t for t in texts)
+
+
+def test_query_mode_figures_are_measured_on_the_independent_renderer(demo):
+    model, preprocess, tokenizer = demo
+    figures = evaluate_queries(model, tokenizer, preprocess, make_catalogue(80, seed=5), cases=5, seed=5)
+    shares = [k for k in figures if k.endswith(("R@1", "precision", "recall"))]
+    assert len(shares) == 7 and all(0.0 <= figures[k] <= 1.0 or figures[k] != figures[k] for k in shares), figures
+    # Neutral counter-prompts flag far more than the catalogue's red triangles (the finding).
+    assert figures["moderation_neutral_flagged"] > figures["moderation_look_alikes_flagged"], figures

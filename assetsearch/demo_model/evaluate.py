@@ -1,7 +1,7 @@
 """Evaluate the bundled demo model on a held-out generated set.
 
     python -m assetsearch.demo_model.evaluate [--images 1000] [--checkpoint PATH]
-    python -m assetsearch.demo_model.evaluate --renderer independent [--fit all]
+    python -m assetsearch.demo_model.evaluate --renderer independent [--fit all] [--queries]
 
 ``--renderer training`` (the default) draws held-out images with the
 training generator; ``--renderer independent`` with
@@ -197,6 +197,69 @@ def ends_gap(items: list[independent.Item], colour_ok: np.ndarray) -> dict[str, 
     return {"colour_end": accuracy("end"), "colour_middle": accuracy("middle")}
 
 
+def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item], *, fit: str | None = None,
+                     cases: int = 30, seed: int = 0) -> dict[str, float]:
+    """The other query modes on ``items``, computed as the product computes them over stored vectors.
+
+    Composed image + text (each part divided by its spread over the
+    catalogue, as :func:`assetsearch.search.compose`): image + "a <shape>" and
+    image + "<colour>" should put that colour and shape first; query by
+    image: the nearest other image has the same colour and shape; moderation
+    (softmax over the concept and its counter-prompts at the model's
+    temperature, threshold 0.5) for "a red triangle" with the default neutral
+    counter-prompts and with its look-alikes; near-duplicates: pairs of
+    distinct images at the default threshold.
+    """
+    vectors = embed_images(model, preprocess, [item.image for item in items], fit=fit)
+    covariance = np.cov(vectors, rowvar=False)
+    facts = [(item.colour, item.shape) for item in items]
+
+    def spread(vector: np.ndarray) -> float:
+        return max(float(np.sqrt(max(vector @ covariance @ vector, 0.0))), 1e-3)
+
+    def nearest_other(query: np.ndarray, index: int) -> int:
+        scores = vectors @ query
+        scores[index] = -np.inf
+        return int(np.argmax(scores))
+
+    rng = random.Random(f"queries-{seed}")
+    composed = {"shape": [], "colour": []}
+    for change, hits in composed.items():
+        while len(hits) < cases:
+            index = rng.randrange(len(items))
+            colour, shape = facts[index]
+            if change == "shape":
+                shape = rng.choice([s for s in SHAPES if s != shape])
+                text = f"a {shape}"
+            else:
+                colour = rng.choice([c for c in COLOURS if c != colour])
+                text = colour
+            if (colour, shape) not in facts:
+                continue
+            words = embed_texts(model, tokenizer, [text])[0]
+            query = vectors[index] / spread(vectors[index]) + words / spread(words)
+            hits.append(facts[nearest_other(query / np.linalg.norm(query), index)] == (colour, shape))
+    by_image = [facts[nearest_other(vectors[i], i)] == facts[i] for i in range(len(items)) if facts.count(facts[i]) > 1]
+    result = {
+        "composed_shape_R@1": float(np.mean(composed["shape"])),
+        "composed_colour_R@1": float(np.mean(composed["colour"])),
+        "image_same_colour_shape_R@1": float(np.mean(by_image)),
+    }
+    truth = np.array([f == ("red", "triangle") for f in facts])
+    look_alikes = [f"a {c} triangle" for c in COLOURS if c != "red"] + [f"a red {s}" for s in SHAPES if s != "triangle"]
+    scale = float(model.logit_scale.detach().exp())
+    for name, counters in (("neutral", DEFAULTS["MODERATION_NEUTRAL_PROMPTS"]), ("look_alikes", look_alikes)):
+        logits = scale * vectors @ embed_texts(model, tokenizer, ["a red triangle", *counters]).T
+        odds = np.exp(logits - logits.max(axis=1, keepdims=True))
+        flagged = odds[:, 0] / odds.sum(axis=1) >= 0.5
+        result[f"moderation_{name}_flagged"] = int(flagged.sum())
+        result[f"moderation_{name}_precision"] = float(truth[flagged].mean()) if flagged.any() else float("nan")
+        result[f"moderation_{name}_recall"] = float(flagged[truth].mean()) if truth.any() else float("nan")
+    similarity = vectors @ vectors.T
+    result["duplicate_pairs_of_distinct_images"] = int(np.triu(similarity >= DEFAULTS["DUPLICATE_THRESHOLD"], 1).sum())
+    return result
+
+
 def format_independent(result: dict) -> str:
     header = "| condition | n | " + " | ".join(INDEPENDENT_METRICS) + " |"
     lines = [f"fit {result['fit']}, {result['images']} images", header, "|---" * (len(INDEPENDENT_METRICS) + 2) + "|"]
@@ -229,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="held-out images from the training generator (default) or the independent renderer")
     parser.add_argument("--fit", choices=(*FIT_MODES, "all"), default=None,
                         help="how non-square images are fitted (default: the encoder setting's default); all: each")
+    parser.add_argument("--queries", action="store_true",
+                        help="independent renderer: also composed, query-by-image, moderation and near-duplicate figures")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     started = time.perf_counter()
@@ -237,10 +302,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         items = independent.make_catalogue(args.images, args.seed)
         fits = FIT_MODES if args.fit == "all" else (args.fit or default_fit(),)
         results = [evaluate_independent(model, tokenizer, preprocess, items, fit=fit, seed=args.seed) for fit in fits]
+        if args.queries:
+            for result in results:
+                result["queries"] = evaluate_queries(model, tokenizer, preprocess, items, fit=result["fit"], seed=args.seed)
         if args.json:
             print(json.dumps(results, indent=2))
         else:
             print("\n\n".join(format_independent(result) for result in results))
+            for result in results:
+                for name, value in result.get("queries", {}).items():
+                    print(f"{result['fit']}: {name} {value:.3f}" if isinstance(value, float) else f"{result['fit']}: {name} {value}")
             print(f"({args.images} independent images, {time.perf_counter() - started:.1f} s)")
         return 0 if all(results[0]["overall"][k] >= v for k, v in INDEPENDENT_TARGETS.items()) else 1
     metrics = evaluate(model, preprocess, tokenizer, make_heldout(args.images, args.seed), args.seed)
