@@ -46,9 +46,9 @@ and exact.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
-import functools
 import math
 import operator
 import re
