@@ -12,6 +12,9 @@ for them. This module reproduces both with NumPy and Pillow:
   ``resize_mode="shortest"`` or ``"squash"``: torchvision's resize on a PIL
   image is Pillow's resize at the size torchvision computes, then a centre
   crop, ``ToTensor`` and ``Normalize`` -- the same pixels.
+* :func:`fit_image` is how a non-square image is fitted to the model's square
+  input before that preprocess (an encoder's ``FIT`` option). Both the torch
+  encoder and the exported ones call it, so they see the same pixels.
 
 Both are checked against open_clip when a model is exported and again when an
 exported model is loaded (:mod:`assetsearch.runtime_encoders`).
@@ -33,6 +36,13 @@ from PIL import Image
 # Preprocess options this module reproduces exactly; others need open_clip's transform.
 SUPPORTED_RESIZE_MODES = ("shortest", "squash")
 PIL_INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+
+# An encoder's FIT option: how a non-square image becomes the model's square input.
+# "centre-crop": the model's own preprocess (short side resized, the middle
+# cropped: the ends of a wide or tall image are cut away). "letterbox": the
+# whole image, its long side resized to the input and padded to a square with
+# the model's mean colour (zero after normalisation), as LLaVA's expand2square.
+FIT_MODES = ("letterbox", "centre-crop")
 
 
 def open_clip_dir() -> Path:
@@ -140,6 +150,31 @@ def check_preprocess_config(config: dict[str, Any]) -> None:
     size = config.get("size", 224)
     if isinstance(size, (list, tuple)) and size[0] != size[1] and config.get("resize_mode", "shortest") != "squash":
         raise ValueError(f"non-square input size {size} is not supported")
+
+
+def fit_image(image: Image.Image, fit: str, config: dict[str, Any]) -> Image.Image:
+    """``image`` fitted to the square input of the model whose preprocess is ``config``, for ``fit`` (:data:`FIT_MODES`).
+
+    A square image, and any image under ``"centre-crop"``, is returned as it
+    is: the model's preprocess (:func:`preprocess_image` or open_clip's) does
+    the rest. ``"letterbox"`` shrinks the long side to the input size first (the
+    padding would only be resized away) and pads the short side on both ends.
+    """
+    if fit not in FIT_MODES:
+        raise ValueError(f"FIT {fit!r} is not one of {', '.join(FIT_MODES)}")
+    if fit == "centre-crop" or image.width == image.height:
+        return image
+    size = config["size"]
+    side = max(size) if isinstance(size, (list, tuple)) else int(size)
+    if max(image.size) > side:
+        scale = side / max(image.size)
+        target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(target, PIL_INTERPOLATIONS[config.get("interpolation", "bicubic")])
+    long = max(image.size)
+    fill = tuple(round(channel * 255) for channel in config["mean"])
+    canvas = Image.new("RGB", (long, long), fill)
+    canvas.paste(image.convert("RGB"), ((long - image.width) // 2, (long - image.height) // 2))
+    return canvas
 
 
 def preprocess_image(image: Image.Image, config: dict[str, Any]) -> np.ndarray:

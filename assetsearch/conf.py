@@ -39,6 +39,13 @@ DEFAULTS: dict[str, Any] = {
     # the default encoder. Other aliases start from the default's options.
     # The stored vectors are 512-d (assetsearch.constants.VECTOR_DIMENSIONS):
     # the default encoder must match (system check assetsearch.E004).
+    # FIT is how a non-square image is fitted to the model's square input:
+    # "centre-crop" (open_clip's own: the ends of wide and tall images are
+    # cut away) or "letterbox" (the whole image, shrunk and padded to a
+    # square). Centre-crop by measurement for the bundled model, which never
+    # saw padding (README "The model"); letterbox keeps banners' and tall
+    # posters' ends searchable. After changing it run
+    # `manage.py assetsearch_reembed --all` so stored vectors match new ones.
     "ENCODERS": {
         "default": {
             "BACKEND": "assetsearch.encoders.OpenCLIPEncoder",
@@ -46,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
             "PRETRAINED": "bundled",
             "DEVICE": "auto",
             "BATCH_SIZE": 32,
+            "FIT": "centre-crop",
         },
     },
     # Whether loading a model may download its weights (open_clip tags fetch

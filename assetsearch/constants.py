@@ -31,6 +31,10 @@ MAX_ID = 2**63 - 1
 
 # Queries.
 MAX_QUERY_CHARS = 1000
+# The query the admin suggests: one the bundled model answers on the example site's demo catalogue.
+EXAMPLE_QUERY = "a red square"
+MAX_KEYWORD_TERMS = 32  # distinct query words the keyword side of hybrid search looks up
+KEYWORD_MIN_SHARE = 0.75  # keyword matches kept for fusion: at least this share of the best one's score
 MAX_NEGATIVE_TERMS = 10
 DEFAULT_WEIGHT = 1.0  # text, image and asset parts
 DEFAULT_NEGATIVE_WEIGHT = 0.5

@@ -214,7 +214,11 @@ def _export_into(encoder: OpenCLIPEncoder, work: Path) -> None:
     for index, image in enumerate(probe_images):
         image.save(work / f"probe-{index}.png")
     (work / "probe.json").write_text(json.dumps({"images": len(probe_images), "texts": texts}))
-    np.savez(work / "probe.npz", image_vectors=encoder.embed_images(probe_images), text_vectors=encoder.embed_texts(texts))
+    # The probe checks the model and its preprocess, not the encoder's FIT (the
+    # same Pillow code in both paths): its vectors are of the unfitted images.
+    with torch.inference_mode():
+        image_vectors = model.encode_image(torch.from_numpy(pixels), normalize=True).float().numpy()
+    np.savez(work / "probe.npz", image_vectors=image_vectors, text_vectors=encoder.embed_texts(texts))
     manifest = Manifest(
         format=EXPORT_FORMAT,
         model=encoder.model_name,

@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from .clip_inputs import FIT_MODES, fit_image
 from .conf import app_settings
 from .constants import MAX_QUERY_CHARS
 from .exceptions import EmptyQuery, ModelUnavailable, SearchError
@@ -37,13 +39,21 @@ class BaseEncoder:
     """Interface of an encoder backend.
 
     ``options`` are the alias's settings (``MODEL``, ``PRETRAINED``,
-    ``DEVICE``, ``BATCH_SIZE``, plus any backend-specific keys).
+    ``DEVICE``, ``BATCH_SIZE``, ``FIT``, plus any backend-specific keys).
+    ``FIT`` says how a non-square image is fitted to the model's square
+    input (:data:`assetsearch.clip_inputs.FIT_MODES`); a backend applies it
+    with :func:`assetsearch.clip_inputs.fit_image` before its preprocess.
     """
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
         self.alias = alias
         self.options = options
         self.batch_size = int(options.get("BATCH_SIZE") or 32)
+        self.fit: str = options.get("FIT") or app_settings.defaults["ENCODERS"]["default"]["FIT"]
+        if self.fit not in FIT_MODES:
+            raise ImproperlyConfigured(
+                f"FIT {self.fit!r} of encoder {alias!r} is not one of {', '.join(map(repr, FIT_MODES))}."
+            )
 
     @property
     def key(self) -> str:
@@ -265,10 +275,11 @@ class OpenCLIPEncoder(BaseEncoder):
         import torch
 
         model, preprocess, _, device = self.load()
+        config = model.visual.preprocess_cfg
         out = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                batch = torch.stack([preprocess(image) for image in images[start : start + self.batch_size]])
+                batch = torch.stack([preprocess(fit_image(image, self.fit, config)) for image in images[start : start + self.batch_size]])
                 out.append(model.encode_image(batch.to(device, memory_format=torch.channels_last), normalize=True).float().cpu().numpy())
         return np.concatenate(out) if out else np.empty((0, self.dimensions), dtype=np.float32)
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 
-from .clip_inputs import CLIPTokenizer, preprocess_image
+from .clip_inputs import CLIPTokenizer, fit_image, preprocess_image
 from .decoding import cpu_allowance
 from .encoder_exports import Manifest, export_folder, package_version, read_probe
 from .encoders import BaseEncoder, OpenCLIPEncoder
@@ -199,7 +199,8 @@ class BaseExportedEncoder(BaseEncoder):
 
     def prepare_image(self, image: Image) -> np.ndarray:
         """One decoded image as the model's (3, size, size) float32 input; safe to call from threads."""
-        return preprocess_image(image, self.manifest.preprocess)
+        config = self.manifest.preprocess
+        return preprocess_image(fit_image(image, self.fit, config), config)
 
     def embed_prepared(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
         """Vectors of already preprocessed images (:meth:`prepare_image`), in batches."""

@@ -46,9 +46,12 @@ and exact.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import math
+import operator
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +62,8 @@ import numpy as np
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.cache import caches
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Value, When, Window
+from django.db.models.functions import Cast, Greatest, Ln
 from PIL import Image
 
 from .conf import app_settings
@@ -67,6 +71,8 @@ from .constants import (
     DEFAULT_DUPLICATES_LIMIT,
     DEFAULT_NEGATIVE_WEIGHT,
     DEFAULT_WEIGHT,
+    KEYWORD_MIN_SHARE,
+    MAX_KEYWORD_TERMS,
     MAX_NEGATIVE_TERMS,
     MAX_OFFSET,
     MAX_WEIGHT,
@@ -424,15 +430,56 @@ def vector_ranking(
     return [(asset_id, 1.0 - float(distance)) for asset_id, distance in rows]
 
 
+def keyword_terms(text: str) -> list[SearchQuery]:
+    """One tsquery per distinct word of ``text``, in the text search configuration.
+
+    Each word is stemmed as the titles were; a stop word ("a", "of") becomes
+    an empty query that matches nothing. Punctuation is dropped, so a query's
+    quotes and minus signs are not operators here.
+    """
+    words = list(dict.fromkeys(word.lower() for word in re.findall(r"\w+", text)))[:MAX_KEYWORD_TERMS]
+    return [SearchQuery(word, search_type="plain", config=app_settings.FULL_TEXT_CONFIG) for word in words]
+
+
 def keyword_ranking(text: str, assets: QuerySet[Asset], *, depth: int) -> list[int]:
-    """Asset ids matching ``text`` by Postgres full-text search, best first."""
-    ts_query = SearchQuery(text, search_type="websearch", config=app_settings.FULL_TEXT_CONFIG)
-    return list(
-        assets.filter(search_document=ts_query)
-        .annotate(text_rank=SearchRank(F("search_document"), ts_query))
-        .order_by("-text_rank", "pk")
-        .values_list("pk", flat=True)[:depth]
+    """Asset ids matching any significant word of ``text`` by Postgres full-text search, best first.
+
+    A title word inside a sentence ("a picture of a zebra") matches. Each
+    asset scores the sum, over the query words it matches, of
+    ``ln(1 + M / m)``: M assets match any word, m this one, so a rare word
+    outweighs several common ones (IDF within the matches) and more words
+    score more; ties go to ``ts_rank_cd`` (cover density), then the id.
+    Only assets scoring at least ``KEYWORD_MIN_SHARE`` of the best are
+    kept: rank fusion counts any keyword match, and one of the query's
+    common words alone ("circle" for "a red circle") must not lift a blue
+    circle above a red one that the vectors rank higher.
+    """
+    terms = keyword_terms(text)
+    if not terms:
+        return []
+    matching = assets.filter(search_document=functools.reduce(operator.or_, terms))
+    matches = Cast(Window(Count("pk")), FloatField())
+    weight = sum(
+        (
+            Case(
+                When(search_document=term, then=Ln(1.0 + matches / Greatest(Window(Count("pk", filter=Q(search_document=term))), 1))),
+                default=Value(0.0),
+                output_field=FloatField(),
+            )
+            for term in terms
+        ),
+        start=Value(0.0),
     )
+    rows = list(
+        matching.annotate(
+            keyword_weight=weight,
+            text_rank=SearchRank(F("search_document"), functools.reduce(operator.or_, terms), cover_density=True),
+        )
+        .order_by("-keyword_weight", "-text_rank", "pk")
+        .values_list("pk", "keyword_weight")[:depth]
+    )
+    best = rows[0][1] if rows else 0.0
+    return [pk for pk, weight in rows if weight >= KEYWORD_MIN_SHARE * best]
 
 
 def search(query: Query) -> SearchResults:

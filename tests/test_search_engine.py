@@ -21,6 +21,7 @@ from assetsearch.search import (
     Query,
     SearchError,
     UnknownAsset,
+    keyword_ranking,
     near_duplicates,
     search,
     similar_assets,
@@ -144,6 +145,40 @@ def test_hybrid_finds_a_title_word_the_image_does_not_show(catalogue):
     assert hybrid.hits[0].asset == catalogue["zebra"]
     assert hybrid.hits[0].part_ranks["keyword"] == 1
     assert hybrid.strategy == "hybrid:index" and hybrid.hits[0].fused_score > 0
+
+
+@pytest.mark.parametrize(
+    "text, within",
+    [
+        ("a picture of a zebra", 1),
+        ("Zebras?", 1),
+        ("the zebra's report", 1),
+        # The blue heart matches both ways; the zebra's title word lifts it next.
+        ("two blue hearts zebra", 2),
+    ],
+)
+def test_hybrid_finds_a_title_word_inside_a_sentence(catalogue, text, within):
+    hybrid = search(Query(text=text, hybrid=True, limit=within))
+    assert catalogue["zebra"].pk in ranks(hybrid), (text, titles(hybrid))
+    # The rare title word outweighs the common ones: first in the keyword ranking.
+    keyword = keyword_ranking(text, Asset.objects.all(), depth=10)
+    assert keyword[0] == catalogue["zebra"].pk, (text, keyword)
+
+
+def test_keyword_side_ranks_more_and_rarer_words_higher(catalogue):
+    # "blue" (5 assets) and "heart" (6): weights ln(1 + 10/5) + ln(1 + 10/6) = 2.08 for the blue heart;
+    # a blue square (1.10) or a red heart (0.98) alone falls below 3/4 of it and is left to the vectors.
+    assert keyword_ranking("a blue heart", Asset.objects.all(), depth=50) == [catalogue["blue", "heart"].pk]
+    # With the rare word: zebra (ln 12 = 2.48) first, the blue heart (2.20) within 3/4 of it, nothing else.
+    assert keyword_ranking("two blue hearts zebra", Asset.objects.all(), depth=50) == [
+        catalogue["zebra"].pk, catalogue["blue", "heart"].pk]
+    # One word: every match is as good.
+    blue = keyword_ranking("blue", Asset.objects.all(), depth=50)
+    assert blue == sorted(catalogue["blue", shape].pk for shape in SHAPES)
+    assert keyword_ranking("a of the", Asset.objects.all(), depth=10) == []  # stop words only
+    assert keyword_ranking("?! --", Asset.objects.all(), depth=10) == []
+    # A narrowed candidate set is honoured.
+    assert keyword_ranking("blue", Asset.objects.filter(tags__contains=["heart"]), depth=10) == [catalogue["blue", "heart"].pk]
 
 
 def test_pages_are_stable_and_ranked_over_the_whole_list(catalogue):

@@ -21,11 +21,12 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
+from django.utils.text import format_lazy
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 from django.views.decorators.http import require_POST
 
 from ..conf import app_settings
-from ..constants import MAX_TAG_LENGTH
+from ..constants import EXAMPLE_QUERY, MAX_TAG_LENGTH
 from ..encoders import get_encoder
 from ..exceptions import SEARCH_FAILURES
 from ..files import get_original_url
@@ -99,7 +100,9 @@ class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
     list_display_links = ["thumbnail", "title"]
     list_filter = ["embedding_status", "mime_type", "created_at"]
     search_fields = ["title", "description", "tags"]
-    search_help_text = _("Searches by meaning (e.g. \u201ca red circle\u201d) and by words in title, tags and description.")
+    search_help_text = format_lazy(
+        _("Searches by meaning (e.g. \u201c{query}\u201d) and by words in title, tags and description."), query=EXAMPLE_QUERY
+    )
     readonly_fields = [
         "preview", "original_filename", "content_hash", "width", "height", "mime_type", "file_size",
         "embedding_status", "embedding_status_changed_at", "embedding_error", "embedding_attempts",

@@ -10,6 +10,7 @@ from django.contrib.admin.widgets import AdminFileWidget
 from django.core.validators import MaxValueValidator
 from django.db.models import QuerySet
 from django.http import QueryDict
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import app_settings
@@ -17,6 +18,7 @@ from ..constants import (
     ADMIN_RESULTS,
     DEFAULT_NEGATIVE_WEIGHT,
     DEFAULT_WEIGHT,
+    EXAMPLE_QUERY,
     MAX_ID,
     MAX_QUERY_CHARS,
     MAX_TAG_LENGTH,
@@ -75,7 +77,7 @@ class VisualSearchForm(forms.Form):
 
     text = forms.CharField(
         label=_("Text"), required=False, max_length=MAX_QUERY_CHARS,
-        widget=forms.TextInput(attrs={"size": 48, "placeholder": _("e.g. a red circle on a white background")}),
+        widget=forms.TextInput(attrs={"size": 48, "placeholder": format_lazy(_("e.g. {query}"), query=EXAMPLE_QUERY)}),
     )
     image = forms.FileField(label=_("Image"), required=False, help_text=_("Find assets that look like this picture."))
     asset = forms.IntegerField(

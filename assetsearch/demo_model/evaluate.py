@@ -1,6 +1,15 @@
 """Evaluate the bundled demo model on a held-out generated set.
 
     python -m assetsearch.demo_model.evaluate [--images 1000] [--checkpoint PATH]
+    python -m assetsearch.demo_model.evaluate --renderer independent [--fit all] [--queries]
+
+``--renderer training`` (the default) draws held-out images with the
+training generator; ``--renderer independent`` with
+:mod:`assetsearch.demo_model.independent`, drawn by other code, and reports
+each figure by condition (rotation, aspect, placement, size, format, edges).
+``--fit`` is how non-square images are fitted to the model's input
+(``letterbox``, ``centre-crop`` or ``all`` to compare; default the encoder
+setting's default).
 
 Metrics:
 
@@ -11,6 +20,11 @@ Metrics:
   "two red stars", ...), reading the asked attribute off the best label;
 * image->image: two renderings of one scene are nearer each other than to a
   rendering that differs in colour or shape.
+
+On the independent renderer: zero-shot colour, shape and count accuracy, and
+text->image R@1/R@5 with the README's phrasing ("a red star", "two red
+stars") and with free phrasing (:data:`independent.FREE_TEMPLATES`), a hit
+being an image of that colour, shape and count.
 
 Held-out images come from seeds that training never uses.
 """
@@ -27,7 +41,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from . import CHECKPOINT_PATH, MODEL_NAME, register_model_config
+from ..clip_inputs import FIT_MODES, fit_image
+from ..conf import DEFAULTS
+from . import CHECKPOINT_PATH, MODEL_NAME, independent, register_model_config
 from .synthetic import COLOURS, SHAPES, Scene, describe, noun_phrase, random_scene
 
 HELDOUT_SEED_OFFSET = 1_000_000_000  # image seeds >= this are never used in training
@@ -57,11 +73,19 @@ def load_model(checkpoint: str | None = None, model_name: str = MODEL_NAME):
     return model, preprocess, open_clip.get_tokenizer(model_name)
 
 
+def default_fit() -> str:
+    """The encoder setting's default ``FIT`` (assetsearch.conf)."""
+    return DEFAULTS["ENCODERS"]["default"]["FIT"]
+
+
 @torch.inference_mode()
-def embed_images(model, preprocess, images: Sequence, batch_size: int = 128) -> np.ndarray:
+def embed_images(model, preprocess, images: Sequence, batch_size: int = 128, fit: str | None = None) -> np.ndarray:
+    """Unit vectors of ``images``, each fitted as the encoder's ``FIT`` does (default: its default)."""
+    fit = fit or default_fit()
+    config = model.visual.preprocess_cfg
     out = []
     for start in range(0, len(images), batch_size):
-        batch = torch.stack([preprocess(image) for image in images[start : start + batch_size]])
+        batch = torch.stack([preprocess(fit_image(image, fit, config)) for image in images[start : start + batch_size]])
         out.append(model.encode_image(batch, normalize=True).float())
     return torch.cat(out).numpy()
 
@@ -75,6 +99,7 @@ def embed_texts(model, tokenizer, texts: Sequence[str], batch_size: int = 256) -
 
 
 def zero_shot_labels(model, tokenizer, image_vectors: np.ndarray) -> list[tuple[str, str, int]]:
+    # Phrased as the README does; independent.readme_query is the same phrase, written apart.
     """The best (colour, shape, count) label of each image among all phrases."""
     labels = [(c, s, n) for c in COLOURS for s in SHAPES for n in (1, 2, 3)]
     texts = [noun_phrase(c, s, n) for c, s, n in labels]
@@ -119,6 +144,134 @@ def image_triples(model, preprocess, count: int = 200, seed: int = 0) -> float:
 
 
 TARGETS = {"text_image_R@5": 0.80, "colour_accuracy": 0.95, "shape_accuracy": 0.90, "image_triples": 0.95}
+# Issue targets on the independent renderer.
+INDEPENDENT_TARGETS = {"colour": 0.95, "shape": 0.85, "count": 0.80, "readme_R@5": 0.90, "free_R@5": 0.80}
+INDEPENDENT_METRICS = ("colour", "shape", "count", "readme_R@1", "readme_R@5", "free_R@1", "free_R@5")
+
+
+def _recall_hits(query_vectors: np.ndarray, image_vectors: np.ndarray, items: list[independent.Item],
+                 facts: list[tuple[str, str, int]], k: int) -> np.ndarray:
+    """(N, k) booleans: whether the j-th image returned for query i shows query i's facts."""
+    ranking = np.argsort(-(query_vectors @ image_vectors.T), axis=1)[:, :k]
+    return np.array([[items[j].matches(*facts[i]) for j in row] for i, row in enumerate(ranking)])
+
+
+def evaluate_independent(model, tokenizer, preprocess, items: list[independent.Item], *, fit: str | None = None,
+                         seed: int = 0) -> dict:
+    """Per-item outcomes of the independent renderer's measures, and their means overall and by condition.
+
+    Each item asks one README-phrased and one freely phrased query for its own
+    colour, shape and count; its retrieval figures are those queries'.
+    """
+    image_vectors = embed_images(model, preprocess, [item.image for item in items], fit=fit)
+    predicted = zero_shot_labels(model, tokenizer, image_vectors)
+    facts = [(item.colour, item.shape, item.count) for item in items]
+    rng = random.Random(f"independent-queries-{seed}")
+    outcomes: dict[str, np.ndarray] = {
+        "colour": np.array([p[0] == f[0] for p, f in zip(predicted, facts)]),
+        "shape": np.array([p[1] == f[1] for p, f in zip(predicted, facts)]),
+        "count": np.array([p[2] == f[2] for p, f in zip(predicted, facts)]),
+    }
+    for name, texts in (("readme", [independent.readme_query(*f) for f in facts]),
+                        ("free", [independent.free_query(*f, rng) for f in facts])):
+        hits = _recall_hits(embed_texts(model, tokenizer, texts), image_vectors, items, facts, 5)
+        outcomes[f"{name}_R@1"] = hits[:, 0]
+        outcomes[f"{name}_R@5"] = hits.any(axis=1)
+    overall = {name: float(values.mean()) for name, values in outcomes.items()}
+    by_condition: dict[str, dict[str, dict[str, float]]] = {}
+    for condition in (*independent.CONDITIONS, "ratio"):
+        for value in sorted({item.conditions.get(condition) for item in items} - {None}):
+            mask = np.array([item.conditions.get(condition) == value for item in items])
+            row = {name: float(values[mask].mean()) for name, values in outcomes.items()}
+            by_condition.setdefault(condition, {})[value] = {"n": int(mask.sum()), **row}
+    return {"fit": fit or default_fit(), "images": len(items), "overall": overall, "by_condition": by_condition,
+            "ends": ends_gap(items, outcomes["colour"])}
+
+
+def ends_gap(items: list[independent.Item], colour_ok: np.ndarray) -> dict[str, float]:
+    """Colour accuracy of objects at an end of a 2:1-3:1 image against objects in its middle square."""
+    def accuracy(placement: str) -> float:
+        mask = np.array([i.conditions.get("placement") == placement and i.conditions.get("ratio") in ("2:1", "3:1") for i in items])
+        return float(colour_ok[mask].mean()) if mask.any() else float("nan")
+
+    return {"colour_end": accuracy("end"), "colour_middle": accuracy("middle")}
+
+
+def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item], *, fit: str | None = None,
+                     cases: int = 30, seed: int = 0) -> dict[str, float]:
+    """The other query modes on ``items``, computed as the product computes them over stored vectors.
+
+    Composed image + text (each part divided by its spread over the
+    catalogue, as :func:`assetsearch.search.compose`): image + "a <shape>" and
+    image + "<colour>" should put that colour and shape first; query by
+    image: the nearest other image has the same colour and shape; moderation
+    (softmax over the concept and its counter-prompts at the model's
+    temperature, threshold 0.5) for "a red triangle" with the default neutral
+    counter-prompts and with its look-alikes; near-duplicates: pairs of
+    distinct images at the default threshold.
+    """
+    vectors = embed_images(model, preprocess, [item.image for item in items], fit=fit)
+    covariance = np.cov(vectors, rowvar=False)
+    facts = [(item.colour, item.shape) for item in items]
+
+    def spread(vector: np.ndarray) -> float:
+        return max(float(np.sqrt(max(vector @ covariance @ vector, 0.0))), 1e-3)
+
+    def nearest_other(query: np.ndarray, index: int) -> int:
+        scores = vectors @ query
+        scores[index] = -np.inf
+        return int(np.argmax(scores))
+
+    rng = random.Random(f"queries-{seed}")
+    composed = {"shape": [], "colour": []}
+    for change, hits in composed.items():
+        while len(hits) < cases:
+            index = rng.randrange(len(items))
+            colour, shape = facts[index]
+            if change == "shape":
+                shape = rng.choice([s for s in SHAPES if s != shape])
+                text = f"a {shape}"
+            else:
+                colour = rng.choice([c for c in COLOURS if c != colour])
+                text = colour
+            if (colour, shape) not in facts:
+                continue
+            words = embed_texts(model, tokenizer, [text])[0]
+            query = vectors[index] / spread(vectors[index]) + words / spread(words)
+            hits.append(facts[nearest_other(query / np.linalg.norm(query), index)] == (colour, shape))
+    by_image = [facts[nearest_other(vectors[i], i)] == facts[i] for i in range(len(items)) if facts.count(facts[i]) > 1]
+    result = {
+        "composed_shape_R@1": float(np.mean(composed["shape"])),
+        "composed_colour_R@1": float(np.mean(composed["colour"])),
+        "image_same_colour_shape_R@1": float(np.mean(by_image)),
+    }
+    truth = np.array([f == ("red", "triangle") for f in facts])
+    look_alikes = [f"a {c} triangle" for c in COLOURS if c != "red"] + [f"a red {s}" for s in SHAPES if s != "triangle"]
+    scale = float(model.logit_scale.detach().exp())
+    for name, counters in (("neutral", DEFAULTS["MODERATION_NEUTRAL_PROMPTS"]), ("look_alikes", look_alikes)):
+        logits = scale * vectors @ embed_texts(model, tokenizer, ["a red triangle", *counters]).T
+        odds = np.exp(logits - logits.max(axis=1, keepdims=True))
+        flagged = odds[:, 0] / odds.sum(axis=1) >= 0.5
+        result[f"moderation_{name}_flagged"] = int(flagged.sum())
+        result[f"moderation_{name}_precision"] = float(truth[flagged].mean()) if flagged.any() else float("nan")
+        result[f"moderation_{name}_recall"] = float(flagged[truth].mean()) if truth.any() else float("nan")
+    similarity = vectors @ vectors.T
+    result["duplicate_pairs_of_distinct_images"] = int(np.triu(similarity >= DEFAULTS["DUPLICATE_THRESHOLD"], 1).sum())
+    return result
+
+
+def format_independent(result: dict) -> str:
+    header = "| condition | n | " + " | ".join(INDEPENDENT_METRICS) + " |"
+    lines = [f"fit {result['fit']}, {result['images']} images", header, "|---" * (len(INDEPENDENT_METRICS) + 2) + "|"]
+    overall = result["overall"]
+    lines.append(f"| all | {result['images']} | " + " | ".join(f"{overall[m]:.3f}" for m in INDEPENDENT_METRICS) + " |")
+    for condition, values in result["by_condition"].items():
+        for value, row in values.items():
+            lines.append(f"| {condition}={value} | {row['n']} | " + " | ".join(f"{row[m]:.3f}" for m in INDEPENDENT_METRICS) + " |")
+    lines.append("| target | | " + " | ".join(f">= {INDEPENDENT_TARGETS[m]:.2f}" if m in INDEPENDENT_TARGETS else "" for m in INDEPENDENT_METRICS) + " |")
+    ends = result["ends"]
+    lines.append(f"objects at the ends of 2:1-3:1 images: colour {ends['colour_end']:.3f} vs {ends['colour_middle']:.3f} in the middle")
+    return "\n".join(lines)
 
 
 def format_table(metrics: dict[str, float]) -> str:
@@ -135,10 +288,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default=None, help="default: the bundled checkpoint")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--renderer", choices=("training", "independent"), default="training",
+                        help="held-out images from the training generator (default) or the independent renderer")
+    parser.add_argument("--fit", choices=(*FIT_MODES, "all"), default=None,
+                        help="how non-square images are fitted (default: the encoder setting's default); all: each")
+    parser.add_argument("--queries", action="store_true",
+                        help="independent renderer: also composed, query-by-image, moderation and near-duplicate figures")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     started = time.perf_counter()
     model, preprocess, tokenizer = load_model(args.checkpoint)
+    if args.renderer == "independent":
+        items = independent.make_catalogue(args.images, args.seed)
+        fits = FIT_MODES if args.fit == "all" else (args.fit or default_fit(),)
+        results = [evaluate_independent(model, tokenizer, preprocess, items, fit=fit, seed=args.seed) for fit in fits]
+        if args.queries:
+            for result in results:
+                result["queries"] = evaluate_queries(model, tokenizer, preprocess, items, fit=result["fit"], seed=args.seed)
+        if args.json:
+            print(json.dumps(results, indent=2))
+        else:
+            print("\n\n".join(format_independent(result) for result in results))
+            for result in results:
+                for name, value in result.get("queries", {}).items():
+                    print(f"{result['fit']}: {name} {value:.3f}" if isinstance(value, float) else f"{result['fit']}: {name} {value}")
+            print(f"({args.images} independent images, {time.perf_counter() - started:.1f} s)")
+        return 0 if all(results[0]["overall"][k] >= v for k, v in INDEPENDENT_TARGETS.items()) else 1
     metrics = evaluate(model, preprocess, tokenizer, make_heldout(args.images, args.seed), args.seed)
     if args.json:
         print(json.dumps(metrics, indent=2))

@@ -13,12 +13,14 @@ so a caption's count is never left open.
 
 from __future__ import annotations
 
+import io
 import math
 import random
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
-from PIL import Image, ImageDraw
+import numpy as np
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 35, 35),
@@ -86,8 +88,13 @@ class Scene:
     count: int
     position: str
 
-    def render(self, seed: int, size: int = 128) -> Image.Image:
-        """Draw the scene; ``seed`` varies placement and jitter, not attributes."""
+    def render(self, seed: int, size: int = 128, augment: Augmentation | None = None) -> Image.Image:
+        """Draw the scene; ``seed`` varies placement and jitter, not attributes.
+
+        ``augment``: draw it with training augmentations (:func:`render_augmented`).
+        """
+        if augment is not None:
+            return render_augmented(self, seed, size, augment)
         return _render(self, random.Random(seed), size)
 
     def as_dict(self) -> dict[str, object]:
@@ -169,6 +176,72 @@ def describe(scene: Scene, rng: random.Random, stated: tuple[str, ...] | None = 
     return Caption(text=text, stated=facts)
 
 
+# Caption forms beside the natural sentence of :func:`describe` (training
+# with ``--captions varied``): what people type into a search box.
+_REQUESTS = ("i need {}", "looking for {}", "find {}", "find me {}", "i want {}", "get me {}", "need {}")
+_QUESTIONS = ("is there {}?", "any {}?", "where is {}?", "{}?", "got {}?")
+_PLURAL_QUESTIONS = ("are there {}?", "any {}?", "where are {}?", "{}?", "got {}?")
+CAPTION_FORMS = ("natural", "keywords", "multiplier", "bare", "request", "question", "reordered")
+# How often each form is drawn; natural sentences stay the most common.
+CAPTION_FORM_WEIGHTS = (0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1)
+
+
+def describe_varied(scene: Scene, rng: random.Random) -> Caption:
+    """A caption in one of :data:`CAPTION_FORMS`, stating what it says in :attr:`Caption.stated`.
+
+    ``keywords``: "red, star, two"; ``multiplier``: "red star x2";
+    ``bare``: "red stars" (no article or number word: plural means more than
+    one, so only the count of a single object is stated); ``request``: "I need
+    two red stars"; ``question``: "is there a red star?"; ``reordered``: "star
+    red large". (Case never matters: the tokenizer lower-cases.)
+    """
+    form = rng.choices(CAPTION_FORMS, CAPTION_FORM_WEIGHTS)[0]
+    if form == "natural":
+        return describe(scene, rng)
+    if form in ("request", "question"):
+        # A noun phrase without the sentence's prefix or place phrases.
+        optional = tuple(name for name in ("colour", "size", "fill") if rng.random() < MENTION_PROBABILITY[name])
+        phrase = describe(scene, rng, stated=optional)
+        body = phrase.text.split(" of ", 1)[1] if phrase.text.startswith(("a picture of", "an image of", "a photo of", "a drawing of")) else phrase.text
+        body = body.removeprefix("there is ").removeprefix("there are ")
+        templates = _REQUESTS if form == "request" else _QUESTIONS if scene.count == 1 else _PLURAL_QUESTIONS
+        caption = Caption(text=rng.choice(templates).format(body), stated=phrase.stated)
+    else:
+        stated: dict[str, object] = {"shape": scene.shape}
+        words = []
+        if rng.random() < 0.85:
+            words.append(scene.colour)
+            stated["colour"] = scene.colour
+        if rng.random() < 0.3:
+            words.append(rng.choice(_SIZE_WORDS[scene.size]))
+            stated["size"] = scene.size
+        if rng.random() < 0.3:
+            words.append(rng.choice(_FILL_ADJECTIVES[scene.fill]))
+            stated["fill"] = scene.fill
+        plural_noun = _PLURAL.get(scene.shape, scene.shape + "s")
+        if form == "keywords":
+            words.append(scene.shape if scene.count == 1 else plural_noun)
+            if scene.count > 1 or rng.random() < 0.5:
+                words.append(_NUMBER_WORDS[scene.count][-1 if scene.count == 1 else 0])
+            stated["count"] = scene.count
+            rng.shuffle(words)
+            text = rng.choice((", ", " ")).join(words)
+        elif form == "multiplier":
+            text = " ".join([*words, scene.shape]) + (f" x{scene.count}" if scene.count > 1 or rng.random() < 0.3 else "")
+            stated["count"] = scene.count
+        elif form == "bare":
+            text = " ".join([*words, scene.shape if scene.count == 1 else plural_noun])
+            if scene.count == 1:
+                stated["count"] = 1
+        else:  # reordered: the noun first, then the attributes in any order
+            rng.shuffle(words)
+            text = " ".join([scene.shape if scene.count == 1 else plural_noun, *words])
+            if scene.count == 1:
+                stated["count"] = 1
+        caption = Caption(text=text, stated=stated)
+    return caption
+
+
 # Rendering ---------------------------------------------------------------
 
 _SUPERSAMPLE = 2
@@ -179,48 +252,48 @@ def _shade(rgb: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
 
 
 @lru_cache(maxsize=256)
-def _texture(colour: str, fill: str, size: int) -> Image.Image:
+def _texture(base: tuple[int, int, int], fill: str, width: int, height: int) -> Image.Image:
     """The object's fill, as a full-canvas image that the shape mask cuts out.
 
     Patterns use a darker shade of the same colour, so the hue (and so the
     colour name) stays that of the object.
     """
-    base = COLOURS[colour]
     dark = _shade(base, 0.45)
-    image = Image.new("RGB", (size, size), base)
+    image = Image.new("RGB", (width, height), base)
     draw = ImageDraw.Draw(image)
-    step = size // 16
+    size = max(width, height)
+    step = min(width, height) // 16
     if fill == "stripes":
         for offset in range(-size, size, step):
             draw.line([(offset, 0), (offset + size, size)], fill=dark, width=max(1, step // 2))
     elif fill == "dots":
         radius = step * 0.3
-        for y in range(step // 2, size, step):
-            for x in range(step // 2, size, step):
+        for y in range(step // 2, height, step):
+            for x in range(step // 2, width, step):
                 draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=dark)
     elif fill == "checks":
-        for y in range(0, size, step):
-            for x in range(0, size, step):
+        for y in range(0, height, step):
+            for x in range(0, width, step):
                 if (x // step + y // step) % 2:
                     draw.rectangle([x, y, x + step - 1, y + step - 1], fill=dark)
     return image
 
 
 @lru_cache(maxsize=32)
-def _background(name: str, size: int) -> Image.Image:
+def _background(name: str, width: int, height: int, line: int = _SUPERSAMPLE) -> Image.Image:
     if name in ("white", "black", "gray"):
         level = {"white": 245, "black": 18, "gray": 128}[name]
-        return Image.new("RGB", (size, size), (level, level, level))
+        return Image.new("RGB", (width, height), (level, level, level))
     if name == "grid":
-        image = Image.new("RGB", (size, size), (232, 236, 240))
+        image = Image.new("RGB", (width, height), (232, 236, 240))
         draw = ImageDraw.Draw(image)
-        step = size // 10
-        for i in range(0, size, step):
-            draw.line([(i, 0), (i, size)], fill=(150, 160, 175), width=_SUPERSAMPLE)
-            draw.line([(0, i), (size, i)], fill=(150, 160, 175), width=_SUPERSAMPLE)
+        step = min(width, height) // 10
+        for i in range(0, max(width, height), step):
+            draw.line([(i, 0), (i, height)], fill=(150, 160, 175), width=line)
+            draw.line([(0, i), (width, i)], fill=(150, 160, 175), width=line)
         return image
     # A vertical light-to-dark gray gradient.
-    gradient = Image.linear_gradient("L").resize((size, size)).point(lambda v: 225 - v * 170 // 255)
+    gradient = Image.linear_gradient("L").resize((width, height)).point(lambda v: 225 - v * 170 // 255)
     return Image.merge("RGB", (gradient, gradient, gradient))
 
 
@@ -292,14 +365,95 @@ def _layout(scene: Scene, rng: random.Random) -> list[tuple[float, float, float]
 def _render(scene: Scene, rng: random.Random, size: int) -> Image.Image:
     canvas = size * _SUPERSAMPLE
     mask = Image.new("L", (canvas, canvas), 0)
-    draw = ImageDraw.Draw(mask)
     tilt = rng.uniform(-0.2, 0.2)
-    for x, y, radius in _layout(scene, rng):
-        cx, cy, r = x * canvas, y * canvas, radius * canvas
-        outline = _outline(scene.shape, r, tilt)
+    _draw_mask(mask, scene.shape, [(x * canvas, y * canvas, r * canvas) for x, y, r in _layout(scene, rng)], tilt)
+    image = Image.composite(_texture(COLOURS[scene.colour], scene.fill, canvas, canvas), _background(scene.background, canvas, canvas), mask)
+    return image.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def _draw_mask(mask: Image.Image, shape: str, objects: list[tuple[float, float, float]], tilt: float) -> None:
+    """Fill each object (centre and radius in pixels) of ``shape`` into ``mask``."""
+    draw = ImageDraw.Draw(mask)
+    for cx, cy, r in objects:
+        outline = _outline(shape, r, tilt)
         if outline is None:
             draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
         else:
             draw.polygon([(cx + px, cy + py) for px, py in outline], fill=255)
-    image = Image.composite(_texture(scene.colour, scene.fill, canvas), _background(scene.background, canvas), mask)
-    return image.resize((size, size), Image.Resampling.LANCZOS)
+
+
+# Training augmentations ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """How often each training augmentation applies (see :meth:`Scene.render`).
+
+    They cover what uploads do and the plain renderer never does: any
+    rotation, canvases from 1:3 to 3:1 (letterboxed to the model's square
+    input, as the encoder's ``FIT`` "letterbox" does), groups cut by the border,
+    colours off the palette (within their name), outlines, aliased edges,
+    JPEG at quality 40-95, noise and blur.
+    """
+
+    rotate: float = 0.5  # any angle instead of a slight tilt
+    aspect: float = 0.5  # a wide or tall canvas, ratio log-uniform up to MAX_ASPECT
+    border_cut: float = 0.15  # an off-centre group shifted along its row until the border cuts it
+    colour_jitter: int = 20  # +- per RGB channel
+    outline: float = 0.2
+    aliased: float = 0.25  # drawn at 1x, no anti-aliasing
+    jpeg: float = 0.5
+    noise: float = 0.2
+    blur: float = 0.2
+    # The letterbox padding: the demo model's mean colour, as assetsearch.clip_inputs.fit_image pads.
+    pad_mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+
+
+MAX_ASPECT = 3.0
+
+
+def render_augmented(scene: Scene, seed: int, size: int, augment: Augmentation) -> Image.Image:
+    """``scene`` drawn with :class:`Augmentation`'s variations, as a ``size`` square; reproducible by ``seed``."""
+    from ..clip_inputs import fit_image
+
+    rng = random.Random(f"augmented-{seed}")
+    ratio = math.exp(rng.uniform(-math.log(MAX_ASPECT), math.log(MAX_ASPECT))) if rng.random() < augment.aspect else 1.0
+    aliased = rng.random() < augment.aliased
+    scale = 1 if aliased else _SUPERSAMPLE
+    # The canvas's long side is what the letterbox fits to ``size``.
+    long = size * scale
+    width, height = (long, max(8, round(long / ratio))) if ratio >= 1 else (max(8, round(long * ratio)), long)
+    short = min(width, height)
+    tilt = rng.uniform(-math.pi, math.pi) if rng.random() < augment.rotate else rng.uniform(-0.2, 0.2)
+    objects = [(x * width, y * height, r * short) for x, y, r in _layout(scene, rng)]
+    if scene.position != "center" and rng.random() < augment.border_cut:
+        vertical = scene.position in ("left", "right")
+        along = 1 if vertical else 0
+        extent = height if vertical else width
+        first, last = min(o[along] for o in objects), max(o[along] for o in objects)
+        radius = objects[0][2]
+        shift = -(first - rng.uniform(0.2, 0.6) * radius) if rng.random() < 0.5 else extent - last - rng.uniform(0.2, 0.6) * radius
+        objects = [(x, y + shift, r) if vertical else (x + shift, y, r) for x, y, r in objects]
+    mask = Image.new("L", (width, height), 0)
+    _draw_mask(mask, scene.shape, objects, tilt)
+    base = tuple(max(0, min(255, c + rng.randint(-augment.colour_jitter, augment.colour_jitter))) for c in COLOURS[scene.colour])
+    image = Image.composite(_texture(base, scene.fill, width, height), _background(scene.background, width, height, scale), mask)  # type: ignore[arg-type]
+    if rng.random() < augment.outline:
+        ring = ImageChops.subtract(mask.filter(ImageFilter.MaxFilter(2 * scale + 1)), mask)
+        image.paste(_shade(base, 0.25), mask=ring)  # type: ignore[arg-type]
+    if scale > 1:
+        image = image.resize((max(1, width // scale), max(1, height // scale)), Image.Resampling.LANCZOS)
+    if rng.random() < augment.blur:
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    if rng.random() < augment.noise:
+        # Seeded from rng (Pillow's effect_noise is not), so pixels follow the seed.
+        noise = np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(4, 12), (image.height, image.width, 1))
+        image = Image.fromarray(np.clip(np.asarray(image, np.float32) + noise, 0, 255).astype(np.uint8), "RGB")
+    if rng.random() < augment.jpeg:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=rng.randint(40, 95))
+        buffer.seek(0)
+        image = Image.open(buffer).convert("RGB")
+    config = {"size": size, "mean": augment.pad_mean, "interpolation": "bicubic"}
+    image = fit_image(image, "letterbox", config)
+    return image if image.size == (size, size) else image.resize((size, size), Image.Resampling.BICUBIC)

@@ -1,0 +1,94 @@
+"""How non-square images are fitted to the model's square input (an encoder's FIT option)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+from PIL import Image, ImageDraw
+
+from assetsearch.clip_inputs import FIT_MODES, fit_image, preprocess_image
+from assetsearch.conf import DEFAULTS
+from assetsearch.demo_model.evaluate import embed_images, embed_texts, load_model
+from assetsearch.encoders import OpenCLIPEncoder, get_encoder
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_model()
+
+
+def object_at_the_end(width: int = 384, height: int = 128, colour=(220, 35, 35)) -> Image.Image:
+    """A gray 3:1 banner with one red circle near its left end, outside the centre square."""
+    image = Image.new("RGB", (width, height), (128, 128, 128))
+    radius = height // 4
+    centre = (radius + 6, height // 2)
+    ImageDraw.Draw(image).ellipse([centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius], fill=colour)
+    return image
+
+
+def red_pixels(pixels: np.ndarray, mean, std) -> int:
+    rgb = pixels.transpose(1, 2, 0) * np.asarray(std) + np.asarray(mean)
+    return int(((rgb[..., 0] > 0.7) & (rgb[..., 1] < 0.3) & (rgb[..., 2] < 0.3)).sum())
+
+
+def test_letterbox_keeps_an_object_at_the_end_of_a_wide_image_that_centre_crop_cuts_off(demo):
+    model, preprocess, tokenizer = demo
+    config = model.visual.preprocess_cfg
+    for image in (object_at_the_end(), object_at_the_end().transpose(Image.Transpose.TRANSPOSE)):  # wide and tall
+        cropped = preprocess(fit_image(image, "centre-crop", config)).numpy()
+        boxed = preprocess(fit_image(image, "letterbox", config)).numpy()
+        assert red_pixels(cropped, config["mean"], config["std"]) == 0
+        assert red_pixels(boxed, config["mean"], config["std"]) > 100
+        # The model reads the colour only when it sees the object.
+        colours = ["red", "blue", "green", "yellow", "purple", "orange", "pink", "brown"]
+        texts = embed_texts(model, tokenizer, [f"a {colour} circle" for colour in colours])
+        for fit, expected in (("letterbox", True), ("centre-crop", False)):
+            vector = embed_images(model, preprocess, [image], fit=fit)[0]
+            assert (colours[int(np.argmax(texts @ vector))] == "red") is expected, fit
+
+
+def test_letterbox_pads_with_the_model_mean_and_keeps_square_images_as_they_are(demo):
+    config = demo[0].visual.preprocess_cfg
+    square = Image.new("RGB", (200, 200), (10, 20, 30))
+    assert fit_image(square, "letterbox", config) is square
+    boxed = fit_image(Image.new("RGB", (600, 200), (255, 0, 0)), "letterbox", config)
+    side = config["size"][0] if isinstance(config["size"], (list, tuple)) else config["size"]
+    assert boxed.size == (side, side)
+    assert boxed.getpixel((side // 2, 1)) == tuple(round(c * 255) for c in config["mean"])
+    assert boxed.getpixel((side // 2, side // 2)) == (255, 0, 0)
+    small = fit_image(Image.new("RGB", (30, 90), (0, 0, 255)), "letterbox", config)
+    assert small.size == (90, 90)  # padded, then resized by the model's preprocess
+    with pytest.raises(ValueError, match="stretch"):
+        fit_image(square, "stretch", config)
+
+
+@pytest.mark.parametrize("fit", FIT_MODES)
+@pytest.mark.parametrize("size", [(300, 100), (100, 300), (129, 128), (40, 200), (640, 480), (128, 128)])
+def test_torch_and_torch_free_preprocess_give_the_same_pixels(demo, fit, size):
+    _, preprocess, _ = demo
+    config = demo[0].visual.preprocess_cfg
+    rng = np.random.default_rng(size[0] * 7 + size[1])
+    image = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+    fitted = fit_image(image, fit, config)
+    torch_pixels = preprocess(fitted).numpy()
+    assert np.abs(preprocess_image(fitted, config) - torch_pixels).max() < 1e-5
+
+
+def test_fit_is_a_validated_encoder_option_with_one_default():
+    assert get_encoder().fit == DEFAULTS["ENCODERS"]["default"]["FIT"] in FIT_MODES
+    with override_settings(ASSETSEARCH={"ENCODERS": {"default": {"FIT": "centre-crop"}}}):
+        assert get_encoder().fit == "centre-crop"
+    with pytest.raises(ImproperlyConfigured, match="FIT 'stretch' of encoder 'x'"):
+        OpenCLIPEncoder("x", {**DEFAULTS["ENCODERS"]["default"], "FIT": "stretch"})
+
+
+def test_the_encoder_embeds_with_its_fit(demo):
+    image = object_at_the_end()
+    vectors = {}
+    for fit in FIT_MODES:
+        with override_settings(ASSETSEARCH={"ENCODERS": {"default": {"FIT": fit}}}):
+            vectors[fit] = get_encoder().embed_images([image])[0]
+        np.testing.assert_allclose(vectors[fit], embed_images(demo[0], demo[1], [image], fit=fit)[0], atol=2e-3)
+    assert float(vectors["letterbox"] @ vectors["centre-crop"]) < 0.99
