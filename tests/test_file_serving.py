@@ -60,7 +60,7 @@ def make_asset(name: str = "file.png", seed: int = 0, **fields: Any) -> Asset:
     with assetsearch_settings(AUTO_EMBED=False):
         asset = Asset.objects.create(image=image_file(scene(), seed=seed, name=name), **fields)
     # Ready, as after its embedding: a pending upload is its uploader's alone while a hide concept exists.
-    Asset.objects.filter(pk=asset.pk).update(embedding_status=EmbeddingStatus.READY)
+    Asset.objects.filter(pk=asset.pk).set_status(EmbeddingStatus.READY)
     asset.refresh_from_db()
     return asset
 
@@ -282,7 +282,7 @@ def test_rename_files_gives_a_legacy_client_named_file_a_server_name(django_capt
     # As an earlier release stored it: under the client's name, which was x.html.
     legacy = storage.save("assetsearch/2026/11/3f2a9c1b7d4e/x.html", io.BytesIO(data))
     storage.delete(asset.image.name)
-    Asset.objects.filter(pk=asset.pk).update(image=legacy, original_filename="x.html", embedding_status="ready")
+    Asset.objects.filter(pk=asset.pk).update(image=legacy, original_filename="x.html")
     asset.refresh_from_db()
     old_thumbnail = get_thumbnail(asset)
     with django_capture_on_commit_callbacks(execute=True), assetsearch_settings(AUTO_EMBED=False):
