@@ -99,7 +99,7 @@ DEFAULTS: dict[str, Any] = {
     # The HNSW index (assetsearch.index). M (links per node) and
     # EF_CONSTRUCTION (candidates per insertion) shape the graph when it is
     # built: after changing them run `manage.py assetsearch_rebuild_index`
-    # (a concurrent rebuild; check assetsearch.W002 says when it is due).
+    # (a concurrent rebuild, per encoder alias; check assetsearch.W003 says when it is due).
     # EF_SEARCH is the candidate list per query; ADAPTIVE_EF_SEARCH raises it
     # for deep pages and filtered scans (assetsearch.index.get_ef_search).
     # Chosen by measurement at 100k and 1M vectors (README "Benchmarks").
