@@ -61,10 +61,13 @@ class EmbeddingReport:
     requeue_count: int  # pending or failed: what a re-enqueue sends
 
 
-def _content_type(model: type[models.Model] | models.Model) -> Any:
+def _content_type(model: type[models.Model] | models.Model) -> models.Subquery:
+    """The model's content type id as a subquery: building a queryset never touches the
+    database (a check, a schema generation or a request may build them with none reachable)."""
     from django.contrib.contenttypes.models import ContentType
 
-    return ContentType.objects.get_for_model(model, for_concrete_model=False)
+    opts = model._meta
+    return models.Subquery(ContentType.objects.filter(app_label=opts.app_label, model=opts.model_name).values("pk")[:1])
 
 
 def vector_expression(dimensions: int) -> models.Expression:

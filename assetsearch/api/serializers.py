@@ -243,6 +243,8 @@ class ModelChoiceListField(serializers.ListField):
         if isinstance(data, str):
             data = [data]
         labels = super().to_internal_value(data)
+        if len(labels) > MAX_SEARCH_MODELS:  # counted as given, before repeats are merged
+            raise serializers.ValidationError(f"At most {MAX_SEARCH_MODELS} models.", code="max_length")
         known = [index.label for index in get_indexes()]
         unknown = [label for label in labels if label.lower() not in known]
         if unknown:
@@ -428,7 +430,7 @@ class IndexedObjectMixin(serializers.Serializer):
     id = serializers.SerializerMethodField(help_text="The object's primary key.")
     title = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
-    admin_url = serializers.SerializerMethodField(help_text="The object's Django admin page, if it has one.")
+    admin_url = serializers.SerializerMethodField(help_text="The object's Django admin page; null when it has none.")
     object = serializers.SerializerMethodField(help_text="What the model's index exposes (BaseImageIndex.serialize); null if nothing.")
     asset = serializers.SerializerMethodField(help_text="The asset, when the object is one (the shape of GET /api/assets/<id>/); null otherwise.")
 
@@ -456,12 +458,12 @@ class IndexedObjectMixin(serializers.Serializer):
         obj = self._object(hit)
         return self._absolute(get_index(obj).thumbnail_url(obj))
 
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_admin_url(self, hit: Any) -> str:
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_admin_url(self, hit: Any) -> str | None:
         obj = self._object(hit)
-        return self._absolute(get_index(obj).admin_url(obj))
+        return self._absolute(get_index(obj).admin_url(obj)) or None
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(serializers.DictField(allow_null=True))
     def get_object(self, hit: Any) -> dict[str, Any] | None:
         obj = self._object(hit)
         return get_index(obj).serialize(obj, self.context)
