@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_migrate, post_save, pre_save
 
 
 class AssetSearchConfig(AppConfig):
@@ -11,8 +11,18 @@ class AssetSearchConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers system checks)
+        from .indexes import AssetIndex
         from .models import Asset, ModerationConcept
-        from .signals import asset_deleted, asset_saved, asset_saving, concept_saved
+        from .registry import add_listener, is_registered, register, register_from_settings
+        from .signals import (
+            asset_deleted, asset_saved, asset_saving, concept_saved, connect_index_signals, sync_vector_indexes_after_migrate,
+        )
+
+        add_listener(connect_index_signals)
+        if not is_registered(Asset):
+            register(Asset, AssetIndex)
+        register_from_settings()
+        post_migrate.connect(sync_vector_indexes_after_migrate, sender=self, dispatch_uid="assetsearch.vector_indexes")
 
         pre_save.connect(asset_saving, sender=Asset, dispatch_uid="assetsearch.asset_saving")
         post_save.connect(asset_saved, sender=Asset, dispatch_uid="assetsearch.asset_saved")

@@ -9,10 +9,10 @@ from django.core.files.storage import FileSystemStorage
 from django.db import DatabaseError, connections
 
 from .conf import app_settings
-from .constants import VECTOR_DIMENSIONS
 from .encoders import get_encoder
 from .files import SignedURLBackend, get_file_serving_backend
-from .models import Asset
+from .models import Asset, IndexEntry
+from .registry import get_indexes
 
 
 @register()
@@ -82,19 +82,13 @@ def check_database(app_configs: Any = None, databases: Any = None, **kwargs: Any
 @register(Tags.models, deploy=True)
 def check_encoder(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     # Deploy-only: it imports torch/open_clip (on the first dimensions read), too slow for every manage.py call.
-    try:
-        dimensions = get_encoder().dimensions
-    except Exception as exc:  # noqa: BLE001 - report any configuration error as a check
-        return [Error(f"The assetsearch encoder cannot be configured: {exc}", id="assetsearch.E003")]
-    if dimensions != VECTOR_DIMENSIONS:
-        return [
-            Error(
-                f"The encoder returns {dimensions}-d vectors but the database stores {VECTOR_DIMENSIONS}-d vectors.",
-                hint="Use a model with 512-d embeddings (e.g. ViT-B-32), or migrate the vector column.",
-                id="assetsearch.E004",
-            )
-        ]
-    return []
+    errors: list[CheckMessage] = []
+    for alias in app_settings.get_indexed_encoders():
+        try:
+            get_encoder(alias).dimensions
+        except Exception as exc:  # noqa: BLE001 - report any configuration error as a check
+            errors.append(Error(f"The assetsearch encoder {alias!r} cannot be configured: {exc}", id="assetsearch.E003"))
+    return errors
 
 
 @register(Tags.models, deploy=True)
@@ -121,46 +115,70 @@ def check_model_weights(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     return warnings
 
 
-@register(Tags.database)
-def check_embeddings_current(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Warn when the configured model has not embedded the catalogue (a model change)."""
+@register(Tags.database, deploy=True)
+def check_vector_indexes(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Each indexed encoder alias has its HNSW index at its dimension (else search scans every row)."""
     if not databases or "default" not in databases:
         return []
+    from .index import plan_vector_indexes
+
     try:
-        key = get_encoder().key
-        missing = Asset.objects.ready().missing_embedding(key).count()
-    except (DatabaseError, ValueError, OSError):
-        return []
-    if not missing:
+        missing = plan_vector_indexes().missing
+    except (DatabaseError, ValueError, OSError, KeyError):
         return []
     return [
         Warning(
-            f"{missing} asset(s) have no vector from the configured model {key}; search cannot find them.",
-            hint="Run `manage.py assetsearch_reembed --missing` (the model changed, or a backfill is unfinished).",
-            id="assetsearch.W001",
+            f"The encoder alias {alias!r} ({dimensions}-d) has no vector index; its searches scan every vector.",
+            hint="Run `manage.py assetsearch_sync_indexes` (migrate also creates missing ones).",
+            id="assetsearch.W004",
         )
+        for alias, dimensions in missing.values()
     ]
 
 
 @register(Tags.database)
 def check_index_parameters(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Warn when the live HNSW index was built with other parameters than the settings ask for."""
+    """Warn for each alias whose live HNSW index was built with other parameters than the settings ask for."""
     if not databases or "default" not in databases:
         return []
-    from .index import configured_parameters, live_parameters
+    from .index import configured_parameters, live_index_parameters
 
     try:
-        wanted, live = configured_parameters(), live_parameters()
+        wanted, live = configured_parameters(), live_index_parameters()
     except ValueError as exc:
         return [Error(f"Invalid HNSW index setting: {exc}", id="assetsearch.E005")]
-    except DatabaseError:
-        return []  # unreachable or not migrated yet
-    if live is None or live == wanted:
-        return []
+    except (DatabaseError, OSError, KeyError):
+        return []  # unreachable or not migrated yet; an unloadable encoder is E003's
     return [
         Warning(
-            f"The vector index was built with {live}; the settings ask for {wanted}.",
+            f"The vector index of encoder {alias!r} was built with {parameters}; the settings ask for {wanted}.",
             hint="Run `manage.py assetsearch_rebuild_index` (a concurrent rebuild; searches go on meanwhile).",
             id="assetsearch.W003",
         )
+        for alias, parameters in live.items()
+        if parameters is not None and parameters != wanted
     ]
+
+
+@register(Tags.database)
+def check_embeddings_current(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn when the configured model has not embedded a registered model's objects (a model change)."""
+    if not databases or "default" not in databases:
+        return []
+    warnings: list[CheckMessage] = []
+    try:
+        encoder = get_encoder()
+        for index in get_indexes():
+            entries = IndexEntry.objects.for_model(index.model).for_encoder(encoder.alias)
+            missing = entries.ready().exclude(model_key=encoder.key).count()
+            if missing:
+                warnings.append(
+                    Warning(
+                        f"{missing} {index.model._meta.verbose_name}(s) have no vector from the configured model {encoder.key}; search cannot find them.",
+                        hint=f"Run `manage.py assetsearch_reembed --model {index.label} --stale` (the model changed, or a backfill is unfinished).",
+                        id="assetsearch.W001",
+                    )
+                )
+    except (DatabaseError, ValueError, OSError):
+        return []
+    return warnings

@@ -37,8 +37,9 @@ DEFAULTS: dict[str, Any] = {
     # "assetsearch-demo"); DEVICE "auto" picks CUDA when available, else CPU;
     # BATCH_SIZE is images per model call, and assets per embedding task of
     # the default encoder. Other aliases start from the default's options.
-    # The stored vectors are 512-d (assetsearch.constants.VECTOR_DIMENSIONS):
-    # the default encoder must match (system check assetsearch.E004).
+    # Vectors of any dimension are stored; each alias in INDEXED_ENCODERS gets
+    # its own partial HNSW index at its model's dimension (manage.py
+    # assetsearch_sync_indexes; migrate creates missing ones).
     # FIT is how a non-square image is fitted to the model's square input:
     # "centre-crop" (open_clip's own: the ends of wide and tall images are
     # cut away) or "letterbox" (the whole image, shrunk and padded to a
@@ -67,6 +68,17 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a process remembers that its model could not be loaded before
     # trying again, so requests and tasks fail at once meanwhile.
     "MODEL_RETRY_SECONDS": 60,
+    # The encoder alias whose vectors search, moderation and duplicates use.
+    # To change models without downtime: add the new alias to
+    # INDEXED_ENCODERS, backfill it (assetsearch_reembed --encoder NEW), then
+    # point SEARCH_ENCODER at it.
+    "SEARCH_ENCODER": "default",
+    # Aliases every new or changed image is embedded with; None: SEARCH_ENCODER only.
+    "INDEXED_ENCODERS": None,
+    # Host models to index, {"app_label.Model": "dotted.path.IndexClass"}; the
+    # same as calling assetsearch.register(Model, IndexClass) in a ready().
+    # assetsearch.Asset is always registered (assetsearch.indexes.AssetIndex).
+    "INDEXES": {},
     # torch threads in each process; None leaves torch's default.
     "TORCH_THREADS": None,
     # Where ONNX Runtime / OpenVINO encoders keep the exported models (see
@@ -100,7 +112,7 @@ DEFAULTS: dict[str, Any] = {
     # The HNSW index (assetsearch.index). M (links per node) and
     # EF_CONSTRUCTION (candidates per insertion) shape the graph when it is
     # built: after changing them run `manage.py assetsearch_rebuild_index`
-    # (a concurrent rebuild; check assetsearch.W002 says when it is due).
+    # (a concurrent rebuild, per encoder alias; check assetsearch.W003 says when it is due).
     # EF_SEARCH is the candidate list per query; ADAPTIVE_EF_SEARCH raises it
     # for deep pages and filtered scans (assetsearch.index.get_ef_search).
     # Chosen by measurement at 100k and 1M vectors (README "Benchmarks").
@@ -246,6 +258,10 @@ class AppSettings:
     def encoder_aliases(self) -> list[str]:
         """Every configured encoder alias, ``"default"`` first."""
         return list(dict.fromkeys(["default", *self.user_settings.get("ENCODERS", {})]))
+
+    def get_indexed_encoders(self) -> list[str]:
+        """The aliases new and changed images are embedded with, the search alias first."""
+        return list(dict.fromkeys([self.SEARCH_ENCODER, *(self.INDEXED_ENCODERS or ())]))
 
     def get_embedding_batch_size(self) -> int:
         """Assets per embedding task: the default encoder's ``BATCH_SIZE``."""

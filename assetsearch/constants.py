@@ -10,7 +10,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-# Dimension of the stored vectors (the column type); the encoder must match.
+# Dimension of the bundled model's vectors. The column holds vectors of any
+# dimension; each encoder alias declares its own (BaseEncoder.dimensions).
 VECTOR_DIMENSIONS = 512
 
 # The permission to review moderation flags and see hidden assets.
@@ -20,6 +21,11 @@ MODERATE_PERMISSION = "assetsearch.moderate_asset"
 CONTENT_HASH_LENGTH = 64  # SHA-256, hex
 MAX_FILE_PATH_LENGTH = 255  # Asset.image's column width
 MAX_MODEL_KEY_LENGTH = 100
+MAX_ENCODER_ALIAS_LENGTH = 50  # IndexEntry.encoder's column width
+MAX_MODEL_LABEL_LENGTH = 200  # "app_label.model_name" in the API's model parameter
+MAX_SEARCH_MODELS = 20  # labels in one model parameter
+# Prefix of the per-alias partial HNSW indexes on the index-entry table.
+VECTOR_INDEX_PREFIX = "assetsearch_entry_hnsw"
 MAX_MIME_TYPE_LENGTH = 50
 MAX_TAGS = 100
 MAX_TAG_LENGTH = 64  # Asset.tags' item column width

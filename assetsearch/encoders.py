@@ -133,6 +133,9 @@ class OpenCLIPEncoder(BaseEncoder):
 
     ``PRETRAINED`` is an open_clip tag (``"laion2b_s34b_b79k"``), a checkpoint
     path, ``"bundled"`` for the demo checkpoint, or None for random weights.
+    ``MODEL_CONFIG`` (optional) is an open_clip model config file, or a folder
+    of them, registered before ``MODEL`` is looked up: an architecture of
+    one's own (a file ``my-model.json`` is ``MODEL`` ``"my-model"``).
     """
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
@@ -188,6 +191,10 @@ class OpenCLIPEncoder(BaseEncoder):
 
         if self.model_name == MODEL_NAME:
             register_model_config()
+        if self.options.get("MODEL_CONFIG"):
+            import open_clip
+
+            open_clip.add_model_config(self.options["MODEL_CONFIG"])
 
     @cached_property
     def model_config(self) -> dict[str, Any]:
@@ -329,12 +336,13 @@ _encoders: dict[tuple[str, str], BaseEncoder] = {}
 _encoders_lock = threading.Lock()
 
 
-def get_encoder(alias: str = "default") -> BaseEncoder:
-    """The process-wide encoder for ``alias`` (created on first use, model loaded lazily).
+def get_encoder(alias: str | None = None) -> BaseEncoder:
+    """The process-wide encoder for ``alias`` (default: ``SEARCH_ENCODER``), created on first use, model loaded lazily.
 
     Encoders are cached by alias and options, so ``override_settings`` of
     unrelated keys keeps the loaded model.
     """
+    alias = alias or app_settings.SEARCH_ENCODER
     options = app_settings.encoder_config(alias)
     cache_key = (alias, repr(sorted(options.items())))
     encoder = _encoders.get(cache_key)

@@ -12,6 +12,7 @@ ids of the assets that count as hits::
 from __future__ import annotations
 
 import time
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from .encoders import get_encoder
 from .models import Asset
-from .search import Query, compose, search, vector_ranking
+from .search import Filters, Query, compose, get_targets, search, vector_ranking
 
 QUERY_FIELDS = {"text", "asset_id", "negative", "text_weight", "image_weight", "asset_weight", "negative_weight", "hybrid"}
 
@@ -61,23 +62,23 @@ def evaluate(queries: Sequence[LabelledQuery], depth: int = 10) -> dict[str, flo
     """Recall@1/5/10, MRR, mAP@depth, latency percentiles, ANN-vs-exact recall@10."""
     recalls = {1: [], 5: [], 10: []}
     reciprocal, precisions, latencies, overlap = [], [], [], []
-    key = get_encoder().key
+    alias = get_encoder().alias
     for labelled in queries:
+        if labelled.query.models is None:  # the labels name assets
+            labelled = dataclasses.replace(labelled, query=dataclasses.replace(labelled.query, models=[Asset]))
         started = time.perf_counter()
         hits = search(labelled.query).hits
         latencies.append((time.perf_counter() - started) * 1000)
-        ranked = [hit.asset.pk for hit in hits]
+        ranked = [hit.object.pk for hit in hits]
         for k in recalls:
             recalls[k].append(float(bool(set(ranked[:k]) & labelled.relevant)))
         first = next((i for i, pk in enumerate(ranked, start=1) if pk in labelled.relevant), None)
         reciprocal.append(1.0 / first if first else 0.0)
         precisions.append(average_precision(ranked, labelled.relevant))
         vector = compose(labelled.query).vector
-        assets = Asset.objects.all()
-        if labelled.query.asset_id is not None:
-            assets = assets.exclude(pk=labelled.query.asset_id)
-        approx = {pk for pk, _ in vector_ranking(vector, assets, depth=10, exact=False, model_key=key)}
-        exact = {pk for pk, _ in vector_ranking(vector, assets, depth=10, exact=True, model_key=key)}
+        targets = get_targets(dataclasses.replace(labelled.query, filters=Filters()))
+        approx = {key for key, _ in vector_ranking(vector, targets, depth=10, exact=False, alias=alias)}
+        exact = {key for key, _ in vector_ranking(vector, targets, depth=10, exact=True, alias=alias)}
         overlap.append(len(approx & exact) / max(1, len(exact)))
     return {
         "queries": len(queries),

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.db import DatabaseError
-from django.db.models import Min
 from django.utils import timezone
 
 from .conf import app_settings
@@ -112,18 +111,18 @@ def check_model() -> CheckResult:
 
 def check_pending() -> CheckResult:
     """Pending work does not wait longer than ``HEALTH_PENDING_WARN_SECONDS``."""
-    from .models import Asset
+    from .models import IndexEntry
 
-    pending = Asset.objects.pending()
-    oldest = pending.aggregate(oldest=Min("embedding_status_changed_at"))["oldest"]
+    # Every registered model's entries, every indexed alias: all work the workers owe.
+    count, oldest = IndexEntry.objects.pending().count_and_oldest()
     if oldest is None:
-        return CheckResult(OK, "No pending assets.", {"pending": 0, "oldest_pending_age_s": None})
+        return CheckResult(OK, "No pending work.", {"pending": 0, "oldest_pending_age_s": None})
     age = (timezone.now() - oldest).total_seconds()
-    details = {"pending": pending.count(), "oldest_pending_age_s": round(age, 1)}
+    details = {"pending": count, "oldest_pending_age_s": round(age, 1)}
     limit = app_settings.HEALTH_PENDING_WARN_SECONDS
     if age > limit:
         return CheckResult(
-            WARNING, f"The oldest pending asset has waited {age:.0f} s (more than {limit} s): are the workers keeping up?", details
+            WARNING, f"The oldest pending image has waited {age:.0f} s (more than {limit} s): are the workers keeping up?", details
         )
     return CheckResult(OK, f"{details['pending']} pending; the oldest has waited {age:.0f} s.", details)
 

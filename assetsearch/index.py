@@ -1,28 +1,46 @@
-"""The HNSW index on the stored vectors: build parameters, per-query ``ef_search``, rebuilds.
+"""The HNSW indexes on the stored vectors: one per encoder alias, build parameters, ``ef_search``, rebuilds.
 
-Two settings shape the graph when it is built: ``HNSW_M`` (links per node)
-and ``HNSW_EF_CONSTRUCTION`` (candidates weighed per insertion). One is read
-at query time: ``HNSW_EF_SEARCH`` (candidates kept while walking the graph),
-raised by :func:`get_ef_search` for pages deeper than it. Changing a build
-parameter takes effect when ``manage.py assetsearch_rebuild_index`` rebuilds
-the index: ``CREATE INDEX CONCURRENTLY`` beside the old one, then a swap, so
-searches and writes go on meanwhile. The system check ``assetsearch.W003``
-says when the live index was built with other parameters than the settings.
+The entry table's ``vector`` column holds ``halfvec`` of any dimension, so
+one index cannot serve every alias. Each alias in ``INDEXED_ENCODERS`` (and
+``SEARCH_ENCODER``) gets the partial index pgvector documents for that case::
 
-The index's name, column and operator class are the ``HnswIndex`` in
-``AssetEmbedding.Meta`` (the migrations build it from there).
+    CREATE INDEX ... ON assetsearch_indexentry
+        USING hnsw ((vector::halfvec(512)) halfvec_cosine_ops) WITH (m = 16, ef_construction = 128)
+        WHERE encoder = 'default'
+
+and search orders by the same expression
+(:func:`assetsearch.querysets.vector_expression`). Two commands, one concern
+each:
+
+- ``manage.py assetsearch_sync_indexes``: which indexes exist. Creates the
+  missing ones (``migrate`` does too; ``--concurrently`` on a live site) and,
+  with ``--prune``, drops those of aliases no longer indexed or whose
+  dimension changed. The check ``assetsearch.W004`` names a missing one.
+- ``manage.py assetsearch_rebuild_index``: how they are built. Two settings
+  shape the graph: ``HNSW_M`` (links per node) and ``HNSW_EF_CONSTRUCTION``
+  (candidates weighed per insertion); changing one takes effect when the
+  command rebuilds an alias's index: ``CREATE INDEX CONCURRENTLY`` beside
+  the old one, then a swap, so searches and writes go on meanwhile. The
+  check ``assetsearch.W003`` says, per alias, when the live index was built
+  with other parameters than the settings.
+
+One setting is read at query time: ``HNSW_EF_SEARCH`` (candidates kept while
+walking the graph), raised by :func:`get_ef_search` for pages deeper than it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, connections
 
 from .conf import app_settings
+from .constants import VECTOR_INDEX_PREFIX
 
 # pgvector's bounds: hnsw.ef_search is at most 1000; m 2..100; ef_construction 4..1000 and >= 2m.
 EF_SEARCH_LIMIT = 1000
@@ -80,63 +98,186 @@ def get_ef_search(depth: int, *, filtered: bool = False) -> int:
     return min(max(ef_search, depth), EF_SEARCH_LIMIT)
 
 
-def _model_index() -> tuple[str, Any]:
-    """The embedding table and its ``HnswIndex`` declaration."""
+def entry_table() -> str:
+    """The index-entry table (looked up in the app registry: models imports this module's callers)."""
     from django.apps import apps
-    from pgvector.django import HnswIndex
 
-    AssetEmbedding = apps.get_model("assetsearch", "AssetEmbedding")  # not imported: models imports this module's callers
-    (index,) = [i for i in AssetEmbedding._meta.indexes if isinstance(i, HnswIndex)]
-    return AssetEmbedding._meta.db_table, index
+    return apps.get_model("assetsearch", "IndexEntry")._meta.db_table
 
 
-def index_name() -> str:
-    return _model_index()[1].name
+def vector_index_name(alias: str, dimensions: int) -> str:
+    """The name of ``alias``'s HNSW index at ``dimensions``: readable, and within Postgres's 63 bytes."""
+    slug = "".join(c if c.isalnum() else "_" for c in alias.lower())
+    digest = hashlib.sha256(alias.encode()).hexdigest()[:6]
+    return f"{VECTOR_INDEX_PREFIX}_{slug[:24]}_{dimensions}_{digest}"
 
 
-def live_parameters(using: str = "default") -> IndexParameters | None:
-    """The parameters the live index was built with; None when there is no valid index."""
+@dataclass(frozen=True)
+class LiveIndex:
+    """A per-alias vector index as the database has it."""
+
+    name: str
+    alias: str
+    dimensions: int
+    parameters: IndexParameters
+    valid: bool
+
+
+_PREDICATE_ALIAS = re.compile(r"'((?:[^']|'')*)'")
+_DIMENSIONS = re.compile(r"halfvec\((\d+)\)")
+
+
+def live_indexes(using: str = "default") -> dict[str, LiveIndex]:
+    """``{index name: LiveIndex}`` of the per-alias vector indexes on the entry table (read from the catalog)."""
     with connections[using].cursor() as cursor:
         cursor.execute(
-            "SELECT c.reloptions FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
-            "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace AND i.indisvalid",
-            [index_name()],
+            "SELECT c.relname, c.reloptions, pg_get_expr(i.indpred, i.indrelid), pg_get_indexdef(c.oid), i.indisvalid "
+            "FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
+            "WHERE i.indrelid = %s::regclass AND c.relname LIKE %s",
+            [entry_table(), VECTOR_INDEX_PREFIX + "%"],
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    options = dict(PGVECTOR_DEFAULTS)
-    for option in row[0] or []:
-        key, _, value = option.partition("=")
-        if key in options:
-            options[key] = int(value)
-    return IndexParameters(**options)
+        rows = cursor.fetchall()
+    found = {}
+    for name, reloptions, predicate, definition, valid in rows:
+        alias = _PREDICATE_ALIAS.search(predicate or "")
+        dimensions = _DIMENSIONS.search(definition or "")
+        if alias is None or dimensions is None:
+            continue  # not one of ours (a prefix taken by hand)
+        options = dict(PGVECTOR_DEFAULTS)
+        for option in reloptions or []:
+            key, _, value = option.partition("=")
+            if key in options:
+                options[key] = int(value)
+        found[name] = LiveIndex(name, alias.group(1).replace("''", "'"), int(dimensions.group(1)), IndexParameters(**options), bool(valid))
+    return found
 
 
-def index_size_bytes(using: str = "default") -> int:
+def existing_vector_indexes(using: str = "default") -> set[str]:
+    """The names of the per-alias vector indexes on the entry table (valid or not)."""
+    return set(live_indexes(using))
+
+
+def live_index_parameters(using: str = "default") -> dict[str, IndexParameters]:
+    """``{alias: parameters}`` its valid live index was built with (one index per alias; the first by name)."""
+    found: dict[str, IndexParameters] = {}
+    for name, index in sorted(live_indexes(using).items()):
+        if index.valid and not name.endswith(REBUILD_SUFFIX):
+            found.setdefault(index.alias, index.parameters)
+    return found
+
+
+def live_index(alias: str | None = None, using: str = "default") -> LiveIndex | None:
+    """``alias``'s (default ``SEARCH_ENCODER``) valid live index, None when it has none."""
+    alias = alias or app_settings.SEARCH_ENCODER
+    candidates = [
+        index for name, index in sorted(live_indexes(using).items())
+        if index.alias == alias and index.valid and not name.endswith(REBUILD_SUFFIX)
+    ]
+    return candidates[0] if candidates else None
+
+
+def live_parameters(alias: str | None = None, using: str = "default") -> IndexParameters | None:
+    """The parameters ``alias``'s (default ``SEARCH_ENCODER``) live index was built with; None without a valid one."""
+    index = live_index(alias, using)
+    return index.parameters if index else None
+
+
+def index_name(alias: str | None = None) -> str:
+    """The name of ``alias``'s (default ``SEARCH_ENCODER``) index: the live one, else the one its encoder needs."""
+    alias = alias or app_settings.SEARCH_ENCODER
+    index = live_index(alias)
+    if index is not None:
+        return index.name
+    from .encoders import get_encoder
+
+    return vector_index_name(alias, get_encoder(alias).dimensions)
+
+
+def index_size_bytes(alias: str | None = None, using: str = "default") -> int:
     with connections[using].cursor() as cursor:
-        cursor.execute("SELECT pg_relation_size(%s::regclass)", [index_name()])
+        cursor.execute("SELECT pg_relation_size(%s::regclass)", [index_name(alias)])
         return int(cursor.fetchone()[0])
 
 
-def create_index_sql(parameters: IndexParameters, *, name: str | None = None, concurrently: bool = False) -> str:
-    """The ``CREATE INDEX`` statement for the model's HNSW index with ``parameters``."""
-    table, index = _model_index()
+def create_index_sql(
+    parameters: IndexParameters, *, alias: str, dimensions: int, name: str | None = None, concurrently: bool = False,
+) -> str:
+    """The ``CREATE INDEX`` statement of ``alias``'s partial HNSW index over ``vector::halfvec(dimensions)``.
+
+    The opclass matches the cosine distance the queries use. The alias is a
+    settings key, quoted as a string literal all the same.
+    """
     quote = connection.ops.quote_name
-    (column,), (opclass,) = index.fields, index.opclasses
+    literal = "'" + alias.replace("'", "''") + "'"
     return (
-        f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}{quote(name or index.name)} ON {quote(table)} "
-        f"USING hnsw ({quote(column)} {opclass}) WITH (m = {int(parameters.m)}, ef_construction = {int(parameters.ef_construction)})"
+        f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS "
+        f"{quote(name or vector_index_name(alias, dimensions))} ON {quote(entry_table())} "
+        f"USING hnsw ((vector::halfvec({int(dimensions)})) halfvec_cosine_ops) "
+        f"WITH (m = {int(parameters.m)}, ef_construction = {int(parameters.ef_construction)}) "
+        f"WHERE encoder = {literal}"
     )
+
+
+def create_vector_index(alias: str, dimensions: int, *, concurrently: bool = False, parameters: IndexParameters | None = None) -> str:
+    """Create ``alias``'s index (if missing) with ``parameters`` (default: the settings'); returns its name.
+
+    ``concurrently`` builds without locking writes (outside a transaction only).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(create_index_sql(parameters or configured_parameters(), alias=alias, dimensions=dimensions, concurrently=concurrently))
+    return vector_index_name(alias, dimensions)
+
+
+def drop_vector_index(name: str, *, concurrently: bool = False) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {connection.ops.quote_name(name)}")
+
+
+@dataclass
+class IndexPlan:
+    wanted: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (alias, dimensions)
+    existing: set[str] = field(default_factory=set)
+
+    @property
+    def missing(self) -> dict[str, tuple[str, int]]:
+        return {name: spec for name, spec in self.wanted.items() if name not in self.existing}
+
+    @property
+    def obsolete(self) -> list[str]:
+        return sorted(name for name in self.existing - set(self.wanted) if not name.endswith(REBUILD_SUFFIX))
+
+
+def plan_vector_indexes() -> IndexPlan:
+    """The indexes the configured encoders need (reads each model's dimension), and those that exist."""
+    from .encoders import get_encoder
+
+    wanted = {}
+    for alias in app_settings.get_indexed_encoders():
+        dimensions = get_encoder(alias).dimensions
+        wanted[vector_index_name(alias, dimensions)] = (alias, dimensions)
+    return IndexPlan(wanted, existing_vector_indexes())
+
+
+def sync_vector_indexes(*, prune: bool = False, concurrently: bool = False) -> tuple[list[str], list[str]]:
+    """Create the missing indexes (and drop obsolete ones with ``prune``); returns (created, dropped)."""
+    plan = plan_vector_indexes()
+    created = [create_vector_index(alias, dims, concurrently=concurrently) for alias, dims in plan.missing.values()]
+    dropped = []
+    if prune:
+        for name in plan.obsolete:
+            drop_vector_index(name, concurrently=concurrently)
+            dropped.append(name)
+    return created, dropped
 
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 def rebuild_index(
-    parameters: IndexParameters, *, maintenance_work_mem: str | None = None, progress: Progress | None = None,
+    parameters: IndexParameters, *, alias: str | None = None, maintenance_work_mem: str | None = None,
+    progress: Progress | None = None,
 ) -> None:
-    """Build the index anew with ``parameters`` beside the old one, then swap them.
+    """Build ``alias``'s (default ``SEARCH_ENCODER``) index anew with ``parameters`` beside the old one, then swap them.
 
     ``CREATE INDEX CONCURRENTLY`` takes no lock that blocks reads or
     writes; the old index serves searches until ``DROP INDEX CONCURRENTLY``
@@ -146,20 +287,28 @@ def rebuild_index(
     Runs outside any transaction (autocommit), as CONCURRENTLY requires.
     """
     parameters.validate()
-    name = index_name()
-    temporary = name + REBUILD_SUFFIX
+    alias = alias or app_settings.SEARCH_ENCODER
+    name = index_name(alias)
+    current = live_index(alias)
+    if current is not None:
+        dimensions = current.dimensions
+    else:
+        from .encoders import get_encoder
+
+        dimensions = get_encoder(alias).dimensions
+    temporary = name[: 63 - len(REBUILD_SUFFIX)] + REBUILD_SUFFIX
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         if maintenance_work_mem:
             # The graph is built in memory: one that does not fit is built far more slowly.
             cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [maintenance_work_mem])
-        if live_parameters() is None and _exists(cursor, temporary, valid=True):
+        if current is None and _exists(cursor, temporary, valid=True):
             cursor.execute(f"ALTER INDEX {quote(temporary)} RENAME TO {quote(name)}")  # an interrupted swap
             return
         cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(temporary)}")
         watcher = _ProgressWatcher(progress) if progress else None
         try:
-            cursor.execute(create_index_sql(parameters, name=temporary, concurrently=True))
+            cursor.execute(create_index_sql(parameters, alias=alias, dimensions=dimensions, name=temporary, concurrently=True))
         finally:
             if watcher:
                 watcher.stop()

@@ -27,26 +27,28 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from typing import Any
+
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from .conf import app_settings
 from .encoders import embed_texts, get_encoder
 from .exceptions import EmptyQuery
-from .models import Asset, AssetEmbedding, FlagStatus, ModerationConcept, ModerationFlag
-from .querysets import EmbeddingQuerySet
-from .search import check_page
+from .models import FlagStatus, IndexEntry, ModerationConcept, ModerationFlag
+from .querysets import IndexEntryQuerySet
+from .search import Query, Target, check_page, get_targets, load_objects
 
 
-def scored_embeddings(prompts: Sequence[str], counter_prompts: Sequence[str]) -> EmbeddingQuerySet:
-    """The default model's vectors, annotated ``score``: their concept probability."""
+def scored_embeddings(prompts: Sequence[str], counter_prompts: Sequence[str]) -> IndexEntryQuerySet:
+    """The search alias's entries (every registered model) with a vector, annotated ``score``: their concept probability."""
     counter = list(counter_prompts) or list(app_settings.MODERATION_NEUTRAL_PROMPTS)
     if not prompts:
         raise EmptyQuery("A moderation concept needs at least one prompt.")
     encoder = get_encoder()
     vectors = [t.vector for t in embed_texts([*prompts, *counter], encoder)]
-    return AssetEmbedding.objects.for_model(encoder.key).with_concept_score(
+    return IndexEntry.objects.for_encoder(encoder.alias).with_concept_score(
         vectors[: len(prompts)], vectors[len(prompts) :], encoder.logit_scale
     )
 
@@ -57,55 +59,73 @@ class FlagCounts:
     cleared: int
 
 
-def flag_assets(concept: ModerationConcept, *, asset_ids: Sequence[int] | None = None, id_range: tuple[int, int] | None = None) -> FlagCounts:
-    """Score assets for ``concept`` in one statement; flag those at or over its threshold.
+def flag_entries(concept: ModerationConcept, *, entry_ids: Sequence[int] | None = None, id_range: tuple[int, int] | None = None) -> FlagCounts:
+    """Score entries for ``concept`` in one statement; flag those at or over its threshold.
 
     Existing flags keep their review status (their score is refreshed); open
     flags now under the threshold are removed.
     """
     scores = scored_embeddings(concept.prompts, concept.counter_prompts)
-    if asset_ids is not None:
-        scores = scores.filter(asset_id__in=list(asset_ids))
+    if entry_ids is not None:
+        scores = scores.filter(pk__in=list(entry_ids))
     if id_range is not None:
-        scores = scores.filter(asset_id__gte=id_range[0], asset_id__lte=id_range[1])
+        scores = scores.filter(pk__gte=id_range[0], pk__lte=id_range[1])
     return FlagCounts(*ModerationFlag.objects.upsert_scores(concept.pk, concept.threshold, scores))
 
 
-def score_new_assets(asset_ids: Sequence[int]) -> int:
-    """Score freshly embedded assets against every enabled concept; returns flags made or refreshed."""
+def flag_assets(concept: ModerationConcept, *, asset_ids: Sequence[int] | None = None) -> FlagCounts:
+    """Score every embedded object (or only these assets) for ``concept``; :func:`flag_entries` by object."""
+    entry_ids = None
+    if asset_ids is not None:
+        from .models import Asset
+
+        entry_ids = list(IndexEntry.objects.for_objects(Asset, asset_ids).values_list("pk", flat=True))
+    return flag_entries(concept, entry_ids=entry_ids)
+
+
+def score_new_entries(entry_ids: Sequence[int]) -> int:
+    """Score freshly embedded entries against every enabled concept; returns flags made or refreshed."""
     total = 0
     for concept in ModerationConcept.objects.enabled():
-        total += flag_assets(concept, asset_ids=asset_ids).flagged
+        total += flag_entries(concept, entry_ids=entry_ids).flagged
     return total
 
 
 @dataclass
 class Scoring:
     concepts: int  # enabled concepts
-    scored: list[int]  # the assets that have a vector of the default model
+    scored: list[int]  # the objects that have a vector of the search alias
     flags: int  # made or refreshed
+
+
+def score_objects(model: Any, object_ids: Sequence[int]) -> Scoring:
+    """Score existing objects of ``model`` against every enabled concept (nothing when none is enabled)."""
+    concepts = ModerationConcept.objects.enabled().count()
+    if not concepts:
+        return Scoring(0, [], 0)
+    entries = IndexEntry.objects.for_objects(model, object_ids).search_alias().with_vector()
+    rows = list(entries.values_list("pk", "object_id"))
+    return Scoring(concepts, [oid for _, oid in rows], score_new_entries([pk for pk, _ in rows]))
 
 
 def score_assets(asset_ids: Sequence[int]) -> Scoring:
     """Score existing assets against every enabled concept (nothing when none is enabled)."""
-    concepts = ModerationConcept.objects.enabled().count()
-    if not concepts:
-        return Scoring(0, [], 0)
-    scored = list(AssetEmbedding.objects.for_model(get_encoder().key).filter(asset_id__in=list(asset_ids)).values_list("asset_id", flat=True))
-    return Scoring(concepts, scored, score_new_assets(scored))
+    from .models import Asset
+
+    return score_objects(Asset, asset_ids)
 
 
 def rescore_concept(concept_id: int, *, batch_size: int = 5000, progress: Callable[[int, int], None] | None = None) -> FlagCounts:
-    """Re-score the whole catalogue for one concept, in id-range batches, recording progress."""
+    """Re-score the whole catalogue (every registered model) for one concept, in id-range batches, recording progress."""
     concept = ModerationConcept.objects.get(pk=concept_id)
-    embeddings = AssetEmbedding.objects.for_model(get_encoder().key)
-    ids = list(embeddings.order_by("asset_id").values_list("asset_id", flat=True))
+    embeddings = IndexEntry.objects.search_alias().with_vector()
+    ids = list(embeddings.order_by("pk").values_list("pk", flat=True))
     ModerationConcept.objects.filter(pk=concept_id).update(rescore_total=len(ids), rescore_done=0)
     counts = FlagCounts(0, 0)
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
         with transaction.atomic():
-            batch = flag_assets(concept, id_range=(chunk[0], chunk[-1]))
+            batch = flag_entries(concept, id_range=(chunk[0], chunk[-1]))
             done = start + len(chunk)
             ModerationConcept.objects.filter(pk=concept_id).update(rescore_done=done)
         counts.flagged += batch.flagged
@@ -118,27 +138,43 @@ def rescore_concept(concept_id: int, *, batch_size: int = 5000, progress: Callab
 
 @dataclass
 class ModerationHit:
-    asset: Asset
+    object: Model
     score: float
     rank: int
+
+    @property
+    def asset(self) -> Model:
+        """The object (the name of earlier releases)."""
+        return self.object
 
 
 def moderation_query(
     text: str | Sequence[str], *, counter_prompts: Sequence[str] = (), limit: int = 20, offset: int = 0,
-    visible: QuerySet[Asset] | None = None,
+    visible: QuerySet | None = None, models: Sequence[Any] | None = None, user: Any = None,
 ) -> list[ModerationHit]:
-    """Ad-hoc: assets ranked by the concept score of free text ("violent scene")."""
+    """Ad-hoc: objects ranked by the concept score of free text ("violent scene").
+
+    ``models``, ``user`` and ``visible`` choose the objects as in :class:`~assetsearch.search.Query`.
+    """
     prompts = [text] if isinstance(text, str) else list(text)
     prompts = [p for p in prompts if p and p.strip()]
     if not prompts:
         raise EmptyQuery("The moderation query is empty.")
     check_page(limit, offset)
-    scores = scored_embeddings(prompts, counter_prompts)
-    if visible is not None and visible.query.where:  # (no condition: every asset)
-        scores = scores.filter(asset__in=visible.values("pk"))
-    rows = list(scores.order_by("-score", "asset_id").values_list("asset_id", "score")[offset : offset + limit])
-    assets = Asset.objects.in_bulk([pk for pk, _ in rows])
-    return [ModerationHit(assets[pk], float(s), offset + i + 1) for i, (pk, s) in enumerate(rows)]
+    targets: list[Target] = get_targets(Query(text="-", models=models, user=user, visible=visible).clean())
+    if not targets:
+        return []
+    condition = Q()
+    for target in targets:
+        condition |= target.entry_condition()
+    scores = scored_embeddings(prompts, counter_prompts).filter(condition)
+    rows = list(
+        scores.order_by("-score", "content_type_id", "object_id").values_list("content_type_id", "object_id", "score")[offset : offset + limit]
+    )
+    objects = load_objects([(ct, oid) for ct, oid, _ in rows], targets)
+    return [
+        ModerationHit(objects[ct, oid], float(s), offset + i + 1) for i, (ct, oid, s) in enumerate(rows) if (ct, oid) in objects
+    ]
 
 
 @dataclass

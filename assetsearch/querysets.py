@@ -8,24 +8,26 @@ parameters, never as string-built literals.
 
 from __future__ import annotations
 
+import functools
+import operator
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from django.contrib.postgres.search import SearchVector
+from django.apps import apps
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.db import connection, connections, models
+from django.db.models.functions import Cast, Greatest, Ln
 from django.utils import timezone
 from pgvector import HalfVector
-from pgvector.django import CosineDistance
+from pgvector.django import CosineDistance, HalfVectorField
 
 from .conf import app_settings
-from .constants import MODERATE_PERMISSION, VECTOR_DIMENSIONS, ConceptAction, EmbeddingStatus, FlagStatus
+from .constants import KEYWORD_MIN_SHARE, MAX_KEYWORD_TERMS, MODERATE_PERMISSION, ConceptAction, EmbeddingStatus, FlagStatus
 from .index import get_ef_search
-
-# The most candidates pgvector's HNSW scan keeps per query (hnsw.ef_search's upper bound).
-
 
 def pgvector_version(using: str = "default") -> str | None:
     """The version of the ``vector`` extension in the database; None when it is not created."""
@@ -50,71 +52,84 @@ def configure_index_scan(depth: int, filtered: bool = False) -> None:
 
 @dataclass
 class EmbeddingReport:
-    """Where a set of assets stands in the pipeline (the admin's status page)."""
+    """Where a set of entries (one model, one alias) stands in the pipeline (admin status page, assetsearch_status)."""
 
     states: list[tuple[str, str, int]]  # (value, label, count) per EmbeddingStatus
     total: int
     models: list[dict[str, Any]]  # model_key, vectors, latest
-    missing: int  # no vector from the current model
-    stale: int  # a vector made from older bytes
+    missing: int  # objects with no vector from the alias's current model
+    stale: int  # entries whose vector was made by another model
     stuck: int  # pending for longer than the sweep waits
-    failures: list[Any]
+    failures: list[Any]  # failed entries, latest first
     requeue_count: int  # pending or failed: what a re-enqueue sends
 
 
+def _content_type(model: type[models.Model] | models.Model) -> models.Subquery:
+    """The model's content type id as a subquery: building a queryset never touches the
+    database (a check, a schema generation or a request may build them with none reachable)."""
+    from django.contrib.contenttypes.models import ContentType
+
+    opts = model._meta
+    return models.Subquery(ContentType.objects.filter(app_label=opts.app_label, model=opts.model_name).values("pk")[:1])
+
+
+def vector_expression(dimensions: int) -> models.Expression:
+    """``vector::halfvec(<dimensions>)``: the expression each alias's partial HNSW index is built on.
+
+    Queries order by this same expression, or the planner cannot use the index.
+    """
+    return Cast("vector", HalfVectorField(dimensions=dimensions))
+
+
+def _query_vector(vector: Sequence[float]) -> HalfVector:
+    return HalfVector(np.asarray(vector, dtype=np.float32))
+
+
+def _similarity(vector: np.ndarray) -> models.Expression:
+    """Cosine similarity of the stored ``vector`` column to ``vector``, as an expression."""
+    return models.Value(1.0) - CosineDistance("vector", _query_vector(vector))
+
+
 class AssetQuerySet(models.QuerySet["Asset"]):
+    """Assets; their pipeline state is read from their index entries (search alias)."""
+
+    def _with_entry_status(self, *statuses: str) -> AssetQuerySet:
+        entries = self.model._meta.get_field("index_entries").related_model._default_manager
+        ids = entries.for_model(self.model).search_alias().filter(status__in=statuses).values("object_id")
+        return self.filter(pk__in=ids)
+
     def pending(self) -> AssetQuerySet:
-        return self.filter(embedding_status=EmbeddingStatus.PENDING)
+        return self._with_entry_status(EmbeddingStatus.PENDING)
 
     def failed(self) -> AssetQuerySet:
-        return self.filter(embedding_status=EmbeddingStatus.FAILED)
+        return self._with_entry_status(EmbeddingStatus.FAILED)
 
     def ready(self) -> AssetQuerySet:
-        return self.filter(embedding_status=EmbeddingStatus.READY)
+        return self._with_entry_status(EmbeddingStatus.READY)
 
     def unfinished(self) -> AssetQuerySet:
         """Pending or failed: what a re-enqueue sends to the workers."""
-        return self.filter(embedding_status__in=[EmbeddingStatus.PENDING, EmbeddingStatus.FAILED])
+        return self._with_entry_status(EmbeddingStatus.PENDING, EmbeddingStatus.FAILED)
 
-    def pending_since(self, cutoff: datetime) -> AssetQuerySet:
-        """Pending, and unchanged since ``cutoff`` (their message may be lost)."""
-        return self.pending().filter(embedding_status_changed_at__lte=cutoff)
+    def set_status(self, status: str, error: str = "") -> int:
+        """Set the embedding status of these assets' search-alias entries."""
+        entries = self.model._meta.get_field("index_entries").related_model._default_manager
+        return entries.for_model(self.model).search_alias().filter(object_id__in=self.values("pk")).set_status(status, error)
+
+    def with_entry(self) -> AssetQuerySet:
+        """Prefetch each asset's search-alias entry (``asset.embedding_status`` and kin without a query each)."""
+        entries = self.model._meta.get_field("index_entries").related_model._default_manager
+        return self.prefetch_related(
+            models.Prefetch("index_entries", queryset=entries.search_alias(), to_attr="prefetched_entries")
+        )
 
     def visible_to(self, user: Any | None) -> AssetQuerySet:
-        """The assets ``user`` may see; everything only with the moderation permission.
-
-        Others never see an asset an enabled hide-concept flagged, nor, while
-        such a concept exists and ``HIDE_UNMODERATED`` is on, an asset that is
-        not ``ready`` yet (not embedded, so not scored), unless they uploaded it:
-        a pending upload cannot be shown before moderation had its say.
-        """
-        if user is not None and getattr(user, "has_perm", None) and user.has_perm(MODERATE_PERMISSION):
-            return self
-        flags = self.model._meta.get_field("flags").related_model._default_manager
-        visible = self.exclude(pk__in=flags.hiding().values("asset_id"))
-        if app_settings.HIDE_UNMODERATED:
-            concepts = flags.model._meta.get_field("concept").related_model._default_manager
-            # One query: the EXISTS is evaluated once (an InitPlan), when the queryset runs.
-            moderated = models.Q(embedding_status=EmbeddingStatus.READY) | ~models.Exists(concepts.hiding())
-            if user is not None and getattr(user, "is_authenticated", False):
-                moderated |= models.Q(uploaded_by_id=user.pk)
-            visible = visible.filter(moderated)
-        return visible
-
-    def missing_embedding(self, model_key: str) -> AssetQuerySet:
-        """Assets with no vector from ``model_key`` (new, failed or stale)."""
-        return self.exclude(embeddings__model_key=model_key)
-
-    def stale_embedding(self, model_key: str) -> AssetQuerySet:
-        """Assets whose file changed since their ``model_key`` vector was made."""
-        return self.filter(embeddings__model_key=model_key).exclude(
-            embeddings__content_hash=models.F("content_hash")
-        )
+        """The assets ``user`` may see (:func:`hide_flagged`); everything only with the moderation permission."""
+        return hide_flagged(self, user, owner_field="uploaded_by")
 
     def tag_vocabulary(self) -> set[str]:
         """The distinct tags of these assets."""
-        tag = models.Func(models.F("tags"), function="unnest", output_field=models.CharField())
-        return {t for t in self.order_by().annotate(tag=tag).values_list("tag", flat=True).distinct() if t}
+        return tag_vocabulary(self, "tags")
 
     def update_search_documents(self) -> int:
         """Recompute the full-text documents (after bulk edits that bypass save())."""
@@ -126,48 +141,241 @@ class AssetQuerySet(models.QuerySet["Asset"]):
             + SearchVector("description", weight="C", config=config)
         )
 
+
+def hide_flagged(queryset: models.QuerySet, user: Any | None, *, owner_field: str | None = None) -> models.QuerySet:
+    """``queryset`` without what moderation hides from ``user``; everything with the moderation permission.
+
+    Others never see an object an enabled hide-concept flagged, nor, while
+    such a concept exists and ``HIDE_UNMODERATED`` is on, one whose
+    search-alias entry is not ``ready`` yet (not embedded, so not scored),
+    unless they own it (``owner_field``, a foreign key to the user): a
+    pending upload cannot be shown before moderation had its say. Works on
+    any registered model: flags and entries refer to objects generically.
+    """
+    if user is not None and getattr(user, "has_perm", None) and user.has_perm(MODERATE_PERMISSION):
+        return queryset
+    content_type = _content_type(queryset.model)
+    flags = apps.get_model("assetsearch", "ModerationFlag")._default_manager
+    hidden = flags.hiding().filter(entry__content_type=content_type)
+    visible = queryset.exclude(pk__in=hidden.values("entry__object_id"))
+    if app_settings.HIDE_UNMODERATED:
+        concepts = apps.get_model("assetsearch", "ModerationConcept")._default_manager
+        entries = apps.get_model("assetsearch", "IndexEntry")._default_manager
+        ready = entries.filter(
+            content_type=content_type, encoder=app_settings.SEARCH_ENCODER, status=EmbeddingStatus.READY,
+            object_id=models.OuterRef("pk"),
+        )
+        # One query: the concept EXISTS is evaluated once (an InitPlan), when the queryset runs.
+        moderated = models.Exists(ready) | ~models.Exists(concepts.hiding())
+        if owner_field and user is not None and getattr(user, "is_authenticated", False):
+            moderated |= models.Q(**{f"{owner_field}_id": user.pk})
+        visible = visible.filter(moderated)
+    return visible
+
+
+def with_entry_status(queryset: models.QuerySet) -> models.QuerySet:
+    """Annotate ``assetsearch_status``: each object's search-alias entry status (None: no entry)."""
+    entries = apps.get_model("assetsearch", "IndexEntry")._default_manager
+    status = entries.filter(
+        content_type=_content_type(queryset.model), object_id=models.OuterRef("pk"), encoder=app_settings.SEARCH_ENCODER
+    ).values("status")[:1]
+    return queryset.annotate(assetsearch_status=models.Subquery(status))
+
+
+def keyword_terms(text: str) -> list[SearchQuery]:
+    """One tsquery per distinct word of ``text``, in the text search configuration.
+
+    Each word is stemmed as the documents were; a stop word ("a", "of")
+    becomes an empty query that matches nothing. Punctuation is dropped, so a
+    query's quotes and minus signs are not operators here.
+    """
+    words = list(dict.fromkeys(word.lower() for word in re.findall(r"\w+", text)))[:MAX_KEYWORD_TERMS]
+    return [SearchQuery(word, search_type="plain", config=app_settings.FULL_TEXT_CONFIG) for word in words]
+
+
+def rank_keywords(queryset: models.QuerySet, document: str, text: str, *, depth: int) -> list[tuple[Any, float]]:
+    """``[(pk, score)]`` of the rows whose full-text ``document`` matches any significant word of ``text``, best first.
+
+    ``document`` names a tsvector column or annotation of ``queryset``. A
+    title word inside a sentence ("a picture of a zebra") matches. Each row
+    scores the sum, over the query words it matches, of ``ln(1 + M / m)``:
+    M rows match any word, m this one, so a rare word outweighs several
+    common ones (IDF within the matches) and more words score more; ties go
+    to ``ts_rank_cd`` (cover density), then the pk. Only rows scoring at
+    least ``KEYWORD_MIN_SHARE`` of the best are kept: rank fusion counts any
+    keyword match, and one of the query's common words alone ("circle" for
+    "a red circle") must not lift a blue circle above a red one that the
+    vectors rank higher.
+    """
+    terms = keyword_terms(text)
+    if not terms:
+        return []
+    any_term = functools.reduce(operator.or_, terms)
+    matching = queryset.filter(**{document: any_term})
+    matches = Cast(models.Window(models.Count("pk")), models.FloatField())
+    score = sum(
+        (
+            models.Case(
+                models.When(
+                    **{document: term},
+                    then=Ln(1.0 + matches / Greatest(models.Window(models.Count("pk", filter=models.Q(**{document: term}))), 1)),
+                ),
+                default=models.Value(0.0),
+                output_field=models.FloatField(),
+            )
+            for term in terms
+        ),
+        start=models.Value(0.0),
+    )
+    rows = list(
+        matching.annotate(
+            keyword_score=score, keyword_rank=SearchRank(models.F(document), any_term, cover_density=True)
+        )
+        .order_by("-keyword_score", "-keyword_rank", "pk")
+        .values_list("pk", "keyword_score")[:depth]
+    )
+    best = rows[0][1] if rows else 0.0
+    return [(pk, float(value)) for pk, value in rows if value >= KEYWORD_MIN_SHARE * best]
+
+
+def tag_vocabulary(queryset: models.QuerySet, field: str) -> set[str]:
+    """The distinct tags of ``queryset`` in ``field``: an ArrayField, or a many-to-many/taggit manager (its ``name``)."""
+    from django.contrib.postgres.fields import ArrayField
+
+    if isinstance(queryset.model._meta.get_field(field), ArrayField):
+        tag = models.Func(models.F(field), function="unnest", output_field=models.CharField())
+        values = queryset.order_by().annotate(tag=tag).values_list("tag", flat=True).distinct()
+    else:
+        values = queryset.order_by().values_list(f"{field}__name", flat=True).distinct()
+    return {t for t in values if t}
+
+
+class IndexEntryQuerySet(models.QuerySet["IndexEntry"]):
+    # Selection -------------------------------------------------------------
+
+    def for_model(self, model: type[models.Model]) -> IndexEntryQuerySet:
+        return self.filter(content_type=_content_type(model))
+
+    def for_objects(self, model: type[models.Model], object_ids: Sequence[Any]) -> IndexEntryQuerySet:
+        return self.for_model(model).filter(object_id__in=list(object_ids))
+
+    def for_encoder(self, alias: str) -> IndexEntryQuerySet:
+        return self.filter(encoder=alias)
+
+    def search_alias(self) -> IndexEntryQuerySet:
+        """The entries of ``SEARCH_ENCODER``: the ones search, moderation and the status shown use."""
+        return self.for_encoder(app_settings.SEARCH_ENCODER)
+
+    def pending(self) -> IndexEntryQuerySet:
+        return self.filter(status=EmbeddingStatus.PENDING)
+
+    def failed(self) -> IndexEntryQuerySet:
+        return self.filter(status=EmbeddingStatus.FAILED)
+
+    def ready(self) -> IndexEntryQuerySet:
+        return self.filter(status=EmbeddingStatus.READY)
+
+    def unfinished(self) -> IndexEntryQuerySet:
+        return self.filter(status__in=[EmbeddingStatus.PENDING, EmbeddingStatus.FAILED])
+
+    def pending_since(self, cutoff: datetime) -> IndexEntryQuerySet:
+        """Pending, and unchanged since ``cutoff`` (their message may be lost)."""
+        return self.pending().filter(status_changed_at__lte=cutoff)
+
+    def count_and_oldest(self) -> tuple[int, datetime | None]:
+        """How many entries, and the earliest status change among them (None when there are none)."""
+        row = self.aggregate(count=models.Count("pk"), oldest=models.Min("status_changed_at"))
+        return row["count"], row["oldest"]
+
+    def with_vector(self, model_key: str | None = None) -> IndexEntryQuerySet:
+        """Entries holding a vector (of ``model_key``, when given)."""
+        entries = self.filter(vector__isnull=False)
+        return entries.filter(model_key=model_key) if model_key is not None else entries
+
+    def stale(self, model_key: str) -> IndexEntryQuerySet:
+        """Entries whose vector is out of date: another model made it, or the image changed since (pending)."""
+        with_vector = self.filter(vector__isnull=False)
+        return with_vector.filter(~models.Q(model_key=model_key) | models.Q(status=EmbeddingStatus.PENDING))
+
+    def object_ids(self) -> list[int]:
+        return list(self.values_list("object_id", flat=True))
+
+    # State -----------------------------------------------------------------
+
     def set_status(self, status: str, error: str = "") -> int:
-        return self.update(embedding_status=status, embedding_error=error, embedding_status_changed_at=timezone.now())
+        return self.update(status=status, error=error, status_changed_at=timezone.now())
 
-    def embedding_report(self, model_key: str, stuck_after: datetime, *, failures: int = 20) -> EmbeddingReport:
-        """Counts per state and per model, what the current model lacks, recent failures."""
-        assets = self.order_by()
-        counts = dict(assets.values_list("embedding_status").annotate(n=models.Count("pk")).values_list("embedding_status", "n"))
-        embeddings = self.model._meta.get_field("embeddings").related_model._default_manager
-        per_model = list(
-            embeddings.filter(asset__in=assets.values("pk"))
-            .values("model_key")
-            .annotate(vectors=models.Count("pk"), latest=models.Max("created_at"))
-            .order_by("model_key")
-        )
-        return EmbeddingReport(
-            states=[(value, label, counts.get(value, 0)) for value, label in EmbeddingStatus.choices],
-            total=sum(counts.values()),
-            models=per_model,
-            missing=assets.missing_embedding(model_key).count(),
-            stale=assets.stale_embedding(model_key).count(),
-            stuck=assets.pending_since(stuck_after).count(),
-            failures=list(assets.failed().order_by("-embedding_status_changed_at", "-pk")[:failures]),
-            requeue_count=counts.get(EmbeddingStatus.PENDING, 0) + counts.get(EmbeddingStatus.FAILED, 0),
-        )
+    def set_state(self, **fields: Any) -> int:
+        """Set some of status, error, attempts and status_changed_at (a changed status restarts the clock)."""
+        if "status" in fields:
+            fields.setdefault("status_changed_at", timezone.now())
+        return self.update(**fields)
 
+    def mark_pending(self, content_type_id: int, encoder: str, sources: dict[int, str]) -> int:
+        """Entries of these objects back to ``pending`` for ``encoder``, created where missing, in one statement.
 
-def _similarity(vector: np.ndarray) -> models.Expression:
-    """Cosine similarity of the stored ``vector`` column to ``vector``, as an expression."""
-    return models.Value(1.0) - CosineDistance("vector", HalfVector(np.asarray(vector, dtype=np.float32)))
+        ``sources`` maps object ids to the file (name) each was marked for.
+        The attempts restart; the old vector stays searchable until the new one is stored.
+        """
+        if not sources:
+            return 0
+        table = self.model._meta.db_table
+        values = ", ".join(["(%s::bigint, %s)"] * len(sources))
+        params: list[Any] = [p for item in sources.items() for p in item]
+        sql = f"""
+            INSERT INTO {table} (content_type_id, object_id, encoder, model_key, source_key, content_hash,
+                                 status, status_changed_at, error, attempts)
+            SELECT %s, v.object_id, %s, '', v.source_key, '', %s, now(), '', 0
+            FROM (VALUES {values}) AS v(object_id, source_key)
+            ON CONFLICT (content_type_id, object_id, encoder) DO UPDATE
+            SET source_key = EXCLUDED.source_key, status = EXCLUDED.status,
+                status_changed_at = EXCLUDED.status_changed_at, error = '', attempts = 0
+        """
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [content_type_id, encoder, EmbeddingStatus.PENDING, *params])
+            return cursor.rowcount
 
+    def store_vectors(self, rows: Sequence[tuple[int, str, np.ndarray, str]], model_key: str) -> int:
+        """Store ``(entry id, source key, vector, content hash)`` rows as ready, in one statement.
 
-class EmbeddingQuerySet(models.QuerySet["AssetEmbedding"]):
-    def for_model(self, model_key: str) -> EmbeddingQuerySet:
-        return self.filter(model_key=model_key)
+        A row whose entry was marked for another file meanwhile (the image
+        was replaced while the worker embedded the old one) is left alone:
+        its own task is on its way.
+        """
+        if not rows:
+            return 0
+        table = self.model._meta.db_table
+        values = ", ".join(["(%s::bigint, %s, %s::halfvec, %s)"] * len(rows))
+        params: list[Any] = []
+        for pk, source_key, vector, content_hash_ in rows:
+            params += [pk, source_key, _query_vector(vector).to_text(), content_hash_]
+        sql = f"""
+            UPDATE {table} AS e SET vector = v.vector, content_hash = v.content_hash, model_key = %s,
+                status = %s, status_changed_at = now(), error = '', embedded_at = now()
+            FROM (VALUES {values}) AS v(id, source_key, vector, content_hash)
+            WHERE e.id = v.id AND e.source_key = v.source_key
+        """
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [model_key, EmbeddingStatus.READY, *params])
+            return cursor.rowcount
 
-    def vectors(self, asset_ids: Sequence[int]) -> dict[int, np.ndarray]:
-        """``{asset_id: vector}`` of these assets (of this queryset's model)."""
-        rows = self.filter(asset_id__in=list(asset_ids)).values_list("asset_id", "vector")
-        return {asset_id: np.asarray(vector, dtype=np.float32) for asset_id, vector in rows}
+    # Vectors ---------------------------------------------------------------
 
-    def sample_vectors(self, model_key: str, size: int) -> np.ndarray:
-        """About ``size`` of ``model_key``'s vectors, drawn at random, as an (n, d) array.
+    def vectors(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
+        """``{(content type id, object id): vector}`` of these objects (of this queryset's alias)."""
+        if not keys:
+            return {}
+        condition = models.Q()
+        by_type: dict[int, list[int]] = {}
+        for content_type_id, object_id in keys:
+            by_type.setdefault(content_type_id, []).append(object_id)
+        for content_type_id, ids in by_type.items():
+            condition |= models.Q(content_type_id=content_type_id, object_id__in=ids)
+        rows = self.filter(condition).with_vector().values_list("content_type_id", "object_id", "vector")
+        return {(ct, oid): np.asarray(vector, dtype=np.float32) for ct, oid, vector in rows}
+
+    def sample_vectors(self, alias: str, size: int, dimensions: int) -> np.ndarray:
+        """About ``size`` of ``alias``'s vectors, drawn at random, as an (n, dimensions) array.
 
         ``TABLESAMPLE SYSTEM`` reads a random share of the table's pages, so
         a sample of a million rows costs what it costs on a thousand (ORDER
@@ -178,33 +386,40 @@ class EmbeddingQuerySet(models.QuerySet["AssetEmbedding"]):
         with connection.cursor() as cursor:
             cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
             estimated_rows = cursor.fetchone()[0]
-        # Twice what is needed, as other models' rows share the pages; all
+        # Twice what is needed, as other aliases' rows share the pages; all
         # of a small or never-analysed table (reltuples < 0).
         percent = 100.0 if estimated_rows <= 0 else min(100.0, 200.0 * size / estimated_rows)
         rows = self.raw(
-            f'SELECT id, vector FROM "{table}" TABLESAMPLE SYSTEM (%s) WHERE model_key = %s LIMIT %s',
-            [percent, model_key, size],
+            f'SELECT id, vector FROM "{table}" TABLESAMPLE SYSTEM (%s) WHERE encoder = %s AND vector IS NOT NULL LIMIT %s',
+            [percent, alias, size],
         )
         vectors = [np.asarray(row.vector, dtype=np.float32) for row in rows]
-        return np.stack(vectors) if vectors else np.empty((0, VECTOR_DIMENSIONS), dtype=np.float32)
+        vectors = [v for v in vectors if len(v) == dimensions]
+        return np.stack(vectors) if vectors else np.empty((0, dimensions), dtype=np.float32)
 
-    def nearest(self, vector: Sequence[float], model_key: str, *, exact: bool = False) -> EmbeddingQuerySet:
-        """This model's vectors ordered by cosine distance to ``vector``, annotated ``distance``.
+    def nearest(self, vector: Sequence[float], alias: str, *, exact: bool = False) -> IndexEntryQuerySet:
+        """``alias``'s vectors ordered by cosine distance to ``vector``, annotated ``distance``.
 
-        Slice it (``[:k]``) so the HNSW index can serve the ORDER BY ... LIMIT.
-        ``exact`` orders by an expression the index cannot serve (``distance
-        + 0``): an exact scan, which may still use the other indexes, e.g. to
-        reach a few filtered rows.
+        Orders by ``vector::halfvec(d)`` (d = ``len(vector)``), the expression
+        of the alias's partial HNSW index, so the index can serve ``ORDER BY
+        ... LIMIT`` once sliced (``[:k]``). ``exact`` orders by an expression
+        the index cannot serve (``distance + 0``): an exact scan, which may
+        still use the other indexes, e.g. to reach a few filtered rows.
         """
-        query = HalfVector(np.asarray(vector, dtype=np.float32))
-        distance = CosineDistance("vector", query)
+        query = _query_vector(vector)
+        distance = CosineDistance(vector_expression(len(query.to_list())), query)
         if exact:
             distance = distance + models.Value(0.0)
-        return self.for_model(model_key).annotate(distance=distance).order_by("distance", "asset_id")
+        return (
+            self.for_encoder(alias)
+            .filter(vector__isnull=False)
+            .annotate(distance=distance)
+            .order_by("distance", "content_type_id", "object_id")
+        )
 
     def with_concept_score(
         self, prompts: Sequence[np.ndarray], counter_prompts: Sequence[np.ndarray], scale: float
-    ) -> EmbeddingQuerySet:
+    ) -> IndexEntryQuerySet:
         """Annotate ``score``: the softmax mass of ``prompts`` among all prompt vectors.
 
         ``sum_p exp(s * cos(x, p)) / (sum_p exp(s * cos(x, p)) + sum_c exp(s * cos(x, c)))``
@@ -222,7 +437,32 @@ class EmbeddingQuerySet(models.QuerySet["AssetEmbedding"]):
             return total
 
         positive = mass(prompts)
-        return self.annotate(score=models.ExpressionWrapper(positive / (positive + mass(counter_prompts)), output_field=models.FloatField()))
+        scored = self.filter(vector__isnull=False)
+        return scored.annotate(score=models.ExpressionWrapper(positive / (positive + mass(counter_prompts)), output_field=models.FloatField()))
+
+    # Reports ---------------------------------------------------------------
+
+    def report(self, model_key: str, stuck_after: datetime, *, failures: int = 20) -> EmbeddingReport:
+        """Counts per state and per model of these entries (one alias), stale ones, recent failures."""
+        entries = self.order_by()
+        counts = dict(entries.values_list("status").annotate(n=models.Count("pk")).values_list("status", "n"))
+        per_model = list(
+            entries.with_vector()
+            .values("model_key")
+            .annotate(vectors=models.Count("pk"), latest=models.Max("embedded_at"))
+            .order_by("model_key")
+        )
+        total = sum(counts.values())
+        return EmbeddingReport(
+            states=[(value, label, counts.get(value, 0)) for value, label in EmbeddingStatus.choices],
+            total=total,
+            models=per_model,
+            missing=total - entries.with_vector(model_key).count(),
+            stale=entries.stale(model_key).count(),
+            stuck=entries.pending_since(stuck_after).count(),
+            failures=list(entries.failed().order_by("-status_changed_at", "-pk")[:failures]),
+            requeue_count=counts.get(EmbeddingStatus.PENDING, 0) + counts.get(EmbeddingStatus.FAILED, 0),
+        )
 
 
 class ConceptQuerySet(models.QuerySet["ModerationConcept"]):
@@ -230,36 +470,36 @@ class ConceptQuerySet(models.QuerySet["ModerationConcept"]):
         return self.filter(enabled=True)
 
     def hiding(self) -> ConceptQuerySet:
-        """Enabled concepts whose flags hide their assets."""
+        """Enabled concepts whose flags hide their objects."""
         return self.enabled().filter(action=ConceptAction.HIDE)
 
 
 class FlagQuerySet(models.QuerySet["ModerationFlag"]):
     def hiding(self) -> FlagQuerySet:
-        """Flags that hide their asset: not dismissed, of an enabled hide-concept."""
+        """Flags that hide their object: not dismissed, of an enabled hide-concept."""
         concepts = self.model._meta.get_field("concept").related_model._default_manager
         return self.exclude(status=FlagStatus.DISMISSED).filter(concept__in=concepts.hiding())
 
     def review(self, status: str, reviewer: Any) -> int:
         return self.update(status=status, reviewer=reviewer, reviewed_at=timezone.now())
 
-    def upsert_scores(self, concept_id: int, threshold: float, scores: EmbeddingQuerySet) -> tuple[int, int]:
-        """Flag the assets of ``scores`` (annotated ``score``) at or over ``threshold``, in one statement.
+    def upsert_scores(self, concept_id: int, threshold: float, scores: IndexEntryQuerySet) -> tuple[int, int]:
+        """Flag the entries of ``scores`` (annotated ``score``) at or over ``threshold``, in one statement.
 
         Existing flags keep their review status (their score is refreshed);
         open flags now under the threshold are removed. Returns (flagged, cleared).
         """
-        scores_sql, scores_params = scores.order_by().values("asset_id", "score").query.sql_with_params()
+        scores_sql, scores_params = scores.order_by().values("pk", "score").query.sql_with_params()
         table = self.model._meta.db_table
         sql = f"""
-            WITH scores AS ({scores_sql}), flagged AS (
-                INSERT INTO {table} (asset_id, concept_id, score, status, created_at)
-                SELECT asset_id, %s, score, %s, now() FROM scores WHERE score >= %s
-                ON CONFLICT (asset_id, concept_id) DO UPDATE SET score = EXCLUDED.score
+            WITH scores (entry_id, score) AS ({scores_sql}), flagged AS (
+                INSERT INTO {table} (entry_id, concept_id, score, status, created_at)
+                SELECT entry_id, %s, score, %s, now() FROM scores WHERE score >= %s
+                ON CONFLICT (entry_id, concept_id) DO UPDATE SET score = EXCLUDED.score
                 RETURNING 1
             ), cleared AS (
                 DELETE FROM {table} f USING scores s
-                WHERE f.asset_id = s.asset_id AND f.concept_id = %s AND f.status = %s AND s.score < %s
+                WHERE f.entry_id = s.entry_id AND f.concept_id = %s AND f.status = %s AND s.score < %s
                 RETURNING 1
             )
             SELECT (SELECT count(*) FROM flagged), (SELECT count(*) FROM cleared)

@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.contrib.contenttypes.models import ContentType
 from django.core.cache import caches
 from django.db import connections
+from django.db.models import Model
 from django.utils.module_loading import import_string
 from PIL import Image, ImageDraw
 
@@ -41,7 +43,8 @@ from .conf import app_settings
 from .encoders import get_encoder
 from .exceptions import RerankError, SearchError
 from .images import decode_for_model
-from .models import Asset, AssetEmbedding
+from .models import IndexEntry
+from .registry import get_index
 
 __all__ = [
     "BaseReranker", "Candidate", "ClipReranker", "OpenAIVisionReranker", "RerankAnswer", "RerankError",
@@ -57,8 +60,26 @@ class RerankQuery:
 
 @dataclass
 class Candidate:
-    asset: Asset
+    """One object to rerank: ``id`` names it to the backend (its pk unless the search mixed models)."""
+
+    object: Model
     score: float
+    id: int = 0
+    key: tuple[int, int] | None = None  # (content type id, pk)
+
+    def __post_init__(self) -> None:
+        self.id = self.id or self.object.pk
+        if self.key is None:
+            content_type = ContentType.objects.get_for_model(type(self.object), for_concrete_model=False)
+            self.key = (content_type.pk, self.object.pk)
+
+    @property
+    def asset(self) -> Model:
+        """The candidate object (the name of earlier releases)."""
+        return self.object
+
+    def open_image(self) -> Any:
+        return get_index(self.object).open_image(self.object)
 
 
 @dataclass
@@ -115,15 +136,16 @@ class ClipReranker(BaseReranker):
             raise RerankError("nothing to rerank with")
         q = np.sum(parts, axis=0)
         q /= np.linalg.norm(q)
-        ids = [c.asset.pk for c in candidates]
-        stored = AssetEmbedding.objects.for_model(encoder.key).vectors(ids)
-        missing = [c.asset for c in candidates if c.asset.pk not in stored]
+        ids = [c.id for c in candidates]
+        vectors = IndexEntry.objects.for_encoder(encoder.alias).with_vector(encoder.key).vectors([c.key for c in candidates])
+        stored = {c.id: vectors[c.key] for c in candidates if c.key in vectors}
+        missing = [c for c in candidates if c.id not in stored]
         if missing:
             images = []
-            for asset in missing:
-                with asset.image.open("rb") as handle:
+            for candidate in missing:
+                with candidate.open_image() as handle:
                     images.append(decode_for_model(handle, encoder.image_size))
-            stored.update(zip([a.pk for a in missing], encoder.embed_images(images)))
+            stored.update(zip([c.id for c in missing], encoder.embed_images(images)))
         scores = {pk: float(stored[pk] @ q) for pk in ids}
         return RerankAnswer(order=sorted(ids, key=lambda pk: -scores[pk]), reasons={pk: f"score {scores[pk]:.3f}" for pk in ids})
 
@@ -195,7 +217,7 @@ class OpenAIVisionReranker(BaseReranker):
     def _thumbnails(self, candidates: Sequence[Candidate]) -> list[Image.Image]:
         images = []
         for c in candidates:
-            with c.asset.image.open("rb") as handle:
+            with c.open_image() as handle:
                 images.append(decode_for_model(handle, side=256))
         return images
 
@@ -214,7 +236,7 @@ class OpenAIVisionReranker(BaseReranker):
         return grid
 
     def rerank(self, query: RerankQuery, candidates: Sequence[Candidate], *, deadline: float) -> RerankAnswer:
-        ids = [c.asset.pk for c in candidates]
+        ids = [c.id for c in candidates]
         caption = self.caption(query.image, deadline) if query.image is not None else ""
         intro = (
             "Rank the candidate images by how well they match the request.\n"
@@ -277,7 +299,7 @@ def validate_order(proposed: Sequence[Any], ids: Sequence[int]) -> tuple[list[in
 def rerank(alias: str, query: RerankQuery, candidates: Sequence[Candidate]) -> RerankOutcome:
     """Rerank with guardrails: always a permutation, bounded in time, falls back on failure."""
     started = time.monotonic()
-    ids = [c.asset.pk for c in candidates]
+    ids = [c.id for c in candidates]
     reranker = get_reranker(alias)
     budget = float(app_settings.RERANK_TIMEOUT)
     deadline = started + budget

@@ -46,12 +46,9 @@ and exact.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import io
 import math
-import operator
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,11 +56,10 @@ from datetime import datetime
 from typing import IO, Any
 
 import numpy as np
-from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.cache import caches
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Value, When, Window
-from django.db.models.functions import Cast, Greatest, Ln
+from django.db.models import Model, Q, QuerySet
 from PIL import Image
 
 from .conf import app_settings
@@ -71,8 +67,6 @@ from .constants import (
     DEFAULT_DUPLICATES_LIMIT,
     DEFAULT_NEGATIVE_WEIGHT,
     DEFAULT_WEIGHT,
-    KEYWORD_MIN_SHARE,
-    MAX_KEYWORD_TERMS,
     MAX_NEGATIVE_TERMS,
     MAX_OFFSET,
     MAX_WEIGHT,
@@ -82,8 +76,10 @@ from .constants import (
 from .encoders import BaseEncoder, embed_texts, get_encoder
 from .exceptions import AssetNotEmbedded, EmptyQuery, InvalidQueryImage, QueryCancelsOut, SearchError, UnknownAsset
 from .images import InvalidImage, decode_search_image
-from .models import Asset, AssetEmbedding
+from .indexes import BaseImageIndex
+from .models import Asset, IndexEntry
 from .querysets import configure_index_scan
+from .registry import NotRegistered, get_index, get_indexes
 from .rerank import Candidate, RerankOutcome, RerankQuery, rerank
 
 # Public here since the first release: SearchError and its kin live in .exceptions.
@@ -111,9 +107,11 @@ class Filters:
     created_before: datetime | None = None
     mime_types: Sequence[str] = ()
     uploaded_by: int | None = None
-    status: str | None = None
-    asset_ids: Sequence[int] | None = None  # restrict to these (used by moderation and reranking)
+    status: str | None = None  # the entry's embedding status
+    asset_ids: Sequence[int] | None = None  # restrict to these ids (used by moderation and reranking)
     exclude_ids: Sequence[int] = ()
+    # Filters on fields the index declares in ``filter_fields``: a value, or a list of values (any of).
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any] | Filters | None) -> Filters:
@@ -130,32 +128,27 @@ class Filters:
             status=data.get("status") or None,
             asset_ids=data.get("asset_ids"),
             exclude_ids=list(_given(data, "exclude_ids", ())),
+            fields=dict(_given(data, "fields", {})),
         )
 
-    def apply(self, assets: QuerySet[Asset]) -> QuerySet[Asset]:
-        if self.tags:
-            assets = assets.filter(tags__contains=list(self.tags))
-        if self.created_after:
-            assets = assets.filter(created_at__gte=self.created_after)
-        if self.created_before:
-            assets = assets.filter(created_at__lt=self.created_before)
-        if self.mime_types:
-            assets = assets.filter(mime_type__in=list(self.mime_types))
-        if self.uploaded_by is not None:
-            assets = assets.filter(uploaded_by_id=self.uploaded_by)
+    def apply(self, objects: QuerySet, index: BaseImageIndex | None = None) -> QuerySet:
+        """``objects`` (of a registered model; default its index) with every filter applied."""
+        index = index or get_index(objects.model)
+        objects = index.apply_filters(objects, self)
         if self.status:
-            assets = assets.filter(embedding_status=self.status)
+            entries = IndexEntry.objects.for_model(objects.model).search_alias().filter(status=self.status)
+            objects = objects.filter(pk__in=entries.values("object_id"))
         if self.asset_ids is not None:
-            assets = assets.filter(pk__in=list(self.asset_ids))
+            objects = objects.filter(pk__in=list(self.asset_ids))
         if self.exclude_ids:
-            assets = assets.exclude(pk__in=list(self.exclude_ids))
-        return assets
+            objects = objects.exclude(pk__in=list(self.exclude_ids))
+        return objects
 
     @property
     def active(self) -> bool:
         return any(
             [self.tags, self.created_after, self.created_before, self.mime_types, self.uploaded_by is not None,
-             self.status, self.asset_ids is not None, self.exclude_ids]
+             self.status, self.asset_ids is not None, self.exclude_ids, self.fields]
         )
 
 
@@ -178,8 +171,15 @@ class Query:
     exact: bool = False
     limit: int = 20
     offset: int = 0
-    # Querysets of assets the caller may see (e.g. moderation hides some); None = all.
-    visible: QuerySet[Asset] | None = None
+    # The registered models to search (classes or "app_label.model_name"); None: all of them.
+    models: Sequence[type[Model] | str] | None = None
+    # Whose search: each index's visible_to(user, ...) decides what they see; None is trusted code (everything).
+    user: Any = None
+    # "More like this" for any registered object (asset_id is the same for an asset).
+    like: Model | None = None
+    # A queryset of one model the caller may see (the API's and admin's own visibility); None = all.
+    # Without ``models``, the search covers only that queryset's model.
+    visible: QuerySet | None = None
     # Reorder the top candidates with a reranker: True (DEFAULT_RERANKER) or an alias.
     rerank: bool | str = False
     rerank_top_n: int | None = None
@@ -199,9 +199,12 @@ class Query:
         values = {
             f.name: _given(data, f.name, getattr(defaults, f.name))
             for f in dataclasses.fields(cls)
-            if f.name not in ("filters", "visible")
+            if f.name not in ("filters", "visible", "user", "like")
         }
-        return cls(**values, filters=Filters.from_data(data.get("filters")), visible=data.get("visible"))
+        return cls(
+            **values, filters=Filters.from_data(data.get("filters")), visible=data.get("visible"),
+            user=data.get("user"), like=data.get("like"),
+        )
 
     def clean(self) -> Query:
         """A checked copy: page bounds, weights, parts; raises :class:`SearchError` saying what is wrong."""
@@ -218,7 +221,13 @@ class Query:
             raise SearchError(f"At most {MAX_NEGATIVE_TERMS} negative terms are allowed.")
         if self.rerank and self.rerank_top_n is not None:
             _check_rerank_top_n(self.rerank_top_n)
-        return dataclasses.replace(self, negative=negative, **weights)
+        models = None
+        if self.models is not None:
+            try:
+                models = [get_index(model).model for model in self.models]
+            except (NotRegistered, LookupError, ValueError) as exc:
+                raise SearchError(str(exc)) from None
+        return dataclasses.replace(self, negative=negative, models=models, **weights)
 
     @property
     def rerank_depth(self) -> int:
@@ -273,12 +282,26 @@ def check_query_vector(vector: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SearchHit:
-    asset: Asset
+    object: Model  # the found object: an asset, a host's photo, ...
     score: float  # cosine similarity to the composed query vector
     rank: int  # 1-based over the whole result list, not the page
     part_scores: dict[str, float] = field(default_factory=dict)
     part_ranks: dict[str, int] = field(default_factory=dict)
     fused_score: float | None = None
+
+    @property
+    def index(self) -> BaseImageIndex:
+        return get_index(type(self.object))
+
+    @property
+    def model(self) -> str:
+        """``app_label.model_name`` of the object."""
+        return self.index.label
+
+    @property
+    def asset(self) -> Asset | None:
+        """The object, when it is an asset (the name of earlier releases)."""
+        return self.object if isinstance(self.object, Asset) else None
 
 
 @dataclass
@@ -305,16 +328,23 @@ def decode_query_image(image: Image.Image | IO[bytes] | bytes) -> Image.Image:
     return image.convert("RGB")
 
 
-def asset_vector(asset_id: int, encoder: BaseEncoder | None = None) -> np.ndarray:
+def object_vector(obj: Model, encoder: BaseEncoder | None = None) -> np.ndarray:
+    """The stored vector of a registered object; :class:`AssetNotEmbedded` when it has none yet."""
     encoder = encoder or get_encoder()
+    entry = IndexEntry.objects.for_objects(type(obj), [obj.pk]).for_encoder(encoder.alias).values_list("vector", "status").first()
+    if entry is None or entry[0] is None:
+        name = get_index(obj).model._meta.verbose_name
+        status = entry[1] if entry else "not indexed"
+        raise AssetNotEmbedded(f"{str(name).capitalize()} {obj.pk} has no embedding yet (status: {status}).")
+    return np.asarray(entry[0], dtype=np.float32)
+
+
+def asset_vector(asset_id: int, encoder: BaseEncoder | None = None) -> np.ndarray:
     try:
         asset = Asset.objects.get(pk=asset_id)
     except (Asset.DoesNotExist, ValueError, TypeError):
         raise UnknownAsset(f"There is no asset with id {asset_id!r}.") from None
-    vector = AssetEmbedding.objects.for_model(encoder.key).filter(asset=asset).values_list("vector", flat=True).first()
-    if vector is None:
-        raise AssetNotEmbedded(f"Asset {asset_id} has no embedding yet (status: {asset.embedding_status}).")
-    return np.asarray(vector, dtype=np.float32)
+    return object_vector(asset, encoder)
 
 
 @dataclass
@@ -346,13 +376,15 @@ def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
         parts["image"] = encoder.embed_images([image])[0]
     if query.asset_id is not None:
         parts["asset"] = asset_vector(query.asset_id, encoder)
+    elif query.like is not None:
+        parts["asset"] = object_vector(query.like, encoder)
     if not parts:
         raise EmptyQuery("Give text, an image or an asset to search with.")
     if negatives:
         parts["negative"] = np.mean([e.vector for e in embedded], axis=0)
         if any(e.truncated for e in embedded):
             notices.append("A negative term was truncated to the model's context length.")
-    spreads = part_spreads(parts, encoder.key) if len(parts) > 1 else {}
+    spreads = part_spreads(parts, encoder) if len(parts) > 1 else {}
     scaled = {name: weights[name] / spreads.get(name, 1.0) for name in parts}
     total = sum((-1 if name == "negative" else 1) * scaled[name] * vector.astype(np.float64) for name, vector in parts.items())
     # Measured against the length it would have if no part cancelled another: a tiny weight
@@ -361,30 +393,30 @@ def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
     return ComposedQuery(vector=check_query_vector(total / scale if scale else total), parts=parts, notices=notices, image=image)
 
 
-def part_spreads(parts: dict[str, np.ndarray], model_key: str) -> dict[str, float]:
+def part_spreads(parts: dict[str, np.ndarray], encoder: BaseEncoder | None = None) -> dict[str, float]:
     """How much each part's similarity varies over the catalogue (its standard deviation).
 
     Empty when balancing is off or the catalogue has too few vectors to say.
     """
-    covariance = catalogue_covariance(model_key)
+    covariance = catalogue_covariance(encoder or get_encoder())
     if covariance is None:
         return {}
     # Var(p . x) over the catalogue's vectors x is p' C p.
     return {name: max(math.sqrt(max(float(v @ covariance @ v), 0.0)), 1e-3) for name, v in parts.items()}
 
 
-def catalogue_covariance(model_key: str) -> np.ndarray | None:
-    """Covariance of a sample of ``model_key``'s stored vectors, cached; None under 2 vectors."""
+def catalogue_covariance(encoder: BaseEncoder) -> np.ndarray | None:
+    """Covariance of a sample of the encoder alias's stored vectors (all models), cached; None under 2 vectors."""
     size = app_settings.COMPOSE_SAMPLE_SIZE
     if not size:
         return None
     cache = caches[app_settings.TEXT_CACHE_ALIAS]
-    key = "assetsearch:covariance:" + hashlib.sha256(f"{model_key}\0{size}".encode()).hexdigest()
+    key = "assetsearch:covariance:" + hashlib.sha256(f"{encoder.alias}\0{encoder.key}\0{size}".encode()).hexdigest()
     cached = cache.get(key)
     if cached is not None:
         dimensions = int(math.isqrt(len(cached) // 4))
         return np.frombuffer(cached, dtype=np.float32).reshape(dimensions, dimensions)
-    sample = AssetEmbedding.objects.sample_vectors(model_key, size)
+    sample = IndexEntry.objects.sample_vectors(encoder.alias, size, encoder.dimensions)
     if len(sample) < 2:
         return None
     covariance = np.cov(sample, rowvar=False).astype(np.float32)
@@ -394,92 +426,140 @@ def catalogue_covariance(model_key: str) -> np.ndarray | None:
 
 # Running queries ----------------------------------------------------------
 
+Key = tuple[int, int]  # (content type id, object id): one object of any registered model
+
+
+@dataclass
+class Target:
+    """One model a query searches: its index and the objects the query may return."""
+
+    index: BaseImageIndex
+    content_type_id: int
+    objects: QuerySet
+
+    @property
+    def restricted(self) -> bool:
+        """Whether ``objects`` is narrower than the whole table (a subquery is needed)."""
+        return bool(self.objects.query.where or self.objects.query.combinator)
+
+    def entry_condition(self) -> Q:
+        condition = Q(content_type_id=self.content_type_id)
+        if self.restricted:
+            condition &= Q(object_id__in=self.objects.order_by().values("pk"))
+        return condition
+
+
+def get_targets(query: Query) -> list[Target]:
+    """The models ``query`` searches, each with its visible, filtered objects (empty ones left out)."""
+    if query.models is not None:
+        indexes = [get_index(model) for model in query.models]
+    elif query.visible is not None:
+        indexes = [get_index(query.visible.model)]
+    else:
+        indexes = get_indexes()
+    targets = []
+    for index in dict.fromkeys(indexes):
+        if query.visible is not None and query.visible.model is index.model:
+            objects = query.visible
+        else:
+            objects = index.get_queryset()
+        objects = query.filters.apply(index.visible_to(query.user, objects), index)
+        if query.asset_id is not None and index.model is Asset:
+            objects = objects.exclude(pk=query.asset_id)  # "more like this" never returns the asset itself
+        if query.like is not None and isinstance(query.like, index.model):
+            objects = objects.exclude(pk=query.like.pk)
+        if objects.query.is_empty():
+            continue
+        content_type = ContentType.objects.get_for_model(index.model, for_concrete_model=False)
+        targets.append(Target(index, content_type.pk, objects))
+    return targets
+
+
+def as_targets(objects: Sequence[Target] | QuerySet) -> list[Target]:
+    """Targets as they are, or a queryset of one registered model as its target."""
+    if not isinstance(objects, QuerySet):
+        return list(objects)
+    index = get_index(objects.model)
+    return [Target(index, ContentType.objects.get_for_model(index.model, for_concrete_model=False).pk, objects)]
+
 
 def candidate_assets(query: Query) -> QuerySet[Asset]:
     """The assets ``query`` may return: the visible ones, its filters applied."""
-    assets = query.visible if query.visible is not None else Asset.objects.all()
-    return query.filters.apply(assets)
+    targets = [t for t in get_targets(dataclasses.replace(query, models=[Asset])) if t.index.model is Asset]
+    return targets[0].objects if targets else Asset.objects.none()
 
 
-def use_exact_scan(query: Query, assets: QuerySet[Asset]) -> bool:
+def use_exact_scan(query: Query, targets: Sequence[Target] | QuerySet) -> bool:
     """Exact when asked, or when the filters leave few rows (the index would wander)."""
+    targets = as_targets(targets)
     if query.exact:
         return True
     if not query.filters.active:
-        # Moderation hides few assets: the index with iterative scans stays best.
+        # Moderation hides few objects: the index with iterative scans stays best.
         return False
     # Counting stops at the cap: LIMIT keeps this cheap on any catalogue size.
     cap = app_settings.EXACT_SCAN_MAX_ROWS
-    return assets.order_by().values("pk")[: cap + 1].count() <= cap
+    total = 0
+    for target in targets:
+        total += target.objects.order_by().values("pk")[: cap + 1 - total].count()
+        if total > cap:
+            return False
+    return True
 
 
 def vector_ranking(
-    vector: np.ndarray, assets: QuerySet[Asset], *, depth: int, exact: bool, model_key: str, filtered: bool = False
-) -> list[tuple[int, float]]:
-    """``[(asset_id, similarity)]`` best first, the ``depth`` nearest among ``assets``.
+    vector: np.ndarray, targets: Sequence[Target] | QuerySet, *, depth: int, exact: bool, alias: str | None = None,
+    model_key: str | None = None, filtered: bool = False,
+) -> list[tuple[Any, float]]:
+    """``[((content type id, object id), similarity)]`` best first, the ``depth`` nearest among the targets' objects.
 
-    ``filtered``: the query's filters narrow ``assets`` (what moderation hides
-    is not a filter here), so the index walks a longer list (get_ef_search).
+    ``filtered``: the query's filters narrow the objects (what moderation
+    hides is not a filter here), so the index walks a longer list
+    (:func:`assetsearch.index.get_ef_search`). Given a queryset of one model
+    instead of targets, returns ``[(pk, similarity)]`` (the form of earlier
+    releases; ``model_key`` is no longer needed).
     """
-    queryset = AssetEmbedding.objects.nearest(vector, model_key, exact=exact)
-    if assets.query.where or assets.query.combinator:
-        queryset = queryset.filter(asset__in=assets.values("pk"))
+    if isinstance(targets, QuerySet):
+        ranked = vector_ranking(vector, as_targets(targets), depth=depth, exact=exact, alias=alias, filtered=filtered)
+        return [(key[1], score) for key, score in ranked]
+    alias = alias or app_settings.SEARCH_ENCODER
+    if not targets:
+        return []
+    condition = Q()
+    for target in targets:
+        condition |= target.entry_condition()
+    queryset = IndexEntry.objects.nearest(vector, alias, exact=exact).filter(condition)
     with transaction.atomic():
         configure_index_scan(depth, filtered)
-        rows = list(queryset.values_list("asset_id", "distance")[:depth])
-    return [(asset_id, 1.0 - float(distance)) for asset_id, distance in rows]
+        rows = list(queryset.values_list("content_type_id", "object_id", "distance")[:depth])
+    return [((ct, oid), 1.0 - float(distance)) for ct, oid, distance in rows]
 
 
-def keyword_terms(text: str) -> list[SearchQuery]:
-    """One tsquery per distinct word of ``text``, in the text search configuration.
+def keyword_ranking(text: str, targets: Sequence[Target] | QuerySet, *, depth: int) -> list[Any]:
+    """Objects matching ``text`` by Postgres full-text search over each index's text fields, best first.
 
-    Each word is stemmed as the titles were; a stop word ("a", "of") becomes
-    an empty query that matches nothing. Punctuation is dropped, so a query's
-    quotes and minus signs are not operators here.
+    Keys of the targets' objects; given a queryset of one model, its pks.
     """
-    words = list(dict.fromkeys(word.lower() for word in re.findall(r"\w+", text)))[:MAX_KEYWORD_TERMS]
-    return [SearchQuery(word, search_type="plain", config=app_settings.FULL_TEXT_CONFIG) for word in words]
+    if isinstance(targets, QuerySet):
+        return [key[1] for key in keyword_ranking(text, as_targets(targets), depth=depth)]
+    rows = []
+    for target in targets:
+        rows += [(rank, (target.content_type_id, pk)) for pk, rank in target.index.keyword_ranking(target.objects, text, depth=depth)]
+    rows.sort(key=lambda row: (-row[0], row[1]))
+    return [key for _, key in rows[:depth]]
 
 
-def keyword_ranking(text: str, assets: QuerySet[Asset], *, depth: int) -> list[int]:
-    """Asset ids matching any significant word of ``text`` by Postgres full-text search, best first.
-
-    A title word inside a sentence ("a picture of a zebra") matches. Each
-    asset scores the sum, over the query words it matches, of
-    ``ln(1 + M / m)``: M assets match any word, m this one, so a rare word
-    outweighs several common ones (IDF within the matches) and more words
-    score more; ties go to ``ts_rank_cd`` (cover density), then the id.
-    Only assets scoring at least ``KEYWORD_MIN_SHARE`` of the best are
-    kept: rank fusion counts any keyword match, and one of the query's
-    common words alone ("circle" for "a red circle") must not lift a blue
-    circle above a red one that the vectors rank higher.
-    """
-    terms = keyword_terms(text)
-    if not terms:
-        return []
-    matching = assets.filter(search_document=functools.reduce(operator.or_, terms))
-    matches = Cast(Window(Count("pk")), FloatField())
-    weight = sum(
-        (
-            Case(
-                When(search_document=term, then=Ln(1.0 + matches / Greatest(Window(Count("pk", filter=Q(search_document=term))), 1))),
-                default=Value(0.0),
-                output_field=FloatField(),
-            )
-            for term in terms
-        ),
-        start=Value(0.0),
-    )
-    rows = list(
-        matching.annotate(
-            keyword_weight=weight,
-            text_rank=SearchRank(F("search_document"), functools.reduce(operator.or_, terms), cover_density=True),
-        )
-        .order_by("-keyword_weight", "-text_rank", "pk")
-        .values_list("pk", "keyword_weight")[:depth]
-    )
-    best = rows[0][1] if rows else 0.0
-    return [pk for pk, weight in rows if weight >= KEYWORD_MIN_SHARE * best]
+def load_objects(keys: Sequence[Key], targets: Sequence[Target]) -> dict[Key, Model]:
+    """The objects of ``keys``, one query per model."""
+    by_type: dict[int, list[int]] = {}
+    for content_type_id, pk in keys:
+        by_type.setdefault(content_type_id, []).append(pk)
+    indexes = {target.content_type_id: target.index for target in targets}
+    objects: dict[Key, Model] = {}
+    for content_type_id, pks in by_type.items():
+        for pk, obj in indexes[content_type_id].get_queryset().in_bulk(pks).items():
+            objects[content_type_id, pk] = obj
+    return objects
 
 
 def search(query: Query) -> SearchResults:
@@ -491,10 +571,8 @@ def search(query: Query) -> SearchResults:
         composed = compose(query, encoder)
     except QueryCancelsOut as exc:
         return SearchResults(hits=[], strategy="exact", notices=[str(exc)], took_ms=(time.perf_counter() - started) * 1000)
-    assets = candidate_assets(query)
-    if query.asset_id is not None:
-        assets = assets.exclude(pk=query.asset_id)  # "more like this" never returns the asset itself
-    exact = use_exact_scan(query, assets)
+    targets = get_targets(query)
+    exact = use_exact_scan(query, targets)
     depth = query.offset + query.limit
     top_n = query.rerank_depth
     depth = max(depth, top_n)
@@ -504,36 +582,38 @@ def search(query: Query) -> SearchResults:
     if hybrid:
         depth = max(depth, app_settings.HYBRID_CANDIDATES)
     by_vector = vector_ranking(
-        composed.vector, assets, depth=depth, exact=exact, model_key=encoder.key, filtered=query.filters.active
+        composed.vector, targets, depth=depth, exact=exact, alias=encoder.alias, filtered=query.filters.active
     )
     if hybrid:
-        fused = fuse_rankings({"vector": [pk for pk, _ in by_vector], "keyword": keyword_ranking(query.text, assets, depth=depth)})
+        fused = fuse_rankings({"vector": [key for key, _ in by_vector], "keyword": keyword_ranking(query.text, targets, depth=depth)})
     else:
-        fused = [(pk, None, {"vector": rank}) for rank, (pk, _) in enumerate(by_vector, start=1)]
+        fused = [(key, None, {"vector": rank}) for rank, (key, _) in enumerate(by_vector, start=1)]
     # Stored vectors: the score of a keyword-only match, and each part's score when there are several.
     needs_vectors = hybrid or len(composed.parts) > 1
-    vectors = AssetEmbedding.objects.for_model(encoder.key).vectors([pk for pk, _, _ in fused]) if needs_vectors else {}
+    vectors = IndexEntry.objects.for_encoder(encoder.alias).vectors([key for key, _, _ in fused]) if needs_vectors else {}
     scores = dict(by_vector)
     if hybrid:
-        scores = {pk: float(vector @ composed.vector) for pk, vector in vectors.items()}
-    ranked = [(pk, scores.get(pk), fused_score, ranks) for pk, fused_score, ranks in fused]
+        scores = {key: float(vector @ composed.vector) for key, vector in vectors.items()}
+    ranked = [(key, scores.get(key), fused_score, ranks) for key, fused_score, ranks in fused]
     strategy = ("hybrid:" if hybrid else "") + ("exact" if exact else "index")
 
     outcome = None
     if top_n:
-        ranked, outcome = _reranked(query, composed, ranked, top_n)
+        ranked, outcome = _reranked(query, composed, ranked, top_n, targets)
     if query.min_score is not None:
         ranked = [row for row in ranked if row[1] is not None and row[1] >= query.min_score]
     page = ranked[query.offset : query.offset + query.limit]
-    objects = Asset.objects.select_related("uploaded_by").in_bulk([pk for pk, *_ in page])
+    objects = load_objects([key for key, *_ in page], targets)
     hits = []
-    for position, (pk, score, fused_score, ranks) in enumerate(page, start=query.offset + 1):
+    for position, (key, score, fused_score, ranks) in enumerate(page, start=query.offset + 1):
+        if key not in objects:  # deleted since it was ranked
+            continue
         part_scores = {}
-        if pk in vectors:
-            part_scores = {name: float(vectors[pk] @ v) for name, v in composed.parts.items()}
+        if key in vectors:
+            part_scores = {name: float(vectors[key] @ v) for name, v in composed.parts.items()}
         hits.append(
             SearchHit(
-                asset=objects[pk],
+                object=objects[key],
                 score=score if score is not None else float("nan"),
                 rank=position,
                 part_scores=part_scores,
@@ -548,17 +628,26 @@ def search(query: Query) -> SearchResults:
     )
 
 
-def _reranked(query: Query, composed: ComposedQuery, ranked: list, top_n: int) -> tuple[list, RerankOutcome]:
-    """Reorder the first ``top_n`` rows with the reranker; the rest keep their place."""
+def _reranked(query: Query, composed: ComposedQuery, ranked: list, top_n: int, targets: Sequence[Target]) -> tuple[list, RerankOutcome]:
+    """Reorder the first ``top_n`` rows with the reranker; the rest keep their place.
+
+    Candidates are named by their object's id when they are all of one
+    model, else by their position (ids of two models may collide).
+    """
     alias = app_settings.DEFAULT_RERANKER if query.rerank is True else str(query.rerank)
     head, tail = ranked[:top_n], ranked[top_n:]
-    assets = Asset.objects.in_bulk([row[0] for row in head])
-    candidates = [Candidate(assets[row[0]], row[1] if row[1] is not None else float("nan")) for row in head]
+    objects = load_objects([row[0] for row in head], targets)
+    head = [row for row in head if row[0] in objects]
+    one_model = len({row[0][0] for row in head}) <= 1
+    ids = {row[0]: (row[0][1] if one_model else n) for n, row in enumerate(head, start=1)}
+    candidates = [
+        Candidate(objects[row[0]], row[1] if row[1] is not None else float("nan"), id=ids[row[0]], key=row[0]) for row in head
+    ]
     outcome = rerank(alias, RerankQuery(text=query.text.strip(), image=composed.image), candidates)
-    by_pk = {row[0]: row for row in head}
+    by_id = {ids[row[0]]: row for row in head}
     reordered = []
-    for position, pk in enumerate(outcome.order, start=1):
-        row = by_pk[pk]
+    for position, candidate_id in enumerate(outcome.order, start=1):
+        row = by_id[candidate_id]
         ranks = dict(row[3])
         if outcome.applied:
             ranks["rerank"] = position
@@ -566,11 +655,11 @@ def _reranked(query: Query, composed: ComposedQuery, ranked: list, top_n: int) -
     return reordered + tail, outcome
 
 
-def fuse_rankings(rankings: dict[str, list[int]]) -> list[tuple[int, float, dict[str, int]]]:
-    """Reciprocal rank fusion; ties broken by asset id for stable pages."""
+def fuse_rankings(rankings: dict[str, list[Any]]) -> list[tuple[Any, float, dict[str, int]]]:
+    """Reciprocal rank fusion; ties broken by key (model, then id) for stable pages."""
     k = app_settings.RRF_K
-    scores: dict[int, float] = {}
-    ranks: dict[int, dict[str, int]] = {}
+    scores: dict[Any, float] = {}
+    ranks: dict[Any, dict[str, int]] = {}
     for name, ids in rankings.items():
         for rank, pk in enumerate(ids, start=1):
             scores[pk] = scores.get(pk, 0.0) + 1.0 / (k + rank)
@@ -587,15 +676,16 @@ def search_text(text: str, *, limit: int = 20, offset: int = 0, exact: bool = Fa
     return search(Query(text=text, limit=limit, offset=offset, exact=exact, **options)).hits
 
 
-def nearest(vector: np.ndarray | Sequence[float], *, limit: int = 20, offset: int = 0, exact: bool = False) -> list[SearchHit]:
-    """Assets nearest to a raw vector (already in the default encoder's space)."""
+def nearest(vector: np.ndarray | Sequence[float], *, limit: int = 20, offset: int = 0, exact: bool = False, models: Sequence[Any] | None = None) -> list[SearchHit]:
+    """Objects nearest to a raw vector (already in the search encoder's space)."""
     encoder = get_encoder()
-    ranked = vector_ranking(check_query_vector(vector), Asset.objects.all(), depth=offset + limit, exact=exact, model_key=encoder.key)
-    objects = Asset.objects.in_bulk([pk for pk, _ in ranked])
+    targets = get_targets(Query(text="-", models=models))
+    ranked = vector_ranking(check_query_vector(vector), targets, depth=offset + limit, exact=exact, alias=encoder.alias)
+    objects = load_objects([key for key, _ in ranked], targets)
     return [
-        SearchHit(asset=objects[pk], score=score, rank=i + 1)
-        for i, (pk, score) in enumerate(ranked)
-        if i >= offset
+        SearchHit(object=objects[key], score=score, rank=i + 1)
+        for i, (key, score) in enumerate(ranked)
+        if i >= offset and key in objects
     ]
 
 
@@ -604,7 +694,10 @@ def similar_assets(asset_id: int, *, limit: int = 20, offset: int = 0, **options
     return search(Query(asset_id=asset_id, limit=limit, offset=offset, **options))
 
 
-def near_duplicates(asset_id: int, *, threshold: float | None = None, limit: int = DEFAULT_DUPLICATES_LIMIT, visible: QuerySet[Asset] | None = None) -> list[SearchHit]:
-    """Assets at least ``threshold`` similar to the asset (default ``DUPLICATE_THRESHOLD``)."""
+def near_duplicates(
+    asset_id: int | None = None, *, threshold: float | None = None, limit: int = DEFAULT_DUPLICATES_LIMIT,
+    visible: QuerySet | None = None, like: Model | None = None, **options: Any,
+) -> list[SearchHit]:
+    """Objects at least ``threshold`` similar to the asset (or ``like``, any registered object; default ``DUPLICATE_THRESHOLD``)."""
     threshold = app_settings.DUPLICATE_THRESHOLD if threshold is None else threshold
-    return search(Query(asset_id=asset_id, limit=limit, min_score=threshold, visible=visible)).hits
+    return search(Query(asset_id=asset_id, like=like, limit=limit, min_score=threshold, visible=visible, **options)).hits

@@ -1,4 +1,14 @@
-"""Signal handlers: they enqueue work and clean files up, after commit.
+"""Signal handlers: they note image changes, enqueue work and clean files up, after commit.
+
+Every registered model (:mod:`assetsearch.registry`) gets the same two
+handlers: a save with a new or changed image marks its index entries
+pending (in the save's transaction) and enqueues the embedding after
+commit; an unchanged image costs one query and sends nothing; a delete
+removes its entries (and their moderation flags) and, after commit, the
+app's own thumbnails of it, never the host's file. Fixture loads
+(``raw=True``) are skipped.
+
+The app's own assets also own their files (``AssetIndex.owns_files``):
 
 Files follow their asset's row, whatever the path (the API, the admin, the
 ORM, a queryset's bulk delete, a cascade): once the transaction commits, a
@@ -14,12 +24,52 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
+from django.contrib.contenttypes.fields import GenericRelation
+from django.db import models, transaction
+from django.db.models.signals import post_delete, post_save
 
-from .conf import app_settings
-from .models import Asset, ModerationConcept
-from .tasks import request_embedding, request_rescore
-from .thumbnails import get_thumbnail_names
+from . import pipeline
+from .models import Asset, IndexEntry, ModerationConcept
+from .registry import get_index
+from .tasks import request_changes, request_rescore
+from .thumbnails import get_thumbnail_names, thumbnail_source
+
+
+def indexed_object_saved(sender: type[models.Model], instance: models.Model, raw: bool = False, **kwargs: Any) -> None:
+    if raw:  # loaddata: the fixture's state is what it is
+        return
+    index = get_index(sender)
+    request_changes(pipeline.note_changes(index, [instance]), sender)
+
+
+def indexed_object_deleted(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    index = get_index(sender)
+    if not _cascades_to_entries(sender):
+        pipeline.forget(index, [instance.pk])
+    if index.owns_files:
+        return  # the model's own handlers remove its files and thumbnails (asset_deleted)
+    # Only the app's own thumbnails go; the host's file stays where it is.
+    storage = index.get_storage(instance)
+    thumbnails = get_thumbnail_names(thumbnail_source(instance, index))
+    transaction.on_commit(lambda: [storage.delete(name) for name in thumbnails])
+
+
+def _cascades_to_entries(model: type[models.Model]) -> bool:
+    """Whether the model's own delete takes its entries (a ``GenericRelation`` to them, as ``Asset`` has)."""
+    return any(
+        isinstance(f, GenericRelation) and f.related_model is IndexEntry for f in model._meta.private_fields
+    )
+
+
+def connect_index_signals(model: type[models.Model], registered: bool = True) -> None:
+    """Connect (or, ``registered`` False, disconnect) the handlers of a registered model (a registry listener)."""
+    uid = f"assetsearch.index.{model._meta.label_lower}"
+    if registered:
+        post_save.connect(indexed_object_saved, sender=model, dispatch_uid=f"{uid}.saved")
+        post_delete.connect(indexed_object_deleted, sender=model, dispatch_uid=f"{uid}.deleted")
+    else:
+        post_save.disconnect(sender=model, dispatch_uid=f"{uid}.saved")
+        post_delete.disconnect(sender=model, dispatch_uid=f"{uid}.deleted")
 
 
 def asset_saving(sender: type[Asset], instance: Asset, raw: bool = False, **kwargs: Any) -> None:
@@ -36,8 +86,6 @@ def asset_saved(sender: type[Asset], instance: Asset, created: bool, raw: bool =
     instance.stored_file = instance.image.name
     if previous is not None and previous != instance.image.name:
         delete_files_on_commit(instance, previous)
-    if app_settings.AUTO_EMBED and instance.file_changed:
-        request_embedding([instance.pk])
 
 
 def asset_deleted(sender: type[Asset], instance: Asset, **kwargs: Any) -> None:
@@ -91,3 +139,11 @@ def on_rollback(cleanup: Callable[[], None]) -> None:
     """Run ``cleanup`` if the current transaction rolls back (nothing outside a transaction)."""
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(_RollbackGuard(cleanup))
+
+
+def sync_vector_indexes_after_migrate(sender: Any, using: str = "default", plan: Any = None, **kwargs: Any) -> None:
+    """After ``migrate``: create the vector index of each indexed alias that lacks one."""
+    from .index import sync_vector_indexes
+
+    if using == "default" and IndexEntry._meta.db_table in transaction.get_connection(using).introspection.table_names():
+        sync_vector_indexes()

@@ -1,8 +1,9 @@
-"""Image -> text: suggest tags for an asset, zero-shot, from a vocabulary.
+"""Image -> text: suggest tags for an indexed object, zero-shot, from a vocabulary.
 
-The vocabulary is the tags of the assets the user can see plus ``TAG_LABELS``:
-a tag only hidden assets carry is never suggested to someone who may not
-see them (it would tell what moderation hid). Each label is
+The vocabulary is the tags (its index's ``tags_field``) of the objects of
+the model that the user can see, plus ``TAG_LABELS``: a tag only hidden
+objects carry is never suggested to someone who may not see them (it would
+tell what moderation hid). Each label is
 embedded as ``TAG_PROMPT.format(label)`` (cached like any query text) and
 compared with the asset's vector. ``score`` is the cosine similarity;
 ``probability`` is a softmax over the whole vocabulary at the model's own
@@ -15,12 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 from .conf import app_settings
 from .encoders import embed_texts, get_encoder
+
 from .models import Asset
-from .search import asset_vector
+from .registry import get_index
+from .search import object_vector
 
 
 @dataclass
@@ -30,22 +33,35 @@ class TagSuggestion:
     probability: float
 
 
-def tag_vocabulary(visible: QuerySet[Asset] | None = None) -> list[str]:
-    """The distinct tags of ``visible`` (default: every asset) and the configured labels, sorted."""
-    assets = Asset.objects.all() if visible is None else visible
-    return sorted(assets.tag_vocabulary() | {label for label in app_settings.TAG_LABELS if label})
+def tag_vocabulary(model: type[Model] = Asset, objects: QuerySet | None = None) -> list[str]:
+    """The distinct tags of ``objects`` (default: all of ``model``) and the configured labels, sorted."""
+    index = get_index(objects.model if objects is not None else model)
+    return sorted(index.tag_vocabulary(objects) | {label for label in app_settings.TAG_LABELS if label})
+
+
+def existing_tags(obj: Model) -> set[str]:
+    """The tags ``obj`` already has (none when its index declares no tags field)."""
+    index = get_index(obj)
+    if not index.tags_field:
+        return set()
+    return index.tag_vocabulary(index.get_queryset().filter(pk=obj.pk))
 
 
 def suggest_tags(
-    asset_id: int, *, limit: int = 10, include_existing: bool = False, visible: QuerySet[Asset] | None = None
+    asset_id: int | None = None, *, limit: int = 10, include_existing: bool = False, obj: Model | None = None,
+    visible: QuerySet | None = None,
 ) -> list[TagSuggestion]:
-    """The labels that best describe the asset's image, best first, from the tags of ``visible``.
+    """The labels that best describe the image of an asset (or of ``obj``, any registered object), best first.
 
-    Pass ``Asset.objects.visible_to(user)`` when a user asks; None draws on every asset.
+    ``visible`` are the objects whose tags make the vocabulary: pass the
+    ones the user may see (``Asset.objects.visible_to(user)``, an index's
+    ``visible_to(user, ...)``); None draws on every object of the model.
     """
     encoder = get_encoder()
-    vector = asset_vector(asset_id, encoder)
-    vocabulary = tag_vocabulary(visible)
+    if obj is None:
+        obj = Asset.objects.get(pk=asset_id)
+    vector = object_vector(obj, encoder)
+    vocabulary = tag_vocabulary(type(obj), visible)
     if not vocabulary:
         return []
     prompts = [app_settings.TAG_PROMPT.format(label) for label in vocabulary]
@@ -53,7 +69,7 @@ def suggest_tags(
     scores = label_vectors @ vector
     logits = encoder.logit_scale * (scores - scores.max())
     probabilities = np.exp(logits) / np.exp(logits).sum()
-    existing = set() if include_existing else set(Asset.objects.values_list("tags", flat=True).get(pk=asset_id))
+    existing = set() if include_existing else existing_tags(obj)
     order = np.argsort(-scores)
     suggestions = [
         TagSuggestion(vocabulary[i], float(scores[i]), float(probabilities[i])) for i in order if vocabulary[i] not in existing

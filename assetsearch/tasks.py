@@ -5,8 +5,8 @@ Tasks take ids, never instances or bytes, and call the core
 because a reusable app cannot import the host project's Celery app. The
 rest of the app sends work only through the ``enqueue_*`` / ``request_*``
 functions here, which never raise when the broker is down: the work stays
-recorded in the database (assets ``pending``) and :func:`sweep_pending`
-sends it later.
+recorded in the database (index entries ``pending``) and
+:func:`sweep_pending` sends it later.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import current_app, shared_task
+from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, InterfaceError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -24,7 +25,8 @@ from django.utils import timezone
 from . import moderation, pipeline
 from .conf import app_settings
 from .constants import EmbeddingStatus
-from .models import Asset, ModerationConcept
+from .models import Asset, IndexEntry, ModerationConcept
+from .registry import get_index, is_registered
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +42,20 @@ SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
-def embed_assets_task(self, asset_ids: list[int], alias: str = "default", force: bool = False) -> dict:
+def embed_objects_task(self, label: str, object_ids: list[int], alias: str | None = None, force: bool = False) -> dict:
     try:
-        return pipeline.embed_assets(asset_ids, alias=alias, force=force).as_dict()
+        return pipeline.embed_objects(label, object_ids, alias=alias, force=force).as_dict()
     except TRANSIENT_ERRORS as exc:
         if self.request.retries >= app_settings.MAX_RETRIES:
-            pipeline.give_up(asset_ids, exc)
+            pipeline.give_up(label, object_ids, alias, exc)
             raise
         raise self.retry(exc=exc, countdown=2 ** self.request.retries, max_retries=app_settings.MAX_RETRIES)
+
+
+@shared_task
+def embed_assets_task(asset_ids: list[int], alias: str | None = None, force: bool = False) -> bool:
+    """Messages queued by the previous release (assets only): sent on as :func:`embed_objects_task`."""
+    return enqueue_embedding(asset_ids, model=Asset, alias=alias, force=force)
 
 
 @shared_task
@@ -79,58 +87,81 @@ def send(task: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = No
     return True
 
 
-def enqueue_embedding(asset_ids: Sequence[int], *, alias: str = "default", force: bool = False) -> bool:
-    """Send ids to the workers, in batches of ``BATCH_SIZE``; False if the broker could not be reached.
+def enqueue_embedding(
+    object_ids: Sequence[int], *, model: Any = None, alias: str | None = None, force: bool = False
+) -> bool:
+    """Send ids of ``model`` (a model, an instance's class or a label; default Asset) to the workers,
+    in batches of ``BATCH_SIZE``; False if the broker could not be reached.
 
-    Never raises: the assets stay ``pending`` and the sweep sends them later.
+    Never raises: the entries stay ``pending`` and the sweep sends them later.
     """
-    for ids in pipeline.chunked(asset_ids, app_settings.get_embedding_batch_size()):
-        if not send(embed_assets_task, [ids], {"alias": alias, "force": force}, queue=app_settings.QUEUE):
+    label = get_index(model or Asset).label
+    alias = alias or app_settings.SEARCH_ENCODER
+    for ids in pipeline.chunked(object_ids, app_settings.get_embedding_batch_size()):
+        if not send(embed_objects_task, [label, ids], {"alias": alias, "force": force}, queue=app_settings.QUEUE):
             return False
     return True
 
 
-def request_embedding(asset_ids: Sequence[int]) -> None:
-    """Enqueue the assets' embedding once the current transaction commits (so the worker sees them)."""
-    ids = list(asset_ids)
-    transaction.on_commit(lambda: enqueue_embedding(ids))
+def request_embedding(object_ids: Sequence[int], *, model: Any = None, alias: str | None = None) -> None:
+    """Enqueue the objects' embedding once the current transaction commits (so the worker sees them)."""
+    ids = list(object_ids)
+    transaction.on_commit(lambda: enqueue_embedding(ids, model=model, alias=alias))
+
+
+def request_changes(changes: dict[str, list[int]], model: Any) -> None:
+    """Request the embedding :func:`~assetsearch.pipeline.note_changes` found needed, per alias."""
+    if app_settings.AUTO_EMBED:
+        for alias, ids in changes.items():
+            request_embedding(ids, model=model, alias=alias)
 
 
 def create_assets(assets: Sequence[Asset]) -> list[int]:
     """Store new assets in bulk (:func:`~assetsearch.pipeline.store_assets`) and request their embedding."""
     with transaction.atomic():
         ids = pipeline.store_assets(assets)
-        if ids and app_settings.AUTO_EMBED:
-            request_embedding(ids)
+        if ids:
+            request_changes({alias: ids for alias in app_settings.get_indexed_encoders()}, Asset)
     return ids
 
 
-def requeue_embedding(assets: QuerySet[Asset]) -> tuple[list[int], int, bool]:
-    """Embed ``assets`` again, from their files: they become pending first, so a
-    broker that is down leaves them to the sweep.
+def requeue_embedding(objects: QuerySet, *, alias: str | None = None) -> tuple[list[int], int, bool]:
+    """Embed ``objects`` (a queryset of a registered model) again, from their files: their
+    entries become pending first, so a broker that is down leaves them to the sweep.
 
     Returns their ids, how many were not pending before, and whether they were sent.
     """
-    ids = list(assets.values_list("pk", flat=True))
+    ids = list(objects.values_list("pk", flat=True))
     if not ids:
         return ids, 0, True
-    changed = Asset.objects.filter(pk__in=ids).exclude(embedding_status=EmbeddingStatus.PENDING).set_status(EmbeddingStatus.PENDING)
-    return ids, changed, enqueue_embedding(ids, force=True)
+    alias = alias or app_settings.SEARCH_ENCODER
+    entries = IndexEntry.objects.for_objects(objects.model, ids).for_encoder(alias)
+    changed = entries.exclude(status=EmbeddingStatus.PENDING).set_status(EmbeddingStatus.PENDING)
+    return ids, changed, enqueue_embedding(ids, model=objects.model, alias=alias, force=True)
 
 
 def sweep_pending(older_than: timedelta | None = None) -> int:
-    """Re-enqueue assets pending for longer than ``older_than`` (``SWEEP_AFTER_SECONDS``); returns how many.
+    """Re-enqueue entries (any model, any alias) pending for longer than ``older_than``
+    (``SWEEP_AFTER_SECONDS``); returns how many.
 
     Catches work whose enqueue failed (broker down) or whose message was lost.
     """
     if older_than is None:
         older_than = timedelta(seconds=app_settings.SWEEP_AFTER_SECONDS)
-    ids = list(Asset.objects.pending_since(timezone.now() - older_than).values_list("pk", flat=True))
-    if ids and enqueue_embedding(ids):
-        # Restart the clock so the next sweep does not send them again at once.
-        Asset.objects.filter(pk__in=ids).pending().update(embedding_status_changed_at=timezone.now())
-        return len(ids)
-    return 0
+    stuck = IndexEntry.objects.pending_since(timezone.now() - older_than)
+    groups: dict[tuple[int, str], list[int]] = {}
+    for content_type_id, alias, object_id in stuck.values_list("content_type_id", "encoder", "object_id"):
+        groups.setdefault((content_type_id, alias), []).append(object_id)
+    sent = 0
+    for (content_type_id, alias), ids in groups.items():
+        model = ContentType.objects.get_for_id(content_type_id).model_class()
+        if model is None or not is_registered(model):
+            continue  # a model no longer indexed: assetsearch_status reports its entries
+        if enqueue_embedding(ids, model=model, alias=alias):
+            # Restart the clock so the next sweep does not send them again at once.
+            stuck.filter(content_type_id=content_type_id, encoder=alias, object_id__in=ids).update(status_changed_at=timezone.now())
+            sent += len(ids)
+    return sent
 
 
 def request_rescore(concept: ModerationConcept) -> None:

@@ -1,4 +1,4 @@
-"""Thumbnails: small JPEGs of assets, made on first request and kept in storage.
+"""Thumbnails: small JPEGs of indexed objects, made on first request and kept in storage.
 
 A thumbnail is named after its original's file token and its size
 (``<THUMBNAIL_PREFIX>/ab/abcdef...-256.jpg``, :func:`assetsearch.files.get_file_token`):
@@ -7,17 +7,23 @@ cannot be computed from the image's bytes, and a cached one costs a single
 ``exists()``. Only the sizes in ``THUMBNAIL_SIZES`` are made: a client
 cannot fill the storage by asking for every size from 1 to 10,000.
 
-Served by the thumbnail view (:mod:`assetsearch.api.views`, with the
+Any registered object has thumbnails (given its
+:class:`~assetsearch.indexes.BaseImageIndex`): a host object's are named
+after its model, id and file name, kept in its image field's storage under
+the app's own prefix; the host's files are never touched.
+
+Served by the thumbnail views (:mod:`assetsearch.api.views`, with the
 API's permissions) through :func:`assetsearch.files.serve_file`; the admin
-links to it.
+links to them.
 """
 
 from __future__ import annotations
 
 import io
-from typing import IO
+from typing import IO, Any
 
 from django.core.files.base import ContentFile
+from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
 from PIL import Image, ImageOps
 
@@ -47,9 +53,17 @@ def check_thumbnail_size(size: int | None) -> int:
     return size
 
 
-def get_thumbnail_name(asset: Asset, size: int) -> str:
-    """The storage name of ``asset``'s thumbnail at ``size`` (made or not)."""
-    return _thumbnail_name(asset.image.name, size)
+def get_thumbnail_name(obj: Model, size: int, index: Any = None) -> str:
+    """The storage name of ``obj``'s thumbnail at ``size`` (made or not); ``index`` is its
+    :class:`~assetsearch.indexes.BaseImageIndex` (None: an asset)."""
+    return _thumbnail_name(thumbnail_source(obj, index), size)
+
+
+def thumbnail_source(obj: Model, index: Any = None) -> str:
+    """What ``obj``'s thumbnails are named after: an asset's stored file name; a host object's model, id and file."""
+    if index is None or index.owns_files:
+        return obj.image.name
+    return f"{index.label}:{obj.pk}:{index.get_source_key(obj)}"
 
 
 def get_thumbnail_names(stored_name: str) -> list[str]:
@@ -89,19 +103,20 @@ def render_thumbnail(file: IO[bytes], size: int) -> bytes:
     return buffer.getvalue()
 
 
-def get_thumbnail(asset: Asset, size: int | None = None) -> str:
-    """The storage name of ``asset``'s thumbnail at ``size``, made and stored if missing.
+def get_thumbnail(obj: Model, size: int | None = None, index: Any = None) -> str:
+    """The storage name of ``obj``'s thumbnail at ``size``, made and stored if missing.
 
-    Raises ValueError for a size not in ``THUMBNAIL_SIZES`` and
+    ``obj`` is an asset, or any registered object with its ``index``. Raises
+    ValueError for a size not in ``THUMBNAIL_SIZES`` and
     :class:`ThumbnailUnavailable` when the file is missing or not an image.
     """
     size = check_thumbnail_size(size)
-    storage = asset.image.storage
-    name = get_thumbnail_name(asset, size)
+    storage = index.get_storage(obj) if index is not None else obj.image.storage
+    name = get_thumbnail_name(obj, size, index)
     if storage.exists(name):
         return name
     try:
-        with asset.image.open("rb") as file:
+        with (index.open_image(obj) if index is not None else obj.image.open("rb")) as file:
             data = render_thumbnail(file, size)
     except FileNotFoundError:
         raise ThumbnailUnavailable(MISSING_FILE_MESSAGE) from None
@@ -114,15 +129,22 @@ def get_thumbnail(asset: Asset, size: int | None = None) -> str:
     return name
 
 
-def thumbnail_file(asset: Asset, size: int | None = None) -> ServedFile:
-    """``asset``'s thumbnail at ``size``, made if missing, as :func:`~assetsearch.files.serve_file` sends it."""
-    name = get_thumbnail(asset, size)
+def thumbnail_file(obj: Model, size: int | None = None, index: Any = None) -> ServedFile:
+    """``obj``'s thumbnail at ``size``, made if missing, as :func:`~assetsearch.files.serve_file` sends it.
+
+    ``obj`` is an asset (``index`` None) or any registered object with its index.
+    """
+    name = get_thumbnail(obj, size, index)
     token = name.rsplit("/", 1)[-1].removesuffix(".jpg")
+    if isinstance(obj, Asset):
+        filename = download_name(obj, THUMBNAIL_TYPE)
+    else:
+        filename = f"{obj._meta.model_name}-{obj.pk}.jpg"
     return ServedFile(
-        storage=asset.image.storage,
+        storage=index.get_storage(obj) if index is not None else obj.image.storage,
         name=name,
         content_type=THUMBNAIL_TYPE,
-        filename=download_name(asset, THUMBNAIL_TYPE),
+        filename=filename,
         etag=f'"{token}"',
     )
 
@@ -137,6 +159,18 @@ def get_thumbnail_url(asset: Asset, size: int | None = None) -> str:
         url = reverse("assetsearch:asset-thumbnail", args=[asset.pk])
     except NoReverseMatch:
         return asset.image.url
+    if size is not None and size != app_settings.THUMBNAIL_DEFAULT_SIZE:
+        url += f"?size={size}"
+    return url
+
+
+def get_object_thumbnail_url(index: Any, obj: Model, size: int | None = None) -> str:
+    """The URL of the API's thumbnail of any registered object (the original's URL without ``assetsearch.urls``)."""
+    try:
+        url = reverse("assetsearch:object-thumbnail", args=[index.label, obj.pk])
+    except NoReverseMatch:
+        file = getattr(obj, index.image_field, None) if index.image_field else None
+        return file.url if file else ""
     if size is not None and size != app_settings.THUMBNAIL_DEFAULT_SIZE:
         url += f"?size={size}"
     return url

@@ -73,10 +73,12 @@ def empty_catalogue() -> None:
     during the next measurement."""
     from django.db import connection
 
-    from assetsearch.models import Asset
+    from assetsearch.models import Asset, IndexEntry
+    from assetsearch.registry import get_indexes
 
+    tables = {Asset._meta.db_table, IndexEntry._meta.db_table, *(index.model._meta.db_table for index in get_indexes())}
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {Asset._meta.db_table} RESTART IDENTITY CASCADE")
+        cursor.execute(f"TRUNCATE {', '.join(sorted(tables))} RESTART IDENTITY CASCADE")
 
 
 def bench_database_url() -> str:

@@ -40,61 +40,69 @@ EF_CURVE = (100, 200, 400, 800)
 
 
 def load_catalogue(rows: int, rng: np.random.Generator, model_key: str, clusters: int = 200) -> np.ndarray:
-    """Replace the scratch catalogue with ``rows`` assets and their vectors, without the HNSW index."""
+    """Replace the scratch catalogue with ``rows`` assets and their index entries, without the HNSW index."""
+    from django.contrib.contenttypes.models import ContentType
     from django.db import connection
     from pgvector import HalfVector
     from pgvector.psycopg import register_vector
 
-    from assetsearch.index import index_name
-    from assetsearch.models import Asset, AssetEmbedding
+    from assetsearch.encoders import get_encoder
+    from assetsearch.index import drop_vector_index, index_name
+    from assetsearch.models import Asset, IndexEntry
 
     vectors = clustered_unit_vectors(rows, rng, clusters=clusters)
     words = ["harbour", "forest", "portrait", "skyline", "market", "festival", "mountain", "kitchen"]
-    asset_table, embedding_table = Asset._meta.db_table, AssetEmbedding._meta.db_table
+    asset_table, entry_table = Asset._meta.db_table, IndexEntry._meta.db_table
+    alias = get_encoder().alias
+    content_type = ContentType.objects.get_for_model(Asset).pk
+    drop_vector_index(index_name(alias))
     with connection.cursor() as cursor:
         empty_catalogue()
-        cursor.execute(f"DROP INDEX IF EXISTS {index_name()}")
         raw = cursor.connection
         register_vector(raw)
         with raw.cursor().copy(
             f"COPY {asset_table} (id, image, original_filename, title, description, tags, content_hash, mime_type, created_at,"
-            " updated_at, embedding_status, embedding_status_changed_at, embedding_error, embedding_attempts) FROM STDIN"
+            " updated_at) FROM STDIN"
         ) as copy:
             for i in range(rows):
                 tags = "{" + ",".join(t for t, every in (("rare", 100), ("common", 10)) if i % every == 0) + "}"
                 title = f"{words[i % len(words)]} {i}"
-                copy.write_row((i + 1, f"bench/{i}.jpg", f"{i}.jpg", title, "", tags, "", "image/jpeg", "now()", "now()", "ready", "now()", "", 1))
+                copy.write_row((i + 1, f"bench/{i}.jpg", f"{i}.jpg", title, "", tags, "", "image/jpeg", "now()", "now()"))
         # Binary COPY: a million vectors as text literals would take minutes to format.
         now = datetime.now(timezone.utc)
         with raw.cursor().copy(
-            f"COPY {embedding_table} (asset_id, model_key, vector, content_hash, created_at) FROM STDIN WITH (FORMAT BINARY)"
+            f"COPY {entry_table} (content_type_id, object_id, encoder, model_key, vector, source_key, content_hash,"
+            " status, status_changed_at, error, attempts, embedded_at) FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["int8", "varchar", "halfvec", "varchar", "timestamptz"])
+            copy.set_types(["int4", "int8", "varchar", "varchar", "halfvec", "varchar", "varchar", "varchar", "timestamptz",
+                            "text", "int2", "timestamptz"])
             for i, vector in enumerate(vectors):
-                copy.write_row((i + 1, model_key, HalfVector(vector), "", now))
+                copy.write_row((content_type, i + 1, alias, model_key, HalfVector(vector), f"bench/{i}.jpg", "", "ready", now, "", 1, now))
         cursor.execute(f"SELECT setval(pg_get_serial_sequence('{asset_table}', 'id'), {rows})")  # ids came from COPY
     Asset.objects.update_search_documents()
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {asset_table}")  # the update's dead rows; statistics for the planner
-        cursor.execute(f"VACUUM ANALYZE {embedding_table}")
+        cursor.execute(f"VACUUM ANALYZE {entry_table}")
     return vectors
 
 
 def build_index(m: int | None = None, ef_construction: int | None = None) -> dict[str, Any]:
-    """(Re)build the HNSW index as the product does, with these or the configured parameters."""
+    """(Re)build the search alias's HNSW index as the product does, with these or the configured parameters."""
     from django.db import connection
 
-    from assetsearch.index import IndexParameters, configured_parameters, create_index_sql, index_name, index_size_bytes
+    from assetsearch.encoders import get_encoder
+    from assetsearch.index import IndexParameters, configured_parameters, create_index_sql, drop_vector_index, index_name, index_size_bytes
 
     configured = configured_parameters()
     parameters = IndexParameters(m or configured.m, ef_construction or configured.ef_construction).validate()
+    encoder = get_encoder()
+    drop_vector_index(index_name(encoder.alias))
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP INDEX IF EXISTS {index_name()}")
         # The graph is built in memory (about 1.4 GB per million halfvecs at m=16);
         # one that does not fit is built far more slowly.
         cursor.execute("SET maintenance_work_mem = '3GB'")
         started = time.perf_counter()
-        cursor.execute(create_index_sql(parameters))
+        cursor.execute(create_index_sql(parameters, alias=encoder.alias, dimensions=encoder.dimensions))
         build = time.perf_counter() - started
     return {"parameters": parameters, "build_s": build, "index_MB": index_size_bytes() / 1e6}
 

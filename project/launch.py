@@ -273,7 +273,7 @@ def check(base: str, supervisor: Supervisor) -> int:
             return 1
         supervisor.check()
         time.sleep(1)
-    counts = {s: Asset.objects.filter(embedding_status=s).count() for s in ("ready", "failed")}
+    counts = {"ready": Asset.objects.ready().count(), "failed": Asset.objects.failed().count()}
     log(f"check passed: site and static files answer, demo catalogue embedded ({counts})")
     return 0 if counts["failed"] == 0 else 1
 

@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "assetsearch",
     # The example site itself: its management commands (load_demo_catalogue).
     "project",
+    # A host's own app whose images are indexed in place (the test suite's; README "Index your own models").
+    "tests.hostapp",
 ]
 
 MIDDLEWARE = [

@@ -93,7 +93,7 @@ def _vacuumed_index(request: pytest.FixtureRequest) -> None:
 
     request.getfixturevalue("django_db_setup")
     with request.getfixturevalue("django_db_blocker").unblock(), connection.cursor() as cursor:
-        cursor.execute("VACUUM assetsearch_assetembedding")
+        cursor.execute("VACUUM assetsearch_indexentry")
 
 
 @pytest.fixture(scope="session", autouse=True)

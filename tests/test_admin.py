@@ -209,7 +209,7 @@ def test_hidden_assets_never_reach_users_without_the_moderation_permission(users
     )
     flag_assets(concept)
     ModerationConcept.objects.filter(pk=concept.pk).update(enabled=True)
-    assert list(ModerationFlag.objects.values_list("asset__title", flat=True)) == ["hidden"]
+    assert list(ModerationFlag.objects.values_list("entry__asset__title", flat=True)) == ["hidden"]
 
     editor = client_for(users["editor"])
     assert "hidden" not in titles(editor.get(url("asset_changelist")).context["cl"].result_list)
@@ -429,7 +429,7 @@ def test_reembed_action_marks_selected_pending_and_queues_them(users: dict[str, 
     selected = [assets["alpha"].pk, assets["bravo"].pk]
     response = post_action(client_for(users["editor"]), url("asset_changelist"), "reembed", selected)
     assert ("success", "Queued 2 assets for embedding.") in messages_of(response)
-    assert set(Asset.objects.filter(embedding_status=EmbeddingStatus.PENDING).values_list("pk", flat=True)) == set(selected)
+    assert set(Asset.objects.pending().values_list("pk", flat=True)) == set(selected)
     # Viewers do not have it.
     response = post_action(client_for(users["viewer"]), url("asset_changelist"), "reembed", [assets["echo"].pk])
     assert Asset.objects.get(pk=assets["echo"].pk).embedding_status == EmbeddingStatus.READY
@@ -449,7 +449,7 @@ def test_run_moderation_action_flags_selected_assets(users: dict[str, User]) -> 
     selected = [assets["foxtrot"].pk, assets["alpha"].pk, assets["Quarterly report cover"].pk]
     response = post_action(client, url("asset_changelist"), "run_moderation", selected)
     assert ("success", "Scored 3 asset(s) against 1 enabled concept(s): 1 flag(s) made or refreshed.") in messages_of(response)
-    assert list(ModerationFlag.objects.values_list("asset__title", flat=True)) == ["foxtrot"]
+    assert list(ModerationFlag.objects.values_list("entry__asset__title", flat=True)) == ["foxtrot"]
     # Editors without the moderation permission do not have the action.
     editor = client_for(users["editor"])
     assert "run_moderation" not in editor.get(url("asset_changelist")).content.decode()
@@ -461,7 +461,7 @@ def test_flag_queue_bulk_confirm_and_dismiss_record_the_reviewer(users: dict[str
     assets = make_catalogue()
     concept = ModerationConcept.objects.create(enabled=False, **{**RED_SQUARES, "threshold": 0})
     flag_assets(concept)
-    flags = {f.asset.title: f for f in ModerationFlag.objects.select_related("asset")}
+    flags = {f.asset.title: f for f in ModerationFlag.objects.select_related("entry")}
     assert set(flags) == set(assets)
     client = client_for(users["moderator"])
     queue = client.get(url("moderationflag_changelist"), {"status__exact": "open"})
@@ -474,7 +474,7 @@ def test_flag_queue_bulk_confirm_and_dismiss_record_the_reviewer(users: dict[str
     assert ("success", "Confirmed 1 flag(s).") in messages_of(response)
     response = post_action(client, url("moderationflag_changelist"), "dismiss", [flags["alpha"].pk, flags["echo"].pk])
     assert ("success", "Dismissed 2 flag(s).") in messages_of(response)
-    reviewed = {f.asset.title: f for f in ModerationFlag.objects.select_related("asset").exclude(status=FlagStatus.OPEN)}
+    reviewed = {f.asset.title: f for f in ModerationFlag.objects.select_related("entry").exclude(status=FlagStatus.OPEN)}
     assert {t: f.status for t, f in reviewed.items()} == {"foxtrot": "confirmed", "alpha": "dismissed", "echo": "dismissed"}
     assert all(f.reviewer == users["moderator"] and f.reviewed_at for f in reviewed.values())
     open_rows = client.get(url("moderationflag_changelist"), {"status__exact": "open"}).context["cl"].result_list

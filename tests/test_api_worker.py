@@ -46,7 +46,7 @@ def test_upload_poll_until_ready_then_find_it_by_text(editor, viewer):
     results = response.json()["results"]
     assert [r["asset"]["id"] for r in results][0] == uploaded["red circle"], [(r["asset"]["title"], r["score"]) for r in results]
     assert results[0]["rank"] == 1 and results[0]["score"] > results[1]["score"]
-    assert Asset.objects.filter(pk__in=uploaded.values(), embedding_status="ready").count() == 3
+    assert Asset.objects.ready().filter(pk__in=uploaded.values()).count() == 3
 
 
 def test_status_polls_never_stall_an_upload_s_visibility(editor):

@@ -23,7 +23,7 @@ from PIL import Image
 
 from assetsearch.constants import ConceptAction, EmbeddingStatus
 from assetsearch.files import get_original_url
-from assetsearch.models import Asset, ModerationConcept, ModerationFlag
+from assetsearch.models import Asset, ModerationConcept, ModerationFlag, IndexEntry
 from assetsearch.tasks import create_assets
 from assetsearch.thumbnails import get_thumbnail, get_thumbnail_names, get_thumbnail_sizes
 
@@ -60,7 +60,7 @@ def make_asset(name: str = "file.png", seed: int = 0, **fields: Any) -> Asset:
     with assetsearch_settings(AUTO_EMBED=False):
         asset = Asset.objects.create(image=image_file(scene(), seed=seed, name=name), **fields)
     # Ready, as after its embedding: a pending upload is its uploader's alone while a hide concept exists.
-    Asset.objects.filter(pk=asset.pk).update(embedding_status=EmbeddingStatus.READY)
+    IndexEntry.objects.for_objects(Asset, [asset.pk]).update(status=EmbeddingStatus.READY, content_hash=asset.content_hash)
     asset.refresh_from_db()
     return asset
 
@@ -282,7 +282,7 @@ def test_rename_files_gives_a_legacy_client_named_file_a_server_name(django_capt
     # As an earlier release stored it: under the client's name, which was x.html.
     legacy = storage.save("assetsearch/2026/11/3f2a9c1b7d4e/x.html", io.BytesIO(data))
     storage.delete(asset.image.name)
-    Asset.objects.filter(pk=asset.pk).update(image=legacy, original_filename="x.html", embedding_status="ready")
+    Asset.objects.filter(pk=asset.pk).update(image=legacy, original_filename="x.html")
     asset.refresh_from_db()
     old_thumbnail = get_thumbnail(asset)
     with django_capture_on_commit_callbacks(execute=True), assetsearch_settings(AUTO_EMBED=False):

@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from assetsearch.models import Asset
+from assetsearch.models import Asset, IndexEntry
 
 from .api_helpers import admin, admin_client, assetsearch_settings, error_of, make_user, viewer, viewer_client  # noqa: F401  (fixtures)
 from .utils import image_file
@@ -75,7 +75,7 @@ def test_a_broker_that_does_not_answer_is_an_error(admin_client, tmp_path):
 def test_old_pending_work_is_a_warning(celery_worker, admin_client):
     with assetsearch_settings(AUTO_EMBED=False):
         asset = Asset.objects.create(image=image_file(), title="stuck")
-    Asset.objects.filter(pk=asset.pk).update(embedding_status_changed_at=timezone.now() - timedelta(hours=1))
+    IndexEntry.objects.for_objects(Asset, [asset.pk]).update(status_changed_at=timezone.now() - timedelta(hours=1))
     with assetsearch_settings(HEALTH_PENDING_WARN_SECONDS=600):
         status, body = health(admin_client)
     assert (status, body["status"]) == (200, "warning"), body["checks"]["worker"]

@@ -10,11 +10,12 @@ from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
 
 from assetsearch.encoders import get_encoder
-from assetsearch.index import EF_SEARCH_LIMIT, IndexParameters, configured_parameters, get_ef_search, live_parameters
-from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus
+from assetsearch.index import EF_SEARCH_LIMIT, IndexParameters, configured_parameters, get_ef_search, live_parameters, vector_index_name
+from assetsearch.models import Asset, IndexEntry
 from assetsearch.search import vector_ranking
 
 from .api_helpers import assetsearch_settings
+from .utils import store_vectors
 
 # CREATE INDEX CONCURRENTLY cannot run inside the test's transaction.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,22 +40,20 @@ def test_rebuild_swaps_in_an_index_with_the_new_parameters_and_search_uses_it(re
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(200, 512)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    assets = Asset.objects.bulk_create(
-        Asset(image=f"index/{i}.png", title=f"i{i}", embedding_status=EmbeddingStatus.READY) for i in range(200)
-    )
-    AssetEmbedding.objects.bulk_create(AssetEmbedding(asset=a, model_key=key, vector=v, content_hash="") for a, v in zip(assets, vectors))
+    assets = Asset.objects.bulk_create(Asset(image=f"index/{i}.png", title=f"i{i}") for i in range(200))
+    store_vectors(assets, vectors, content_hash="")
     call_command("assetsearch_rebuild_index", stdout=io.StringIO(), stderr=io.StringIO())  # to the settings
     built = live_parameters()
     assert built == configured_parameters()
     assert index_warnings() == []
 
     with assetsearch_settings(HNSW_M=8, HNSW_EF_CONSTRUCTION=32):
-        assert index_warnings() == [f"The vector index was built with {built}; the settings ask for m=8, ef_construction=32."]
+        assert index_warnings() == [f"The vector index of encoder 'default' was built with {built}; the settings ask for m=8, ef_construction=32."]
         with pytest.raises(CommandError, match="A rebuild is due"):
             call_command("assetsearch_rebuild_index", "--check", stdout=io.StringIO())
         out = io.StringIO()
         call_command("assetsearch_rebuild_index", stdout=out, stderr=io.StringIO())
-        assert "Rebuilt the index with m=8, ef_construction=32" in out.getvalue()
+        assert "Rebuilt the index of 'default' with m=8, ef_construction=32" in out.getvalue()
         assert live_parameters() == IndexParameters(8, 32)
         assert index_warnings() == []
         out = io.StringIO()
@@ -63,9 +62,9 @@ def test_rebuild_swaps_in_an_index_with_the_new_parameters_and_search_uses_it(re
 
     from django.db import connection
 
-    with connection.cursor() as cursor:  # one index, under the model's name, used by the planner
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%hnsw%%'", [AssetEmbedding._meta.db_table])
-        assert [row[0] for row in cursor.fetchall()] == ["assetsearch_embedding_hnsw"]
+    with connection.cursor() as cursor:  # one index per alias, under its name, used by the planner
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%hnsw%%'", [IndexEntry._meta.db_table])
+        assert [row[0] for row in cursor.fetchall()] == [vector_index_name("default", 512)]
     nearest = vector_ranking(vectors[7], Asset.objects.all(), depth=3, exact=False, model_key=key)
     assert nearest[0][0] == assets[7].pk and nearest[0][1] == pytest.approx(1.0, abs=1e-3)
 

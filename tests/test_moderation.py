@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.test import override_settings
 
-from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus, FlagStatus, ModerationConcept, ModerationFlag
+from assetsearch.models import Asset, EmbeddingStatus, FlagStatus, IndexEntry, ModerationConcept, ModerationFlag
 from assetsearch.moderation import calibrate, flag_assets, moderation_query, rescore_concept
 from assetsearch.pipeline import embed_assets
 from assetsearch.search import Query, search, similar_assets, near_duplicates
@@ -47,18 +47,18 @@ def test_upload_is_scored_by_the_worker_and_flagged():
     for asset in (triangle, circle):
         wait_for(lambda: Asset.objects.get(pk=asset.pk).embedding_status == EmbeddingStatus.READY, timeout=90)
     flags = list(ModerationFlag.objects.all())
-    assert [f.asset_id for f in flags] == [triangle.pk], [(f.asset_id, f.score) for f in flags]
+    assert [f.asset.pk for f in flags] == [triangle.pk], [(f.asset.pk, f.score) for f in flags]
     assert flags[0].score >= 0.5 and flags[0].status == FlagStatus.OPEN
 
 
 @pytest.mark.django_db
 def test_new_concept_backfills_flags_without_re_embedding():
     assets = make_catalogue()
-    before = dict(AssetEmbedding.objects.values_list("asset_id", "created_at"))
+    before = dict(IndexEntry.objects.values_list("object_id", "embedded_at"))
     concept = ModerationConcept.objects.create(enabled=False, **RED_TRIANGLE)  # disabled: no background job
     counts = rescore_concept(concept.pk)
-    assert dict(AssetEmbedding.objects.values_list("asset_id", "created_at")) == before
-    flagged = set(concept.flags.values_list("asset_id", flat=True))
+    assert dict(IndexEntry.objects.values_list("object_id", "embedded_at")) == before
+    flagged = set(concept.flags.values_list("entry__object_id", flat=True))
     assert flagged == {assets["red", "triangle"].pk}, counts
     concept.refresh_from_db()
     assert concept.rescore_done == concept.rescore_total == len(assets) and concept.rescored_at
@@ -96,11 +96,11 @@ def test_review_and_hiding_in_every_listing():
         assert hidden.pk in ids, name
 
     # Dismissing the flag makes it visible again; confirming keeps it hidden.
-    ModerationFlag.objects.filter(asset=hidden).review(FlagStatus.DISMISSED, moderator)
+    ModerationFlag.objects.filter(entry__asset=hidden).review(FlagStatus.DISMISSED, moderator)
     assert hidden.pk in listings(editor)["list"]
-    ModerationFlag.objects.filter(asset=hidden).review(FlagStatus.CONFIRMED, moderator)
+    ModerationFlag.objects.filter(entry__asset=hidden).review(FlagStatus.CONFIRMED, moderator)
     assert hidden.pk not in listings(editor)["list"]
-    flag = ModerationFlag.objects.get(asset=hidden)
+    flag = ModerationFlag.objects.get(entry__asset=hidden)
     assert flag.reviewer == moderator and flag.reviewed_at is not None
 
 
@@ -122,7 +122,7 @@ def test_calibration_suggests_a_threshold_that_reaches_the_asked_precision():
     reviewer = User.objects.create_user("reviewer")
     truth = {assets["red", "triangle"].pk}
     for flag in concept.flags.all():
-        ModerationFlag.objects.filter(pk=flag.pk).review(FlagStatus.CONFIRMED if flag.asset_id in truth else FlagStatus.DISMISSED, reviewer)
+        ModerationFlag.objects.filter(pk=flag.pk).review(FlagStatus.CONFIRMED if flag.asset.pk in truth else FlagStatus.DISMISSED, reviewer)
 
     rows, suggestion = calibrate(concept, target_precision=0.9)
     assert suggestion is not None

@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import override_settings
 
-from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus
+from assetsearch.models import Asset, EmbeddingStatus, IndexEntry
 from assetsearch.encoders import get_encoder
 from assetsearch.pipeline import embed_assets
 from assetsearch.tasks import sweep_pending
@@ -52,7 +52,7 @@ def test_upload_is_embedded_by_the_worker_and_found_by_a_describing_text():
         assert asset.embedding_status == EmbeddingStatus.READY, asset.embedding_error
         assert asset.embedding_attempts == 1
         assert (asset.width, asset.height, asset.mime_type) == (128, 128, "image/png")
-    assert AssetEmbedding.objects.for_model(get_encoder().key).count() == len(scenes)
+    assert IndexEntry.objects.for_model(Asset).with_vector(get_encoder().key).count() == len(scenes)
 
     for query, name in [("a red circle", "red circle"), ("a green star", "green star"), ("a blue square", "blue square")]:
         hits = search_text(query, limit=3)
@@ -76,7 +76,7 @@ def test_corrupt_upload_ends_failed_with_a_message_and_is_not_retried():
     for asset in (not_an_image, truncated):
         asset.refresh_from_db()
         assert asset.embedding_attempts == 1
-    assert not AssetEmbedding.objects.filter(asset__in=[not_an_image, truncated]).exists()
+    assert not IndexEntry.objects.for_objects(Asset, [not_an_image.pk, truncated.pk]).with_vector().exists()
 
 
 def point_producers_at(url: str) -> None:
@@ -123,11 +123,11 @@ def test_sweep_command_reports_what_it_re_enqueued():
 def test_unchanged_file_is_not_re_embedded_and_a_new_file_is():
     asset = Asset.objects.create(image=image_file(scene(colour="blue", shape="circle"), seed=1), title="blue")
     wait_until_settled(asset)
-    first = AssetEmbedding.objects.get(asset=asset)
+    first = IndexEntry.objects.for_objects(Asset, [asset.pk]).get()
 
     result = embed_assets([asset.pk])
     assert result.unchanged == [asset.pk] and result.embedded == []
-    assert AssetEmbedding.objects.get(asset=asset).created_at == first.created_at
+    assert IndexEntry.objects.for_objects(Asset, [asset.pk]).get().embedded_at == first.embedded_at
 
     # Re-uploading the same bytes changes nothing.
     asset.image = image_file(scene(colour="blue", shape="circle"), seed=1, name="again.png")
@@ -140,7 +140,7 @@ def test_unchanged_file_is_not_re_embedded_and_a_new_file_is():
     asset.save()
     assert asset.file_changed and status_of(asset) == EmbeddingStatus.PENDING
     wait_until_settled(asset)
-    second = AssetEmbedding.objects.get(asset=asset)
+    second = IndexEntry.objects.for_objects(Asset, [asset.pk]).get()
     assert second.content_hash == asset.content_hash != first.content_hash
     assert search_text("a green triangle", limit=1)[0].asset == asset
 
@@ -159,7 +159,7 @@ def test_model_change_is_detected_and_backfilled_beside_the_old_vectors():
     # Backfill the next model under another alias while search keeps serving the old one.
     with override_settings(ASSETSEARCH={"ENCODERS": {"next": vit}}):
         call_command("assetsearch_reembed", encoder="next", sync=True, verbosity=0)
-        assert set(AssetEmbedding.objects.filter(asset=asset).values_list("model_key", flat=True)) == {old_key, "ViT-B-32:random"}
+        assert set(IndexEntry.objects.for_objects(Asset, [asset.pk]).values_list("model_key", flat=True)) == {old_key, "ViT-B-32:random"}
         assert search_text("a red circle", limit=1)[0].asset == asset
 
 

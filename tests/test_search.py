@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from assetsearch.encoders import get_encoder
-from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus
+from assetsearch.models import Asset
 from assetsearch.encoders import embed_texts
 from assetsearch.search import SearchError, nearest
+
+from .utils import store_vectors
 
 pytestmark = pytest.mark.django_db
 
@@ -26,21 +27,15 @@ def catalogue(django_db_setup, django_db_blocker):
         yield from _catalogue()
         Asset.objects.all().delete()
         with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE assetsearch_assetembedding")
+            cursor.execute("VACUUM ANALYZE assetsearch_indexentry")
 
 
 def _catalogue():
-    key = get_encoder().key
-    assets = Asset.objects.bulk_create(
-        Asset(image=f"assetsearch/fake/{i}.png", title=f"asset {i}", embedding_status=EmbeddingStatus.READY)
-        for i in range(2000)
-    )
+    assets = Asset.objects.bulk_create(Asset(image=f"assetsearch/fake/{i}.png", title=f"asset {i}") for i in range(2000))
     vectors = random_unit_vectors(len(assets))
-    AssetEmbedding.objects.bulk_create(
-        AssetEmbedding(asset=a, model_key=key, vector=v, content_hash="x") for a, v in zip(assets, vectors)
-    )
+    store_vectors(assets, vectors)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE assetsearch_assetembedding")
+        cursor.execute("ANALYZE assetsearch_indexentry")
     yield assets, vectors
 
 

@@ -101,17 +101,17 @@ def test_composed_image_plus_text_moves_toward_the_text(catalogue):
 
 
 def test_composition_weighs_each_part_by_its_spread_over_the_catalogue(catalogue):
-    from assetsearch.models import AssetEmbedding
+    from assetsearch.models import IndexEntry
     from assetsearch.search import compose, part_spreads
 
-    key = get_encoder().key
-    assert AssetEmbedding.objects.sample_vectors(key, 10).shape == (10, 512)
-    assert AssetEmbedding.objects.sample_vectors(key, 1000).shape == (31, 512)
-    assert AssetEmbedding.objects.sample_vectors("no-such-model", 10).shape == (0, 512)
+    alias = get_encoder().alias
+    assert IndexEntry.objects.sample_vectors(alias, 10, 512).shape == (10, 512)
+    assert IndexEntry.objects.sample_vectors(alias, 1000, 512).shape == (31, 512)
+    assert IndexEntry.objects.sample_vectors("no-such-alias", 10, 512).shape == (0, 512)
 
     red_circle_image = scene(colour="red", shape="circle").render(seed=777)
     query = Query(image=red_circle_image, text="a square", limit=3)
-    spreads = part_spreads(compose(query).parts, key)
+    spreads = part_spreads(compose(query).parts)
     assert spreads["image"] > spreads["text"]  # the modality gap, measured on this catalogue
     with override_settings(ASSETSEARCH={"COMPOSE_SAMPLE_SIZE": 0}):
         unit_vectors = search(query)

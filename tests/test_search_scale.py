@@ -7,8 +7,10 @@ import pytest
 from django.db import connection
 
 from assetsearch.encoders import get_encoder
-from assetsearch.models import Asset, AssetEmbedding, EmbeddingStatus
+from assetsearch.models import Asset, IndexEntry
 from assetsearch.search import Filters, search, vector_ranking
+
+from .utils import store_vectors
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +28,6 @@ def clustered_unit_vectors(rows: int, seed: int = 0) -> np.ndarray:
 def big_catalogue(django_db_setup, django_db_blocker):
     """20k assets (1% tagged "rare", 10% "common") with clustered vectors, bulk-inserted."""
     with django_db_blocker.unblock():
-        key = get_encoder().key
         vectors = clustered_unit_vectors(ROWS)
         assets = Asset.objects.bulk_create(
             (
@@ -34,25 +35,21 @@ def big_catalogue(django_db_setup, django_db_blocker):
                     image=f"assetsearch/bulk/{i}.png",
                     title=f"bulk {i}",
                     tags=(["rare"] if i % 100 == 0 else []) + (["common"] if i % 10 == 3 else []),
-                    embedding_status=EmbeddingStatus.READY,
                 )
                 for i in range(ROWS)
             ),
             batch_size=2000,
         )
-        AssetEmbedding.objects.bulk_create(
-            (AssetEmbedding(asset=a, model_key=key, vector=v, content_hash="") for a, v in zip(assets, vectors)),
-            batch_size=2000,
-        )
+        store_vectors(assets, vectors, content_hash="")
         with connection.cursor() as cursor:
             # Rolled-back rows of earlier tests linger in the HNSW graph until
             # VACUUM (autovacuum does this in production); start clean.
             cursor.execute("VACUUM ANALYZE assetsearch_asset")
-            cursor.execute("VACUUM ANALYZE assetsearch_assetembedding")
+            cursor.execute("VACUUM ANALYZE assetsearch_indexentry")
         yield vectors
         Asset.objects.all().delete()
         with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE assetsearch_assetembedding")  # drop the dead rows from the graph
+            cursor.execute("VACUUM ANALYZE assetsearch_indexentry")  # drop the dead rows from the graph
 
 
 def queries(vectors: np.ndarray, count: int = 50) -> np.ndarray:
@@ -112,10 +109,14 @@ def test_query_plan_uses_the_hnsw_index(big_catalogue):
     from assetsearch.querysets import configure_index_scan
 
     query = queries(big_catalogue, 1)[0]
-    queryset = AssetEmbedding.objects.nearest(query, get_encoder().key).values_list("asset_id", "distance")[:20]
+    from assetsearch.index import vector_index_name
+
+    alias = get_encoder().alias
+    index = vector_index_name(alias, 512)
+    queryset = IndexEntry.objects.nearest(query, alias).values_list("object_id", "distance")[:20]
     with transaction.atomic():
         configure_index_scan(20)
         plan = queryset.explain()
-    assert "Index Scan using assetsearch_embedding_hnsw" in plan, plan
-    exact = AssetEmbedding.objects.nearest(query, get_encoder().key, exact=True).values_list("asset_id", "distance")[:20]
-    assert "assetsearch_embedding_hnsw" not in exact.explain()
+    assert f"Index Scan using {index}" in plan, plan
+    exact = IndexEntry.objects.nearest(query, alias, exact=True).values_list("object_id", "distance")[:20]
+    assert index not in exact.explain()

@@ -17,7 +17,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection, connections
 
-from assetsearch.models import Asset, ConceptAction, EmbeddingStatus, FlagStatus, ModerationConcept, ModerationFlag
+from assetsearch.models import Asset, ConceptAction, EmbeddingStatus, FlagStatus, ModerationConcept, ModerationFlag, IndexEntry
 from assetsearch.pipeline import embed_assets
 from assetsearch.search import Query, search
 
@@ -138,8 +138,8 @@ def test_a_pending_upload_is_seen_only_by_its_uploader_and_moderators_until_scor
 
     def observe_from_another_connection() -> None:
         try:
-            status = Asset.objects.values_list("embedding_status", flat=True).get(pk=pending.pk)
-            flagged = ModerationFlag.objects.filter(asset_id=pending.pk).exists()
+            status = IndexEntry.objects.for_objects(Asset, [pending.pk]).search_alias().values_list("status", flat=True).get()
+            flagged = ModerationFlag.objects.filter(entry__asset=pending.pk).exists()
             visible = Asset.objects.visible_to(other).filter(pk=pending.pk).exists()
             observations.append((status, flagged, visible))
         finally:
@@ -172,4 +172,4 @@ def test_an_upload_no_concept_catches_is_shown_to_everyone_once_ready():
     assert Asset.objects.visible_to(uploader).filter(pk=asset.pk).exists()
     embed_assets([asset.pk])
     assert Asset.objects.visible_to(other).filter(pk=asset.pk).exists()
-    assert not ModerationFlag.objects.filter(asset=asset).exists()
+    assert not ModerationFlag.objects.filter(entry__asset=asset).exists()

@@ -53,3 +53,32 @@ def polyglot_png(name: str) -> SimpleUploadedFile:
     data = buffer.getvalue()
     assert POLYGLOT_SCRIPT.encode() in data
     return SimpleUploadedFile(name, data, content_type="text/html")
+
+
+def store_vectors(objects, vectors, *, alias: str | None = None, content_hash: str = "x", batch_size: int = 2000) -> list:
+    """Index entries (ready) holding ``vectors`` for ``objects`` of one registered model, bulk-inserted."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from assetsearch.conf import app_settings
+    from assetsearch.encoders import get_encoder
+    from assetsearch.models import IndexEntry
+
+    objects = list(objects)
+    if not objects:
+        return []
+    encoder = get_encoder(alias)
+    content_type = ContentType.objects.get_for_model(type(objects[0]))
+    return IndexEntry.objects.bulk_create(
+        (
+            IndexEntry(
+                content_type=content_type, object_id=obj.pk, encoder=alias or app_settings.SEARCH_ENCODER,
+                model_key=encoder.key, vector=vector, content_hash=content_hash, status="ready",
+                source_key=getattr(getattr(obj, "image", None), "name", "") or "",
+            )
+            for obj, vector in zip(objects, vectors)
+        ),
+        batch_size=batch_size,
+        update_conflicts=True,
+        unique_fields=["content_type", "object_id", "encoder"],
+        update_fields=["vector", "model_key", "content_hash", "status"],
+    )

@@ -16,10 +16,17 @@ Pages and who may use them (the same permissions as the REST API):
 
 Assets hidden by moderation never appear to users without ``moderate_asset``:
 every asset listing here starts from ``Asset.objects.visible_to(user)``.
+
+Any registered model's own ``ModelAdmin`` gets the same search box with
+:class:`SemanticSearchAdminMixin` (``assetsearch.admin.mixins``).
 """
 
 from .assets import AssetAdmin, AssetPanels
 from .forms import ModerationQueryForm, VisualSearchForm
+from .mixins import SemanticSearchAdminMixin
 from .moderation import ModerationConceptAdmin, ModerationFlagAdmin
 
-__all__ = ["AssetAdmin", "AssetPanels", "ModerationConceptAdmin", "ModerationFlagAdmin", "ModerationQueryForm", "VisualSearchForm"]
+__all__ = [
+    "AssetAdmin", "AssetPanels", "ModerationConceptAdmin", "ModerationFlagAdmin", "ModerationQueryForm",
+    "SemanticSearchAdminMixin", "VisualSearchForm",
+]

@@ -5,16 +5,15 @@ embedding status page."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.views.main import ORDER_VAR, SEARCH_VAR
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, FloatField, ImageField, IntegerField, Q, QuerySet, Value, When
+from django.db.models import ImageField, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -31,14 +30,15 @@ from ..encoders import get_encoder
 from ..exceptions import SEARCH_FAILURES
 from ..files import get_original_url
 from ..images import InvalidImage
-from ..models import Asset, EmbeddingStatus
+from ..models import Asset, EmbeddingStatus, IndexEntry
 from ..moderation import score_assets
-from ..search import Query, SearchHit, SearchResults, search, similar_assets
+from ..search import SearchHit, search, similar_assets
 from ..suggestions import TagSuggestion, suggest_tags
 from ..tasks import broker_reachable, requeue_embedding
 from ..thumbnails import get_thumbnail_url, render_thumbnail
-from .base import AdminPageMixin, thumbnail_html
+from .base import thumbnail_html
 from .forms import ServedFileWidget, VisualSearchForm
+from .mixins import SemanticSearchAdminMixin
 
 
 class AssetPanels:
@@ -94,11 +94,27 @@ def _items_or_reason(compute: Callable[[], list[Any]]) -> tuple[list[Any], str]:
         return [], str(exc)
 
 
+class EmbeddingStatusFilter(admin.SimpleListFilter):
+    """The status of each object's search-alias entry (kept in the index-entry table, not on the model)."""
+
+    title = _("embedding status")
+    parameter_name = "embedding_status__exact"  # the URL of earlier releases, when it was a column
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return EmbeddingStatus.choices
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() not in EmbeddingStatus.values:
+            return queryset
+        entries = IndexEntry.objects.for_model(queryset.model).search_alias().filter(status=self.value())
+        return queryset.filter(pk__in=entries.values("object_id"))
+
+
 @admin.register(Asset)
-class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
+class AssetAdmin(SemanticSearchAdminMixin, admin.ModelAdmin):
     list_display = ["thumbnail", "title", "tag_list", "embedding_status", "find_similar", "created_at"]
     list_display_links = ["thumbnail", "title"]
-    list_filter = ["embedding_status", "mime_type", "created_at"]
+    list_filter = [EmbeddingStatusFilter, "mime_type", "created_at"]
     search_fields = ["title", "description", "tags"]
     search_help_text = format_lazy(
         _("Searches by meaning (e.g. \u201c{query}\u201d) and by words in title, tags and description."), query=EXAMPLE_QUERY
@@ -118,11 +134,6 @@ class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
     list_per_page = 50
     raw_id_fields = ["uploaded_by"]
 
-    #: How many semantic matches the change list's search ranks (at most ``MAX_PAGE_SIZE``).
-    semantic_search_limit = 100
-    #: Blend semantic search with keywords (Postgres full text, fused by rank).
-    semantic_search_hybrid = True
-
     # The "currently" link of the file input goes to the permission-checked view too.
     formfield_overrides = {ImageField: {"widget": ServedFileWidget}}
 
@@ -133,67 +144,11 @@ class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Asset]:
         """Assets ``request.user`` may see: hidden ones only with ``moderate_asset``."""
-        queryset = Asset.objects.visible_to(request.user)
+        queryset = Asset.objects.visible_to(request.user).with_entry()
         ordering = self.get_ordering(request)
         if ordering:
             queryset = queryset.order_by(*ordering)
         return queryset
-
-    def is_searching(self, request: HttpRequest) -> bool:
-        return bool(request.GET.get(SEARCH_VAR, "").strip())
-
-    def get_list_display(self, request: HttpRequest) -> Sequence[str]:
-        columns = list(super().get_list_display(request))
-        if self.is_searching(request):
-            columns.insert(columns.index("title") + 1, "similarity")
-        return columns
-
-    def get_semantic_results(self, request: HttpRequest, queryset: QuerySet[Asset], search_term: str) -> SearchResults | None:
-        """The semantic search behind the search box; None (after telling the user) if it cannot run.
-
-        Override to change how the box searches; ``queryset`` is the change
-        list's, filters applied, so search stays inside it.
-        """
-        try:
-            return search(
-                Query(
-                    text=search_term,
-                    hybrid=self.semantic_search_hybrid,
-                    visible=queryset,
-                    limit=min(self.semantic_search_limit, app_settings.MAX_PAGE_SIZE),
-                )
-            )
-        except SEARCH_FAILURES as exc:
-            self.message_user(request, gettext("Semantic search did not run: %s Showing keyword matches.") % exc, messages.WARNING)
-            return None
-
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Asset], search_term: str) -> tuple[QuerySet[Asset], bool]:
-        """Semantic matches, ranked, then the admin's keyword matches that search missed.
-
-        Adds ``search_rank`` (1 = best; keyword-only matches come after) and
-        ``search_score`` (cosine similarity, None for keyword-only matches)
-        to the queryset, so one query serves the page and its count, and
-        orders by relevance unless the user sorted by a column.
-        """
-        if not search_term.strip():
-            return super().get_search_results(request, queryset, search_term)
-        # Used as a subquery of ids, so its possible duplicates do not matter.
-        keyword_matches, _duplicates = super().get_search_results(request, queryset, search_term)
-        results = self.get_semantic_results(request, queryset, search_term)
-        hits = results.hits if results else []
-        ids = [hit.asset.pk for hit in hits]
-        matches = queryset.filter(Q(pk__in=ids) | Q(pk__in=keyword_matches.values("pk")))
-        rank_whens = [When(pk=hit.asset.pk, then=Value(position)) for position, hit in enumerate(hits, start=1)]
-        # NaN: a keyword match without a vector for this model.
-        score_whens = [When(pk=hit.asset.pk, then=Value(hit.score)) for hit in hits if hit.score == hit.score]
-        matches = matches.annotate(
-            search_rank=Case(*rank_whens, default=Value(len(hits) + 1), output_field=IntegerField()) if rank_whens else Value(1, output_field=IntegerField()),
-            search_score=Case(*score_whens, default=Value(None), output_field=FloatField()) if score_whens else Value(None, output_field=FloatField()),
-        )
-        if request.GET.get(ORDER_VAR):
-            # The user sorted by a column: keep it, relevance breaks ties.
-            return matches.order_by(*queryset.query.order_by, "search_rank"), False
-        return matches.order_by("search_rank", *queryset.query.order_by), False
 
     # Columns
 
@@ -212,13 +167,6 @@ class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
     @admin.display(description=_("tags"))
     def tag_list(self, asset: Asset) -> str:
         return ", ".join(asset.tags)
-
-    @admin.display(description=_("similarity"))
-    def similarity(self, asset: Asset) -> str:
-        score = getattr(asset, "search_score", None)
-        if score is None:
-            return "\u2013"
-        return format_html('<span class="assetsearch-score" title="{}">{}</span>', gettext("cosine similarity to the query"), f"{score:.3f}")
 
     @admin.display(description=_("similar"))
     def find_similar(self, asset: Asset) -> str:
@@ -360,7 +308,11 @@ class AssetAdmin(AdminPageMixin, admin.ModelAdmin):
             return HttpResponseRedirect(request.path)
         encoder_key = get_encoder().key
         stuck_after = timezone.now() - timedelta(seconds=app_settings.SWEEP_AFTER_SECONDS)
-        report = visible.embedding_report(encoder_key, stuck_after)
+        entries = IndexEntry.objects.for_model(Asset).search_alias().filter(object_id__in=visible.values("pk"))
+        report = entries.report(encoder_key, stuck_after)
+        report.missing += visible.exclude(pk__in=entries.values("object_id")).count()
+        failed = visible.in_bulk([entry.object_id for entry in report.failures])
+        report.failures = [failed[entry.object_id] for entry in report.failures if entry.object_id in failed]
         context = self.page_context(
             request,
             gettext("Embedding status"),

@@ -7,14 +7,18 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from django.db.models import Model
+
 from ..constants import MODERATE_PERMISSION
-from ..models import Asset
-from ..thumbnails import get_thumbnail_url
+from ..registry import get_index
 
 
-def thumbnail_html(asset: Asset, size: int = 128, css_class: str = "assetsearch-thumb") -> str:
+def thumbnail_html(obj: Model | None, size: int = 128, css_class: str = "assetsearch-thumb") -> str:
+    """An ``<img>`` of any registered object's thumbnail (its index's ``thumbnail_url``)."""
+    if obj is None:
+        return "\u2013"
     # A cached JPEG thumbnail rather than the original, which may be megabytes.
-    return format_html('<img src="{}" alt="" loading="lazy" class="{}">', get_thumbnail_url(asset, size), css_class)
+    return format_html('<img src="{}" alt="" loading="lazy" class="{}">', get_index(obj).thumbnail_url(obj, size), css_class)
 
 
 class AdminPageMixin:

@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
@@ -17,7 +17,7 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from ..constants import ADMIN_RESULTS
 from ..exceptions import SEARCH_FAILURES
-from ..models import Asset, FlagStatus, ModerationConcept, ModerationFlag
+from ..models import FlagStatus, ModerationConcept, ModerationFlag
 from ..moderation import ModerationHit, calibrate, moderation_query
 from ..tasks import request_rescore
 from .base import AdminPageMixin, thumbnail_html
@@ -107,9 +107,9 @@ class ModerationFlagAdmin(ModerationPermissionMixin, admin.ModelAdmin):
 
     list_display = ["thumbnail", "asset_link", "concept", "score_display", "status", "reviewer", "reviewed_at", "created_at"]
     list_display_links = ["thumbnail", "score_display"]
-    list_filter = ["status", "concept", "concept__action"]
-    list_select_related = ["asset", "concept", "reviewer"]
-    search_fields = ["asset__title", "concept__name"]
+    list_filter = ["status", "concept", "concept__action", "entry__content_type"]
+    list_select_related = ["entry", "concept", "reviewer"]
+    search_fields = ["entry__asset__title", "concept__name"]
     readonly_fields = ["thumbnail_large", "asset_link", "concept", "score", "reviewer", "reviewed_at", "created_at"]
     fields = ["thumbnail_large", "asset_link", "concept", "score", "status", "reviewer", "reviewed_at", "created_at"]
     actions = ["confirm", "dismiss", "reopen"]
@@ -127,18 +127,28 @@ class ModerationFlagAdmin(ModerationPermissionMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_moderate_permission(request) and super().has_delete_permission(request, obj)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModerationFlag]:
+        return super().get_queryset(request).prefetch_related("entry__content_object")
+
     @admin.display(description=_("image"))
     def thumbnail(self, flag: ModerationFlag) -> str:
-        return thumbnail_html(flag.asset)
+        return thumbnail_html(flag.content_object)
 
     @admin.display(description=_("image"))
     def thumbnail_large(self, flag: ModerationFlag) -> str:
-        return thumbnail_html(flag.asset, 256, "assetsearch-preview")
+        return thumbnail_html(flag.content_object, 256, "assetsearch-preview")
 
-    @admin.display(description=_("asset"), ordering="asset__title")
+    @admin.display(description=_("object"), ordering="entry__object_id")
     def asset_link(self, flag: ModerationFlag) -> str:
-        url = reverse(f"{self.admin_site.name}:assetsearch_asset_change", args=[flag.asset_id])
-        return format_html('<a href="{}">{}</a>', url, flag.asset)
+        obj = flag.content_object
+        if obj is None:
+            return "\u2013"
+        opts = obj._meta
+        try:
+            url = reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+        except NoReverseMatch:
+            return str(obj)
+        return format_html('<a href="{}">{}</a>', url, obj)
 
     @admin.display(description=_("score"), ordering="score")
     def score_display(self, flag: ModerationFlag) -> str:
@@ -186,7 +196,7 @@ class ModerationFlagAdmin(ModerationPermissionMixin, admin.ModelAdmin):
                     prompts,
                     counter_prompts=counter_prompts,
                     limit=form.cleaned_data.get("limit") or ADMIN_RESULTS,
-                    visible=Asset.objects.visible_to(request.user),
+                    user=request.user,
                 )
             except SEARCH_FAILURES as exc:
                 form.add_error(None, str(exc))

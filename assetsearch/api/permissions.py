@@ -48,6 +48,16 @@ class AssetPermission(DjangoModelPermissions):
         return super().has_permission(request, view)
 
 
+class IndexedReadPermission(BasePermission):
+    """Reads of any registered model's objects: authenticated (or ``API_ANONYMOUS_SEARCH``); the model's
+    index then decides what the user sees (``visible_to``)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not is_read_request(request, view):
+            return False
+        return app_settings.API_ANONYMOUS_SEARCH or bool(request.user and request.user.is_authenticated)
+
+
 class ModerationPermission(BasePermission):
     """Moderation endpoints: ``assetsearch.moderate_asset``, whatever the method."""
 

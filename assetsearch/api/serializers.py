@@ -32,6 +32,8 @@ from ..constants import (
     MAX_OFFSET,
     MAX_PROMPT_LENGTH,
     MAX_QUERY_CHARS,
+    MAX_MODEL_LABEL_LENGTH,
+    MAX_SEARCH_MODELS,
     MAX_REVIEW_IDS,
     MAX_TITLE_LENGTH,
     MAX_WEIGHT,
@@ -44,6 +46,7 @@ from ..constants import (
 from ..files import get_original_url
 from ..images import MIME_TYPES
 from ..models import Asset, ModerationConcept, ModerationFlag
+from ..registry import get_index, get_indexes
 from ..search import Filters, Query
 from ..thumbnails import get_thumbnail_sizes, get_thumbnail_url
 from .fields import (
@@ -227,6 +230,45 @@ def page_bounds(name: str) -> list[Any]:
     return [PageBoundMin(minimum, message=message), PageBoundMax(maximum, message=message)]
 
 
+class ModelChoiceListField(serializers.ListField):
+    """``model``: registered models by ``app_label.model_name`` (repeat the parameter for several)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("child", StrictCharField(max_length=MAX_MODEL_LABEL_LENGTH))
+        kwargs.setdefault("max_length", MAX_SEARCH_MODELS)
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "Registered models to search, as app_label.model_name (repeatable); default: assets only.")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if isinstance(data, str):
+            data = [data]
+        labels = super().to_internal_value(data)
+        if len(labels) > MAX_SEARCH_MODELS:  # counted as given, before repeats are merged
+            raise serializers.ValidationError(f"At most {MAX_SEARCH_MODELS} models.", code="max_length")
+        known = [index.label for index in get_indexes()]
+        unknown = [label for label in labels if label.lower() not in known]
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown model(s): {', '.join(unknown)}; indexed: {', '.join(known)}.", code="unknown_model"
+            )
+        return list(dict.fromkeys(label.lower() for label in labels))
+
+
+class ModelsMixin(serializers.Serializer):
+    """The ``model`` parameter: which registered models a search covers."""
+
+    model = ModelChoiceListField()
+
+    def get_search_scope(self) -> dict[str, Any]:
+        """``models`` and ``user`` for the :class:`Query`: the given models, seen as the request's user."""
+        labels = self.validated_data.get("model")
+        if not labels:
+            return {}
+        request = self.context.get("request")
+        return {"models": labels, "user": getattr(request, "user", None)}
+
+
 class PageSerializer(serializers.Serializer):
     """``limit`` (1 to ``MAX_PAGE_SIZE``, default ``PAGE_SIZE``) and ``offset`` (0 to ``MAX_OFFSET``)."""
 
@@ -256,7 +298,7 @@ def _visible(serializer: serializers.Serializer) -> Any:
     return serializer.context.get("visible")
 
 
-class SimpleSearchSerializer(PageSerializer, AssetFilterSerializer):
+class SimpleSearchSerializer(ModelsMixin, PageSerializer, AssetFilterSerializer):
     """``GET /api/search/``: text search from the query string, with the metadata filters."""
 
     q = QueryTextField(max_length=MAX_QUERY_CHARS, help_text="What to look for, in words.")
@@ -265,11 +307,11 @@ class SimpleSearchSerializer(PageSerializer, AssetFilterSerializer):
     def get_query(self) -> Query:
         data = self.validated_data
         return Query.from_data(
-            {"text": data["q"], "hybrid": data["hybrid"], "filters": data, **self.get_page(), "visible": _visible(self)}
+            {"text": data["q"], "hybrid": data["hybrid"], "filters": data, **self.get_page(), "visible": _visible(self), **self.get_search_scope()}
         )
 
 
-class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
+class SearchQuerySerializer(RejectUnknownFieldsMixin, ModelsMixin, PageSerializer):
     """``POST /api/search/``: every search mode, as JSON, or multipart when it carries an image.
 
     Give at least one of ``text``, ``image`` and ``asset_id`` (else 400
@@ -330,7 +372,8 @@ class SearchQuerySerializer(RejectUnknownFieldsMixin, PageSerializer):
         return value
 
     def get_query(self) -> Query:
-        return Query.from_data({**self.validated_data, **self.get_page(), "visible": _visible(self)})
+        data = {key: value for key, value in self.validated_data.items() if key != "model"}
+        return Query.from_data({**data, **self.get_page(), "visible": _visible(self), **self.get_search_scope()})
 
     # "One of text, image and asset_id", for the schema (validate() enforces it).
     schema_extra = {
@@ -349,7 +392,7 @@ class SearchQueryJSONSerializer(SearchQuerySerializer):
     schema_extra = {"anyOf": SearchQuerySerializer.schema_extra["anyOf"][::2]}
 
 
-class SimilarQuerySerializer(PageSerializer, AssetFilterSerializer):
+class SimilarQuerySerializer(ModelsMixin, PageSerializer, AssetFilterSerializer):
     """Query parameters of ``GET /api/assets/<id>/similar/``."""
 
 
@@ -357,7 +400,7 @@ class AssetListQuerySerializer(PageSerializer, AssetFilterSerializer):
     """Query parameters of ``GET /api/assets/``: a page and the filters."""
 
 
-class DuplicatesQuerySerializer(serializers.Serializer):
+class DuplicatesQuerySerializer(ModelsMixin, serializers.Serializer):
     threshold = StrictFloatField(required=False, min_value=0, max_value=1, help_text="Cosine similarity at or above which an asset counts as a duplicate (default DUPLICATE_THRESHOLD).")
     limit = StrictIntegerField(required=False, default=DEFAULT_DUPLICATES_LIMIT, min_value=1, max_value=MAX_LIST_LIMIT)
 
@@ -381,13 +424,63 @@ class ThumbnailQuerySerializer(serializers.Serializer):
 # Search output ------------------------------------------------------------
 
 
-class SearchHitSerializer(serializers.Serializer):
+class IndexedObjectMixin(serializers.Serializer):
+    """The generic shape of any registered object: ``model``, ``id``, ``title``, URLs, and its index's ``object`` data."""
+
+    model = serializers.SerializerMethodField(help_text="app_label.model_name of the object.")
+    id = serializers.SerializerMethodField(help_text="The object's primary key.")
+    title = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    admin_url = serializers.SerializerMethodField(help_text="The object's Django admin page; null when it has none.")
+    object = serializers.SerializerMethodField(help_text="What the model's index exposes (BaseImageIndex.serialize); null if nothing.")
+    asset = serializers.SerializerMethodField(help_text="The asset, when the object is one (the shape of GET /api/assets/<id>/); null otherwise.")
+
+    object_source = "object"
+
+    def _object(self, hit: Any) -> Any:
+        return getattr(hit, self.object_source)
+
+    def _absolute(self, url: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None and url else url
+
+    def get_model(self, hit: Any) -> str:
+        return get_index(self._object(hit)).label
+
+    def get_id(self, hit: Any) -> int:
+        return self._object(hit).pk
+
+    def get_title(self, hit: Any) -> str:
+        obj = self._object(hit)
+        return get_index(obj).get_title(obj)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_thumbnail_url(self, hit: Any) -> str:
+        obj = self._object(hit)
+        return self._absolute(get_index(obj).thumbnail_url(obj))
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_admin_url(self, hit: Any) -> str | None:
+        obj = self._object(hit)
+        return self._absolute(get_index(obj).admin_url(obj)) or None
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_object(self, hit: Any) -> dict[str, Any] | None:
+        obj = self._object(hit)
+        return get_index(obj).serialize(obj, self.context)
+
+    @extend_schema_field(AssetSerializer(allow_null=True))
+    def get_asset(self, hit: Any) -> dict[str, Any] | None:
+        obj = self._object(hit)
+        return AssetSerializer(obj, context=self.context).data if isinstance(obj, Asset) else None
+
+
+class SearchHitSerializer(IndexedObjectMixin):
     rank = serializers.IntegerField(help_text="1-based over the whole result list, not the page.")
     score = FiniteFloatField(help_text="Cosine similarity to the query vector, -1 to 1; null for a hybrid hit that has no vector.")
     fused_score = FiniteFloatField(help_text="Reciprocal-rank-fusion score (hybrid search only).")
     part_scores = serializers.DictField(child=serializers.FloatField(), help_text="Similarity to each query part alone (text, image, asset, negative) when the query has several.")
     part_ranks = serializers.DictField(child=serializers.IntegerField(), help_text="Rank in each list that contributed (vector, keyword).")
-    asset = AssetSerializer()
 
 
 class RerankOutcomeSerializer(serializers.Serializer):
@@ -431,10 +524,9 @@ class ModerationQuerySerializer(PageSerializer):
     counter = PromptListField(required=False, help_text="What it is not (repeat the parameter); default MODERATION_NEUTRAL_PROMPTS.")
 
 
-class ModerationHitSerializer(serializers.Serializer):
+class ModerationHitSerializer(IndexedObjectMixin):
     rank = serializers.IntegerField(help_text="1-based over the whole result list, not the page.")
     score = FiniteFloatField(help_text="Concept probability, 0 to 1.")
-    asset = AssetSerializer()
 
 
 class ModerationResultsSerializer(serializers.Serializer):
@@ -483,13 +575,24 @@ class FlagListQuerySerializer(PageSerializer, FlagFilterSerializer):
 
 
 class ModerationFlagSerializer(serializers.ModelSerializer):
-    asset = AssetSerializer(read_only=True)
+    asset = serializers.SerializerMethodField(help_text="The flagged asset; null when the object is of another model (see `model`, `object_id`).")
+    model = serializers.SerializerMethodField(help_text="app_label.model_name of the flagged object.")
+    object_id = serializers.IntegerField(source="entry.object_id", read_only=True)
     concept_name = serializers.CharField(source="concept.name", read_only=True)
 
     class Meta:
         model = ModerationFlag
-        fields = ["id", "asset", "concept", "concept_name", "score", "status", "reviewer", "reviewed_at", "created_at"]
+        fields = ["id", "asset", "model", "object_id", "concept", "concept_name", "score", "status", "reviewer", "reviewed_at", "created_at"]
         read_only_fields = fields
+
+    @extend_schema_field(AssetSerializer(allow_null=True))
+    def get_asset(self, flag: ModerationFlag) -> dict[str, Any] | None:
+        asset = flag.asset
+        return AssetSerializer(asset, context=self.context).data if asset is not None else None
+
+    def get_model(self, flag: ModerationFlag) -> str:
+        content_type = flag.entry.content_type
+        return f"{content_type.app_label}.{content_type.model}"
 
 
 class FlagReviewSerializer(RejectUnknownFieldsMixin, serializers.Serializer):

@@ -31,17 +31,21 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ObjectDoesNotExist
+
 from ..conf import app_settings
 from ..files import EXTENSIONS, MISSING_FILE_MESSAGE, UNKNOWN_TYPE, ServedFile, original_file, serve_file
 from ..models import Asset, ModerationConcept, ModerationFlag
 from ..moderation import moderation_query
-from ..search import near_duplicates, search, similar_assets
+from ..registry import NotRegistered, get_index
+from ..search import Query, near_duplicates, search, similar_assets
 from ..suggestions import suggest_tags
 from ..thumbnails import THUMBNAIL_TYPE, thumbnail_file
 from . import serializers as s
 from .exceptions import exception_handler
 from .filters import AssetFilterBackend, FlagFilterBackend
-from .permissions import AssetPermission, ModerationConceptPermission, ModerationPermission
+from .permissions import AssetPermission, IndexedReadPermission, ModerationConceptPermission, ModerationPermission
 from .schema import extend_schema
 from .throttles import AssetSearchThrottle, refund_throttles
 
@@ -156,7 +160,7 @@ class AssetSearchAPIMixin:
 
     def get_visible_assets(self) -> QuerySet[Asset]:
         """The assets this user may see (moderation hides some from users without its permission)."""
-        return Asset.objects.visible_to(self.request.user).select_related("uploaded_by")
+        return Asset.objects.visible_to(self.request.user).select_related("uploaded_by").with_entry()
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "visible": self.get_visible_assets()}  # type: ignore[misc]
@@ -245,7 +249,7 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
         params = self.validated_query()
         results = similar_assets(
             asset.pk, limit=params.get_limit(), offset=params.get_offset(), filters=params.get_filters(),
-            visible=self.get_visible_assets(),
+            visible=self.get_visible_assets(), **params.get_search_scope(),
         )
         return Response(s.SearchResultsSerializer(results, context=self.get_serializer_context()).data)
 
@@ -257,9 +261,12 @@ class AssetViewSet(AssetSearchAPIMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def duplicates(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
-        params = self.validated_query().validated_data
+        serializer = self.validated_query()
+        params = serializer.validated_data
         threshold = params.get("threshold", app_settings.DUPLICATE_THRESHOLD)
-        hits = near_duplicates(asset.pk, threshold=threshold, limit=params["limit"], visible=self.get_visible_assets())
+        hits = near_duplicates(
+            asset.pk, threshold=threshold, limit=params["limit"], visible=self.get_visible_assets(), **serializer.get_search_scope()
+        )
         data = {"threshold": threshold, "results": hits}
         return Response(s.DuplicatesSerializer(data, context=self.get_serializer_context()).data)
 
@@ -386,6 +393,137 @@ class AssetThumbnailView(AssetFileView):
         return thumbnail_file(asset, size)
 
 
+# Any registered model --------------------------------------------------------
+
+
+class IndexedObjectView(AssetSearchAPIMixin, generics.GenericAPIView):
+    """Base of ``/api/objects/<app_label.model_name>/<id>/...``: the object, if its index lets the user see it.
+
+    Reads need an authenticated user (or ``API_ANONYMOUS_SEARCH``); what the
+    user sees is the model's index's ``visible_to`` (default: the model's
+    ``view`` permission, moderation hiding).
+    """
+
+    permission_classes = [IndexedReadPermission]
+    throttle_scope = "search"
+    pagination_class = None
+    serializer_class: type[BaseSerializer]
+
+    def get_query_serializer_class(self) -> type[BaseSerializer] | None:
+        return self.serializer_class  # each view takes its serializer's query parameters (and only those)
+
+    def get_index(self) -> Any:
+        try:
+            return get_index(self.kwargs["model"])
+        except NotRegistered as exc:
+            raise NotFound(str(exc).strip('"')) from None
+
+    def get_queryset(self) -> QuerySet:
+        index = self.get_index()
+        return index.visible_to(self.request.user, index.get_queryset())
+
+    def get_object(self) -> Any:
+        try:
+            return self.get_queryset().get(pk=int(self.kwargs["pk"]))
+        except (ObjectDoesNotExist, ValueError):
+            raise NotFound("No such object (or it is hidden from you).") from None
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "visible": self.get_queryset()}
+
+    def get_scope(self, params: Any) -> dict[str, Any]:
+        """Which models a query from this object searches (its own, or the ``model`` parameter's), as whom."""
+        user = self.request.user if self.request.user.is_authenticated else AnonymousUser()
+        return {"models": [self.get_index().model], **params.get_search_scope(), "user": user}
+
+
+@extend_schema(tags=["objects"])
+class ObjectThumbnailView(IndexedObjectView):
+    """A JPEG thumbnail of any registered object, made on first request and kept in its storage."""
+
+    serializer_class = s.ThumbnailQuerySerializer
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        return JSONRenderer(), JSONRenderer.media_type
+
+    @extend_schema(
+        summary="Thumbnail of an indexed object",
+        parameters=[s.ThumbnailQuerySerializer],
+        responses={
+            (200, THUMBNAIL_TYPE): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG at most `size` pixels a side."),
+            304: OpenApiResponse(description="Not modified (If-None-Match)."),
+            **errors(400, 401, 403, 404, 429),
+        },
+    )
+    def get(self, request: Request, model: str, pk: int) -> HttpResponseBase:
+        obj = self.get_object()  # 404 for an object hidden from this user
+        size = self.validated_query().validated_data.get("size")
+        try:
+            return serve_file(request._request, thumbnail_file(obj, size, self.get_index()))
+        except FileNotFoundError:
+            raise NotFound(MISSING_FILE_MESSAGE) from None
+
+
+@extend_schema(tags=["objects"])
+class ObjectSimilarView(IndexedObjectView):
+    """Objects that look like this one (of its model, or of the ``model`` parameter's)."""
+
+    serializer_class = s.SimilarQuerySerializer
+
+    @extend_schema(
+        summary="Objects that look like this one",
+        parameters=[s.SimilarQuerySerializer],
+        responses={200: s.SearchResultsSerializer, **errors(400, *READ_ERRORS, 404, 409)},
+    )
+    def get(self, request: Request, model: str, pk: int) -> Response:
+        obj = self.get_object()
+        params = self.validated_query()
+        query = Query(like=obj, limit=params.get_limit(), offset=params.get_offset(), filters=params.get_filters(), **self.get_scope(params))
+        results = search(query)
+        return Response(s.SearchResultsSerializer(results, context=self.get_serializer_context()).data)
+
+
+@extend_schema(tags=["objects"])
+class ObjectDuplicatesView(IndexedObjectView):
+    """Near-duplicates of this object."""
+
+    serializer_class = s.DuplicatesQuerySerializer
+
+    @extend_schema(
+        summary="Near-duplicates of this object",
+        parameters=[s.DuplicatesQuerySerializer],
+        responses={200: s.DuplicatesSerializer, **errors(400, *READ_ERRORS, 404, 409)},
+    )
+    def get(self, request: Request, model: str, pk: int) -> Response:
+        obj = self.get_object()
+        serializer = self.validated_query()
+        params = serializer.validated_data
+        threshold = params.get("threshold", app_settings.DUPLICATE_THRESHOLD)
+        hits = near_duplicates(like=obj, threshold=threshold, limit=params["limit"], **self.get_scope(serializer))
+        data = {"threshold": threshold, "results": hits}
+        return Response(s.DuplicatesSerializer(data, context=self.get_serializer_context()).data)
+
+
+@extend_schema(tags=["objects"])
+class ObjectTagsView(IndexedObjectView):
+    """Suggested tags for this object, from its model's tags and TAG_LABELS."""
+
+    serializer_class = s.TagQuerySerializer
+
+    @extend_schema(
+        summary="Suggested tags for this object",
+        parameters=[s.TagQuerySerializer],
+        responses={200: s.TagSuggestionsSerializer, **errors(400, *READ_ERRORS, 404, 409)},
+    )
+    def get(self, request: Request, model: str, pk: int) -> Response:
+        obj = self.get_object()
+        params = self.validated_query().validated_data
+        suggestions = suggest_tags(
+            obj=obj, limit=params["limit"], include_existing=params["include_existing"], visible=self.get_queryset()
+        )
+        return Response(s.TagSuggestionsSerializer({"results": suggestions}).data)
+
+
 # Moderation ---------------------------------------------------------------
 
 MODERATION_READ_ERRORS = (401, 403, 429)
@@ -469,7 +607,7 @@ class ModerationFlagViewSet(AssetSearchAPIMixin, mixins.ListModelMixin, viewsets
     query_serializer_classes = {"list": s.FlagListQuerySerializer}
 
     def get_queryset(self) -> QuerySet[ModerationFlag]:
-        flags = ModerationFlag.objects.select_related("asset", "asset__uploaded_by", "concept")
+        flags = ModerationFlag.objects.select_related("entry__content_type", "concept").prefetch_related("entry__content_object")
         return flags.order_by("-score", "-created_at", "-pk")
 
     def get_serializer_class(self) -> type[BaseSerializer]:

@@ -8,16 +8,30 @@ from django import template
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from django.db.models import Model
+
 from ..models import Asset
-from ..thumbnails import get_thumbnail_url
+from ..registry import get_index
 
 register = template.Library()
 
 
 @register.filter
-def thumbnail_url(asset: Asset, size: int | str | None = None) -> str:
-    """``{{ asset|thumbnail_url:256 }}``: the URL of a cached thumbnail."""
-    return get_thumbnail_url(asset, int(size) if size else None)
+def thumbnail_url(obj: Model, size: int | str | None = None) -> str:
+    """``{{ obj|thumbnail_url:256 }}``: the URL of a thumbnail of any registered object (its index's)."""
+    return get_index(obj).thumbnail_url(obj, int(size) if size else None)
+
+
+@register.filter
+def change_url(obj: Model) -> str:
+    """``{{ obj|change_url }}``: the object's admin change page ("" when the admin has none)."""
+    return get_index(obj).admin_url(obj)
+
+
+@register.filter
+def model_label(obj: Model) -> str:
+    """``app_label.model_name`` of a registered object."""
+    return get_index(obj).label
 
 
 @register.filter

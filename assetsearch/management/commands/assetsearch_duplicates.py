@@ -11,7 +11,7 @@ from tqdm import tqdm
 from ...conf import app_settings
 from ...duplicates import duplicate_groups
 from ...encoders import get_encoder
-from ...models import Asset, AssetEmbedding
+from ...models import Asset, IndexEntry
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, threshold: float | None, **options: Any) -> None:
-        total = AssetEmbedding.objects.for_model(get_encoder().key).count()
+        total = IndexEntry.objects.for_model(Asset).for_encoder(get_encoder().alias).with_vector().count()
         bar = lambda rows: tqdm(rows, total=total, desc="Comparing", unit="asset", disable=options["verbosity"] == 0)  # noqa: E731
         groups = duplicate_groups(threshold, progress=bar)
         if options["json"]:
