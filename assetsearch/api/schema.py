@@ -123,6 +123,23 @@ class NamedEnumExtension(OpenApiSerializerFieldExtension):
         return component.ref
 
 
+class ModelLabelsExtension(OpenApiSerializerFieldExtension):
+    """Schema of the ``model`` parameter: the labels of the models registered when the schema is built."""
+
+    target_class = "assetsearch.api.serializers.ModelChoiceListField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        from ..registry import get_indexes
+
+        field = self.target
+        return {
+            "type": "array",
+            "items": {"type": "string", "enum": [index.label for index in get_indexes()]},
+            "maxItems": field.max_length,
+            "description": str(field.help_text),
+        }
+
+
 class AssetSearchSchemaView(SpectacularAPIView):
     """``/api/schema/``: the OpenAPI 3 document of this app's API alone."""
 

@@ -247,12 +247,12 @@ class ModelChoiceListField(serializers.ListField):
         if len(labels) > MAX_SEARCH_MODELS:  # counted as given, before repeats are merged
             raise serializers.ValidationError(f"At most {MAX_SEARCH_MODELS} models.", code="max_length")
         known = [index.label for index in get_indexes()]
-        unknown = [label for label in labels if label.lower() not in known]
+        unknown = [label for label in labels if label not in known]  # exactly as the schema's enum spells them
         if unknown:
             raise serializers.ValidationError(
                 f"Unknown model(s): {', '.join(unknown)}; indexed: {', '.join(known)}.", code="unknown_model"
             )
-        return list(dict.fromkeys(label.lower() for label in labels))
+        return list(dict.fromkeys(labels))
 
 
 class ModelsMixin(serializers.Serializer):
