@@ -10,16 +10,19 @@ from django.db.models import Case, IntegerField, Model, QuerySet, Value, When
 
 from assetsearch.conf import app_settings
 from assetsearch.exceptions import SearchError
+from assetsearch.querysets import hide_flagged
 from assetsearch.search import Query, fuse_rankings, search
 
 logger = logging.getLogger(__name__)
+
 
 def blended_search(
     candidates: QuerySet, text: str, keyword_matches: Iterable[Model], *, user: Any, order_by_relevance: bool = True,
 ) -> QuerySet:
     """The images of ``candidates`` that match ``text`` by meaning or by Wagtail's keyword search, as a queryset.
 
-    ``candidates`` is the view's queryset (permissions and filters applied);
+    ``candidates`` is the view's queryset (permissions and filters applied,
+    not moderation, which is applied here for ``user``);
     ``keyword_matches`` is what Wagtail's search backend found in it. Both
     rankings (the vector search's and Wagtail's) are fused by reciprocal rank, so an exact title still comes first while "a round red
     shape" finds the red circle. A queryset, not search results, so Wagtail's
@@ -39,7 +42,7 @@ def blended_search(
         hits = []
     fused = fuse_rankings({"semantic": [hit.object.pk for hit in hits], "keyword": keyword_ids})
     ids = [pk for pk, _score, _ranks in fused]
-    matches = candidates.filter(pk__in=ids)
+    matches = hide_flagged(candidates, user).filter(pk__in=ids)  # Wagtail's matches include hidden images
     if not order_by_relevance or not ids:
         return matches
     rank = Case(*[When(pk=pk, then=Value(position)) for position, pk in enumerate(ids)], output_field=IntegerField())

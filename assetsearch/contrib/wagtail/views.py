@@ -44,13 +44,11 @@ from .search import blended_search
 class SemanticImageIndexView(IndexView):
     """Wagtail's image library (``/admin/images/``): its search box ranks by meaning, blended with Wagtail's matches."""
 
-    def get_base_queryset(self) -> QuerySet:
-        # Images a hide-concept flagged are not listed to editors who cannot moderate.
-        return hide_flagged(super().get_base_queryset(), self.request.user)
-
     def search_queryset(self, queryset: QuerySet) -> QuerySet:
+        # Images a hide-concept flagged are not listed to editors who cannot moderate. Hidden
+        # here, not in get_base_queryset(): Wagtail's search backend refuses the filter's EXISTS.
         if not self.is_searching:
-            return queryset
+            return hide_flagged(queryset, self.request.user)
         return blended_search(
             queryset, self.search_query, super().search_queryset(queryset), user=self.request.user,
             order_by_relevance=not self.is_ordered_by_user,
@@ -79,7 +77,7 @@ class SemanticChooserFilterMixin(forms.Form):
     def filter(self, objects: QuerySet) -> QuerySet:
         text = (self.cleaned_data.get("q") or "").strip()
         if not text:
-            return super().filter(objects)  # type: ignore[misc]
+            return hide_flagged(super().filter(objects), self.user)  # type: ignore[misc]
         # The other filters (collection, locale) without the search, then Wagtail's search too.
         self.cleaned_data["q"] = ""
         candidates = super().filter(objects)  # type: ignore[misc]

@@ -1,4 +1,9 @@
-"""Wagtail hooks: the semantic image library and chooser, moderation hiding in the chooser, the "Visual search" menu item."""
+"""Wagtail hooks: the semantic image library and chooser, the "Visual search" menu item.
+
+Moderation hides images in the semantic views themselves, after Wagtail's
+search backend ran: that backend refuses the hiding filter's EXISTS, so it
+cannot go in ``construct_image_chooser_queryset``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,6 @@ from wagtail.admin.menu import MenuItem
 from django.contrib.auth.models import Permission
 
 from assetsearch.constants import MODERATE_PERMISSION
-from assetsearch.querysets import hide_flagged
 
 from . import urls
 from .indexes import SEARCH_ACTIONS, get_image_permission_policy
@@ -24,12 +28,6 @@ from .indexes import SEARCH_ACTIONS, get_image_permission_policy
 @hooks.register("register_admin_urls", order=-1)
 def register_admin_urls() -> list[URLPattern]:
     return [*urls.image_view_overrides, path("assetsearch/", include(urls, namespace="assetsearch_wagtail"))]
-
-
-@hooks.register("construct_image_chooser_queryset")
-def hide_flagged_images(images: Any, request: HttpRequest) -> Any:
-    """Editors who cannot moderate never choose an image a hide-concept flagged."""
-    return hide_flagged(images, request.user)
 
 
 class VisualSearchMenuItem(MenuItem):
