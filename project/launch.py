@@ -188,7 +188,8 @@ def build_children(args: argparse.Namespace, var: Path, queue: str) -> list[Chil
     ]
 
 
-def main() -> int:
+def main(demo_command: str = "load_demo_catalogue") -> int:
+    """Run the site; ``demo_command`` is the management command that loads its demo images."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="start, verify, stop")
     parser.add_argument("--dev", action="store_true", help="Django's runserver with autoreload and DEBUG, not gunicorn")
@@ -220,7 +221,7 @@ def main() -> int:
     call_command("migrate", interactive=False, verbosity=0)
     log("database migrated")
     login = ensure_admin(var)
-    call_command("load_demo_catalogue", count=args.demo_count)
+    call_command(demo_command, count=args.demo_count)
     if not args.dev:
         call_command("collectstatic", interactive=False, verbosity=0)
     connections.close_all()
@@ -263,17 +264,17 @@ def main() -> int:
 
 def check(base: str, supervisor: Supervisor) -> int:
     """``--check``: static files are served and the demo catalogue gets embedded."""
-    from assetsearch.models import Asset
+    from assetsearch.models import IndexEntry  # the entries of every indexed model
 
     wait_for_http(f"{base}/static/admin/css/base.css", timeout=30, supervisor=supervisor)
     deadline = time.monotonic() + 600
-    while Asset.objects.pending().exists():
+    while IndexEntry.objects.pending().exists():
         if time.monotonic() > deadline:
             log("demo catalogue not embedded within 10 minutes")
             return 1
         supervisor.check()
         time.sleep(1)
-    counts = {"ready": Asset.objects.ready().count(), "failed": Asset.objects.failed().count()}
+    counts = {"ready": IndexEntry.objects.ready().count(), "failed": IndexEntry.objects.failed().count()}
     log(f"check passed: site and static files answer, demo catalogue embedded ({counts})")
     return 0 if counts["failed"] == 0 else 1
 

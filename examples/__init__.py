@@ -1,0 +1,1 @@
+"""Example sites built on assetsearch (each one documented in the README)."""
