@@ -32,6 +32,7 @@ import os
 import random
 import subprocess
 import sys
+import shutil
 import tempfile
 import threading
 import time
@@ -274,6 +275,7 @@ def main() -> None:
             child.terminate()
             child.wait(30)
         redis.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the media, Redis and logs of this run
 
     print(f"\n{args.assets:,} assets, {args.server}, loopback, {os.cpu_count()} CPU cores shared with the load generator\n")
     nan = float("nan")

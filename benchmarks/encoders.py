@@ -28,6 +28,7 @@ import random
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -104,7 +105,7 @@ def main() -> None:
         return measure(args.measure, args.model, args.out)
     keys = [f"{name} {precision}" for name, _, precision in BACKENDS]
     work = Path(tempfile.mkdtemp(prefix="assetsearch-encoders-"))
-    results: dict[str, list[np.lib.npyio.NpzFile]] = {key: [] for key in keys}
+    results: dict[str, list[dict[str, np.ndarray]]] = {key: [] for key in keys}
     skipped: dict[str, str] = {}
     for round_ in range(args.rounds):  # rounds interleaved: A B C A B C
         for key in keys:
@@ -118,7 +119,9 @@ def main() -> None:
             if run.returncode:
                 skipped[key] = run.stderr.strip().splitlines()[-1]  # the exception's message
                 continue
-            results[key].append(np.load(out))
+            with np.load(out) as loaded:
+                results[key].append({name: loaded[name] for name in loaded.files})
+    shutil.rmtree(work, ignore_errors=True)
     reference = results["torch fp32"][0]
     best = {}
     for key, runs in results.items():

@@ -34,6 +34,7 @@ import os
 import random
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -247,6 +248,7 @@ def main() -> None:
             rows.append(["pipeline before (torch, serial decode)", serial])
     finally:
         redis.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the generated images, media and Redis of this run
     kind = "12 MP photo-like (4000x3000)" if args.photos else "512x512"
     print(f"\n{args.images} JPEG files ({kind}), model {args.model}, worker backend {args.backend}, {os.cpu_count()} CPU cores\n")
     fastest_raw = max(row[1] for row in rows[: 2 if args.backend != "torch" else 1])

@@ -67,7 +67,7 @@ def broker_url() -> Iterator[str]:
     yield url
     if server:
         server.stop()
-        shutil.rmtree(server.data_dir, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

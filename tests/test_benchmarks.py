@@ -14,9 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.timeout(600)
-def test_quick_benchmarks_run_and_report_every_answer():
+def test_quick_benchmarks_run_and_report_every_answer(tmp_path: Path) -> None:
     # Its own scratch database: a benchmark run beside the tests is not disturbed.
-    env = {**os.environ, "ASSETSEARCH_VENV": str(Path(sys.executable).parent.parent), "ASSETSEARCH_BENCH_DB": "assetsearch_bench_smoke"}
+    # Its own TMPDIR, to show that the benchmarks leave no scratch folder behind.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {
+        **os.environ, "ASSETSEARCH_VENV": str(Path(sys.executable).parent.parent), "ASSETSEARCH_BENCH_DB": "assetsearch_bench_smoke",
+        "TMPDIR": str(scratch),
+    }
     # Its own session, so a timeout stops the whole tree (servers, workers), not just the script.
     process = subprocess.Popen(
         [str(ROOT / "benchmarks" / "run"), "--quick"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -35,3 +41,4 @@ def test_quick_benchmarks_run_and_report_every_answer():
         assert heading in result.stdout, output[-4000:]
     assert "| recall@10 |" in result.stdout and "upload -> searchable" in result.stdout, result.stdout[-3000:]
     assert "NOT ALL ANSWERS WERE 200" not in result.stdout, result.stdout[-3000:]
+    assert sorted(path.name for path in scratch.glob("assetsearch-*")) == []
