@@ -72,16 +72,19 @@ def editor(browser: Any) -> User:
     return user
 
 
-def logged_in_page(browser: Any, live_server: Any, user: User, *, color_scheme: str = "light") -> Any:
-    """A page of a fresh browser context, logged in through the admin's login form."""
+def logged_in_page(
+    browser: Any, live_server: Any, user: Any, *, color_scheme: str = "light", password: str = PASSWORD,
+    login: str = "admin:login", submit: str = "input[type=submit]", home: str = "admin:index",
+) -> Any:
+    """A page of a fresh browser context, logged in through a login form (the Django admin's unless told)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=color_scheme)
     page = context.new_page()
     page.set_default_timeout(30_000)
-    page.goto(live_server.url + reverse("admin:login"))
+    page.goto(live_server.url + reverse(login))
     page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(live_server.url + reverse("admin:index"))
+    page.fill("#id_password", password)
+    page.click(submit)
+    page.wait_for_url(live_server.url + reverse(home))
     return page
 
 

@@ -19,7 +19,7 @@ from django.urls import reverse
 from wagtail.models import GroupPagePermission, Locale, Page
 
 from examples.wagtail_site.models import ArticlePage
-from tests.test_browser import ROOT, broken_images, browser, screenshot, wait_for_images  # noqa: F401  (browser: a fixture)
+from tests.test_browser import ROOT, broken_images, browser, logged_in_page, screenshot, wait_for_images  # noqa: F401  (browser: a fixture)
 
 from .helpers import PASSWORD, ids_in, site  # noqa: F401  (site: a fixture)
 
@@ -49,15 +49,10 @@ def article(site: dict) -> ArticlePage:
 
 
 def wagtail_login(browser: Any, live_server: Any, user: Any) -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(live_server.url + reverse("wagtailadmin_login"))
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + reverse("wagtailadmin_home"))
-    return page
+    return logged_in_page(
+        browser, live_server, user, password=PASSWORD,
+        login="wagtailadmin_login", submit="button[type=submit]", home="wagtailadmin_home",
+    )
 
 
 def test_a_wagtail_editor_searches_the_library_chooses_from_the_chooser_and_runs_a_visual_search(
