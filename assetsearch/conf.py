@@ -45,8 +45,9 @@ DEFAULTS: dict[str, Any] = {
     # cut away) or "letterbox" (the whole image, shrunk and padded to a
     # square). Centre-crop by measurement for the bundled model, which never
     # saw padding (README "The model"); letterbox keeps banners' and tall
-    # posters' ends searchable. After changing it run
-    # `manage.py assetsearch_reembed --all` so stored vectors match new ones.
+    # posters' ends searchable. A FIT other than the default is part of the
+    # encoder key, so a change marks stored vectors stale (W-check, status
+    # page); `manage.py assetsearch_reembed --stale` re-embeds them.
     "ENCODERS": {
         "default": {
             "BACKEND": "assetsearch.encoders.OpenCLIPEncoder",

@@ -140,7 +140,7 @@ def export_encoder(encoder: OpenCLIPEncoder, *, force: bool = False) -> Path:
     Written into a temporary sibling folder and renamed into place, so
     processes exporting at the same time never see half an export.
     """
-    folder = export_folder(encoder.model_name, encoder.key)
+    folder = export_folder(encoder.model_name, encoder.weights_key)
     if (folder / "manifest.json").is_file() and not force:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -222,7 +222,7 @@ def _export_into(encoder: OpenCLIPEncoder, work: Path) -> None:
     manifest = Manifest(
         format=EXPORT_FORMAT,
         model=encoder.model_name,
-        key=encoder.key,
+        key=encoder.weights_key,
         dimensions=encoder.dimensions,
         context_length=encoder.context_length,
         image_size=encoder.image_size,

@@ -57,12 +57,24 @@ class BaseEncoder:
 
     @property
     def key(self) -> str:
-        """A string naming the model and its weights, stored with each vector.
+        """A string naming the model, its weights and how images are fitted, stored with each vector.
 
         A different key means vectors are not comparable: it is how a model
         change is detected. Must be computable without loading the model.
+        Backends build it with :meth:`vector_key`.
         """
         raise NotImplementedError
+
+    def vector_key(self, weights_key: str) -> str:
+        """``weights_key`` (model and weights) plus this encoder's ``FIT`` when it is not the default.
+
+        Another fit gives other image vectors from the same weights, so a
+        ``FIT`` change marks stored vectors stale like a model change does;
+        the default adds nothing, so keys of vectors stored before ``FIT``
+        existed stay current.
+        """
+        default = app_settings.defaults["ENCODERS"]["default"]["FIT"]
+        return weights_key if self.fit == default else f"{weights_key};fit={self.fit}"
 
     @property
     def dimensions(self) -> int:
@@ -159,6 +171,11 @@ class OpenCLIPEncoder(BaseEncoder):
 
     @cached_property
     def key(self) -> str:
+        return self.vector_key(self.weights_key)
+
+    @cached_property
+    def weights_key(self) -> str:
+        """The model and its weights (``ViT-B-32:laion2b_s34b_b79k``, ``assetsearch-demo:<sha256 prefix>``): what an export is of."""
         checkpoint = self.checkpoint
         if checkpoint is None:
             return f"{self.model_name}:random"

@@ -101,7 +101,7 @@ class BaseExportedEncoder(BaseEncoder):
     @cached_property
     def folder(self) -> Path:
         """The export folder of this model and weights."""
-        return export_folder(self.model_name, self.key)
+        return export_folder(self.model_name, self.source.weights_key)
 
     @property
     def manifest(self) -> Manifest:

@@ -92,3 +92,15 @@ def test_the_encoder_embeds_with_its_fit(demo):
             vectors[fit] = get_encoder().embed_images([image])[0]
         np.testing.assert_allclose(vectors[fit], embed_images(demo[0], demo[1], [image], fit=fit)[0], atol=2e-3)
     assert float(vectors["letterbox"] @ vectors["centre-crop"]) < 0.99
+
+
+def test_another_fit_is_another_encoder_key_over_the_same_export():
+    from assetsearch.runtime_encoders import ONNXRuntimeEncoder
+
+    default = {**DEFAULTS["ENCODERS"]["default"]}
+    cropped, boxed = (OpenCLIPEncoder("x", {**default, "FIT": fit}) for fit in ("centre-crop", "letterbox"))
+    # Vectors stored before FIT existed keep their key; a changed FIT makes them stale.
+    assert cropped.key == cropped.weights_key and boxed.key == f"{cropped.weights_key};fit=letterbox"
+    onnx_cropped, onnx_boxed = (ONNXRuntimeEncoder("x", {**default, "FIT": fit}) for fit in ("centre-crop", "letterbox"))
+    assert (onnx_cropped.key, onnx_boxed.key) == (cropped.key, boxed.key)
+    assert onnx_cropped.folder == onnx_boxed.folder  # one export serves both fits
