@@ -1,7 +1,10 @@
 """Export an open_clip model's towers to ONNX once, for the torch-free encoders.
 
 An export is a folder holding ``image.onnx`` and ``text.onnx`` (dynamic
-batch, L2-normalised outputs), ``manifest.json`` (what the runtime needs to
+batch, L2-normalised outputs) with their weights beside them in
+``image.onnx.data`` and ``text.onnx.data`` (ONNX Runtime maps those files
+instead of copying them: a ViT-B-32 web process holds only the token
+embeddings its queries touch, and processes share the pages), ``manifest.json`` (what the runtime needs to
 serve without open_clip: dimensions, context length, preprocess settings,
 logit scale) and a *probe*: a few images and texts with the vectors torch
 computed for them. Runtimes check themselves against the probe when they
@@ -41,7 +44,7 @@ if TYPE_CHECKING:
     from .encoders import OpenCLIPEncoder
 
 # Bump when the folder's contents change shape, so old exports are not read.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: weights in external data files
 ONNX_OPSET = 18
 PROBE_TEXTS = ("a red circle on a blue background", "Two STRIPED squares &amp; a triangle, café!", "")
 # (width, height): not square, so the probe covers open_clip's resize and centre crop.
@@ -207,7 +210,7 @@ def _export_into(encoder: OpenCLIPEncoder, work: Path) -> None:
             dynamic_shapes=({0: batch},),
             opset_version=ONNX_OPSET,
             dynamo=True,
-            external_data=False,
+            external_data=True,  # <name>.onnx.data, mapped by ONNX Runtime
             verbose=False,
         )
 
