@@ -21,7 +21,7 @@ from ..models import FlagStatus, ModerationConcept, ModerationFlag
 from ..moderation import ModerationHit, calibrate, moderation_query
 from ..tasks import request_rescore
 from .base import AdminPageMixin, thumbnail_html
-from .forms import ModerationQueryForm
+from .forms import ModerationConceptForm, ModerationQueryForm
 
 
 class ModerationPermissionMixin(AdminPageMixin):
@@ -40,8 +40,9 @@ class ModerationConceptAdmin(ModerationPermissionMixin, admin.ModelAdmin):
     list_filter = ["enabled", "action"]
     search_fields = ["name", "prompts"]
     readonly_fields = ["rescore_progress", "rescored_at", "calibration"]
+    form = ModerationConceptForm
     fieldsets = [
-        (None, {"fields": ["name", "prompts", "counter_prompts", "threshold", "action", "enabled"]}),
+        (None, {"fields": ModerationConceptForm.Meta.fields}),
         (_("Scoring"), {"fields": ["rescore_progress", "rescored_at", "calibration"]}),
     ]
     actions = ["rescore"]
