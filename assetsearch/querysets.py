@@ -492,6 +492,10 @@ class ConceptQuerySet(models.QuerySet["ModerationConcept"]):
         """Enabled concepts whose flags hide their objects."""
         return self.enabled().filter(action=ConceptAction.HIDE)
 
+    def with_open_flag_count(self) -> ConceptQuerySet:
+        """Annotate ``open_flag_count``: each concept's flags waiting for review."""
+        return self.annotate(open_flag_count=models.Count("flags", filter=models.Q(flags__status=FlagStatus.OPEN)))
+
 
 class FlagQuerySet(models.QuerySet["ModerationFlag"]):
     def hiding(self) -> FlagQuerySet:

@@ -144,7 +144,7 @@ def test_the_embedding_status_page_counts_the_users_images_lists_failures_and_re
     assert (states[EmbeddingStatus.READY], states[EmbeddingStatus.FAILED], context["total"], context["requeue_count"]) == (3, 1, 4, 1)
     html = response.content.decode()
     assert 'id="state-ready">3<' in html and "cannot identify image file" in html and "a Press failure" not in html
-    assert ids_in(html, r'<tr data-image-id="(\d+)"') == [failed.pk]
+    assert ids_in(html, r'<tr data-object-id="(\d+)"') == [failed.pk]
 
     response = editor.post(STATUS)
     assert response.status_code == 302

@@ -1,4 +1,14 @@
-"""Wagtail admin views: the image library and chooser searched by meaning, and the visual search page.
+"""Wagtail admin views: the image library and chooser searched by meaning, the visual search page,
+the moderation queue and query, and the embedding status page.
+
+The pages of this integration are thin: each calls the core function the
+Django admin's page of the same name calls (``search``,
+``moderation_query``, ``IndexEntryQuerySet.report_of``,
+``requeue_embedding``), with the Django admin's forms, over
+:func:`visible_images` (Wagtail's collection permissions, moderation
+hiding). Who may open them: users who may choose or change images in some
+collection (visual search, embedding status), or users with
+``moderate_asset`` (the moderation pages), staff or not.
 
 The image library and chooser views are Wagtail's own classes with one
 method each changed (the search step), so Wagtail's templates, filters,

@@ -22,15 +22,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
-from wagtail.admin.ui.tables import Column
+from wagtail.admin.ui.tables import BooleanColumn, Column
 from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.admin.views import generic
 from wagtail.permission_policies import ModelPermissionPolicy
 
 from assetsearch.admin.forms import ModerationConceptForm
-from assetsearch.constants import MODERATE_PERMISSION, FlagStatus
+from assetsearch.constants import MODERATE_PERMISSION
 from assetsearch.models import ModerationConcept
 
 #: The viewset's URL namespace (``reverse(f"{CONCEPTS_NAMESPACE}:index")``).
@@ -63,7 +63,7 @@ def get_concept_permission_policy() -> ModerationConceptPermissionPolicy:
 
 class ConceptIndexView(generic.IndexView):
     def get_base_queryset(self) -> QuerySet:
-        return super().get_base_queryset().annotate(open_flag_count=Count("flags", filter=Q(flags__status=FlagStatus.OPEN)))
+        return super().get_base_queryset().with_open_flag_count()
 
 
 class ConceptCreateView(generic.CreateView):
@@ -91,7 +91,7 @@ class ModerationConceptViewSet(ModelViewSet):
     search_fields = ["name"]
     list_filter = ["enabled", "action"]
     list_display = [
-        "name", "enabled", "action", "threshold",
+        "name", BooleanColumn("enabled", label=_("Enabled")), "action", "threshold",
         Column("open_flag_count", label=_("Open flags")),
         Column("rescore_progress", label=_("Re-scored"), accessor=rescore_progress),
         "rescored_at",
