@@ -13,7 +13,7 @@ import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -60,7 +60,7 @@ class EmbeddingReport:
     missing: int  # objects with no vector from the alias's current model
     stale: int  # entries whose vector was made by another model
     stuck: int  # pending for longer than the sweep waits
-    failures: list[Any]  # failed entries, latest first
+    failures: list[Any]  # failed entries, latest first ((object, entry) pairs from report_of)
     requeue_count: int  # pending or failed: what a re-enqueue sends
 
 
@@ -464,6 +464,25 @@ class IndexEntryQuerySet(models.QuerySet["IndexEntry"]):
             requeue_count=counts.get(EmbeddingStatus.PENDING, 0) + counts.get(EmbeddingStatus.FAILED, 0),
         )
 
+    def report_of(
+        self, objects: models.QuerySet, model_key: str, stuck_after: datetime | None = None, *, failures: int = 20,
+    ) -> EmbeddingReport:
+        """:meth:`report` of these entries (one alias) of ``objects`` (one model's queryset), for a status page.
+
+        ``missing`` also counts the objects without an entry; ``failures`` are
+        ``(object, entry)`` pairs of objects in ``objects``; ``stuck_after``
+        defaults to ``SWEEP_AFTER_SECONDS`` ago (when the sweep sends them again).
+        """
+        if stuck_after is None:
+            stuck_after = timezone.now() - timedelta(seconds=app_settings.SWEEP_AFTER_SECONDS)
+        objects = objects.order_by()
+        entries = self.for_model(objects.model).filter(object_id__in=objects.values("pk"))
+        report = entries.report(model_key, stuck_after, failures=failures)
+        report.missing += objects.exclude(pk__in=entries.values("object_id")).count()
+        failed = objects.in_bulk([entry.object_id for entry in report.failures])
+        report.failures = [(failed[entry.object_id], entry) for entry in report.failures if entry.object_id in failed]
+        return report
+
 
 class ConceptQuerySet(models.QuerySet["ModerationConcept"]):
     def enabled(self) -> ConceptQuerySet:
@@ -472,6 +491,10 @@ class ConceptQuerySet(models.QuerySet["ModerationConcept"]):
     def hiding(self) -> ConceptQuerySet:
         """Enabled concepts whose flags hide their objects."""
         return self.enabled().filter(action=ConceptAction.HIDE)
+
+    def with_open_flag_count(self) -> ConceptQuerySet:
+        """Annotate ``open_flag_count``: each concept's flags waiting for review."""
+        return self.annotate(open_flag_count=models.Count("flags", filter=models.Q(flags__status=FlagStatus.OPEN)))
 
 
 class FlagQuerySet(models.QuerySet["ModerationFlag"]):

@@ -22,11 +22,11 @@ Any registered model's own ``ModelAdmin`` gets the same search box with
 """
 
 from .assets import AssetAdmin, AssetPanels
-from .forms import ModerationQueryForm, VisualSearchForm
+from .forms import ModerationConceptForm, ModerationQueryForm, VisualSearchForm
 from .mixins import SemanticSearchAdminMixin
 from .moderation import ModerationConceptAdmin, ModerationFlagAdmin
 
 __all__ = [
-    "AssetAdmin", "AssetPanels", "ModerationConceptAdmin", "ModerationFlagAdmin", "ModerationQueryForm",
+    "AssetAdmin", "AssetPanels", "ModerationConceptAdmin", "ModerationConceptForm", "ModerationFlagAdmin", "ModerationQueryForm",
     "SemanticSearchAdminMixin", "VisualSearchForm",
 ]

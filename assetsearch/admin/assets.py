@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -17,7 +16,6 @@ from django.db.models import ImageField, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.text import format_lazy
@@ -307,12 +305,7 @@ class AssetAdmin(SemanticSearchAdminMixin, admin.ModelAdmin):
             self.requeue(request, visible)
             return HttpResponseRedirect(request.path)
         encoder_key = get_encoder().key
-        stuck_after = timezone.now() - timedelta(seconds=app_settings.SWEEP_AFTER_SECONDS)
-        entries = IndexEntry.objects.for_model(Asset).search_alias().filter(object_id__in=visible.values("pk"))
-        report = entries.report(encoder_key, stuck_after)
-        report.missing += visible.exclude(pk__in=entries.values("object_id")).count()
-        failed = visible.in_bulk([entry.object_id for entry in report.failures])
-        report.failures = [failed[entry.object_id] for entry in report.failures if entry.object_id in failed]
+        report = IndexEntry.objects.search_alias().report_of(visible, encoder_key)
         context = self.page_context(
             request,
             gettext("Embedding status"),

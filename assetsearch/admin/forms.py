@@ -27,7 +27,7 @@ from ..constants import (
     EmbeddingStatus,
 )
 from ..files import get_original_url
-from ..models import Asset
+from ..models import Asset, ModerationConcept
 from ..search import Query
 
 
@@ -216,3 +216,16 @@ class ModerationQueryForm(forms.Form):
         """The concept's prompts and counter-prompts (call after ``is_valid()``)."""
         return split_terms(self.cleaned_data["text"]), split_terms(self.cleaned_data.get("counter_prompts") or "")
 
+
+
+class ModerationConceptForm(forms.ModelForm):
+    """A moderation concept as people edit it, in the Django admin and the Wagtail admin.
+
+    The model's own validation (a unique name, a threshold from 0 to 1, the
+    length of each prompt); saving an enabled concept re-scores the
+    catalogue (the ``post_save`` signal).
+    """
+
+    class Meta:
+        model = ModerationConcept
+        fields = ["name", "prompts", "counter_prompts", "threshold", "action", "enabled"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
@@ -21,7 +21,7 @@ from ..models import FlagStatus, ModerationConcept, ModerationFlag
 from ..moderation import ModerationHit, calibrate, moderation_query
 from ..tasks import request_rescore
 from .base import AdminPageMixin, thumbnail_html
-from .forms import ModerationQueryForm
+from .forms import ModerationConceptForm, ModerationQueryForm
 
 
 class ModerationPermissionMixin(AdminPageMixin):
@@ -40,8 +40,9 @@ class ModerationConceptAdmin(ModerationPermissionMixin, admin.ModelAdmin):
     list_filter = ["enabled", "action"]
     search_fields = ["name", "prompts"]
     readonly_fields = ["rescore_progress", "rescored_at", "calibration"]
+    form = ModerationConceptForm
     fieldsets = [
-        (None, {"fields": ["name", "prompts", "counter_prompts", "threshold", "action", "enabled"]}),
+        (None, {"fields": ModerationConceptForm.Meta.fields}),
         (_("Scoring"), {"fields": ["rescore_progress", "rescored_at", "calibration"]}),
     ]
     actions = ["rescore"]
@@ -59,7 +60,7 @@ class ModerationConceptAdmin(ModerationPermissionMixin, admin.ModelAdmin):
         return self.has_moderate_permission(request) and super().has_delete_permission(request, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModerationConcept]:
-        return super().get_queryset(request).annotate(open_flag_count=Count("flags", filter=Q(flags__status=FlagStatus.OPEN)))
+        return super().get_queryset(request).with_open_flag_count()
 
     @admin.display(description=_("open flags"), ordering="open_flag_count")
     def open_flags(self, concept: ModerationConcept) -> str:

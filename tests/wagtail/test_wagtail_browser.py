@@ -18,10 +18,11 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from wagtail.models import GroupPagePermission, Locale, Page
 
+from assetsearch.models import ModerationConcept
 from examples.wagtail_site.models import ArticlePage
 from tests.test_browser import ROOT, broken_images, browser, logged_in_page, screenshot, wait_for_images  # noqa: F401  (browser: a fixture)
 
-from .helpers import PASSWORD, ids_in, site  # noqa: F401  (site: a fixture)
+from .helpers import PASSWORD, collection_editor, ids_in, site  # noqa: F401  (site: a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -53,6 +54,14 @@ def wagtail_login(browser: Any, live_server: Any, user: Any) -> Any:
         browser, live_server, user, password=PASSWORD,
         login="wagtailadmin_login", submit="button[type=submit]", home="wagtailadmin_home",
     )
+
+
+def submit_and_rank(page: Any, form: str, text: str, rows: str) -> list[int]:
+    """Type ``text`` in ``form``'s text field, submit it, and return the image ids of the result ``rows``, in order."""
+    page.fill(f"{form} #id_text", text)
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector(rows)
+    return page.locator(rows).evaluate_all("rows => rows.map(r => Number(r.dataset.imageId))")
 
 
 def test_a_wagtail_editor_searches_the_library_chooses_from_the_chooser_and_runs_a_visual_search(
@@ -100,13 +109,41 @@ def test_a_wagtail_editor_searches_the_library_chooses_from_the_chooser_and_runs
     page.goto(live_server.url + reverse("wagtailadmin_home"))
     page.get_by_role("link", name="Visual search").click()
     page.wait_for_url("**" + reverse("assetsearch_wagtail:visual_search"))
-    page.fill("#id_text", "a yellow triangle")
-    page.click("#assetsearch-visual-search button[type=submit]")
-    page.wait_for_selector("#assetsearch-results li")
-    found = page.locator("#assetsearch-results li").evaluate_all("items => items.map(i => Number(i.dataset.imageId))")
+    found = submit_and_rank(page, "#assetsearch-visual-search", "a yellow triangle", "#assetsearch-results li")
     assert found[0] == images["Marketing", "yellow", "triangle"].pk
     assert not {images["Press", "red", "circle"].pk, images["Press", "purple", "heart"].pk} & set(found)
     wait_for_images(page, "#assetsearch-results")
     assert broken_images(page, "#assetsearch-results") == []
     page.locator("#assetsearch-results").scroll_into_view_if_needed()
     keep(page, "visual-search")
+
+    # "Reports" > "Image embedding status": the editor's images by state.
+    page.goto(live_server.url + reverse("wagtailadmin_home"))
+    page.get_by_role("button", name="Reports").click()
+    page.get_by_role("link", name="Image embedding status").click()
+    page.wait_for_url("**" + reverse("assetsearch_wagtail:embedding_status"))
+    assert page.inner_text("#state-ready").strip() == "4"  # the Marketing collection's images
+    keep(page, "embedding-status")
+
+    # A Wagtail moderator (not staff): "Image moderation" > "Moderation query", then "Concepts".
+    moderator = collection_editor(
+        "browser-moderator", site["marketing"], extra=("moderate_asset", "add_moderationconcept", "change_moderationconcept"),
+    )
+    moderator.set_password(PASSWORD)
+    moderator.save()
+    page = wagtail_login(browser, live_server, moderator)
+    page.get_by_role("button", name="Image moderation").click()
+    page.get_by_role("link", name="Moderation query").click()
+    page.wait_for_url("**" + reverse("assetsearch_wagtail:moderation_query"))
+    ranked = submit_and_rank(page, "#assetsearch-moderation-query", "a yellow triangle", "#assetsearch-moderation-hits tbody tr")
+    assert ranked[0] == images["Marketing", "yellow", "triangle"].pk
+    wait_for_images(page, "#assetsearch-moderation-hits")
+    keep(page, "moderation-query")
+    page.click("#assetsearch-save-concept")
+    page.wait_for_url("**" + reverse("assetsearch_concepts:add") + "**")
+    page.fill("#id_name", "yellow triangles")
+    page.get_by_role("button", name="Create", exact=True).click()
+    page.wait_for_url("**" + reverse("assetsearch_concepts:index"))
+    assert "yellow triangles" in page.inner_text("main")
+    assert ModerationConcept.objects.get(name="yellow triangles").prompts == ["a yellow triangle"]  # filled in from the query
+    keep(page, "moderation-concepts")

@@ -16,9 +16,13 @@ core). From then on:
 - A "Visual search" menu item: text and/or an image and/or a similar image,
   negative phrases, weights, tag and collection filters, hybrid and rerank;
   for every Wagtail editor who may choose or change images, staff or not.
-- An "Image moderation" menu item for users with ``assetsearch.moderate_asset``
+- An "Image moderation" submenu for users with ``assetsearch.moderate_asset``
   (Wagtail's group editor offers that permission; no group gets it by
-  itself): the flags on Wagtail images, to confirm, dismiss or reopen.
+  itself): "Flags" (the flags on Wagtail images, to confirm, dismiss or
+  reopen), "Concepts" (a Wagtail ``ModelViewSet`` over the core's model and
+  form, :mod:`.viewsets`) and "Moderation query" (ad-hoc concept scoring).
+- "Image embedding status" in Wagtail's "Reports" menu: the user's images
+  by pipeline state, failures with their reason, re-enqueue.
 - Images a hide-concept flagged are left out of the library, the chooser,
   the visual search and the REST API for users without
   ``assetsearch.moderate_asset``; what a user sees follows Wagtail's
@@ -48,6 +52,6 @@ views serve them again (keyword search, nothing breaks) and the system
 check ``assetsearch_wagtail.W001`` says so.
 
 Not supported: Wagtail documents and other media; Wagtail's own API v2
-(``/api/v2/images/?search=``) keeps Wagtail's search backend; editing
-moderation concepts and the embedding status page are in the Django admin only.
+(``/api/v2/images/?search=``) keeps Wagtail's search backend; the concept
+calibration and the "Re-score" action are in the Django admin only.
 """

@@ -13,6 +13,8 @@ app_name = "assetsearch_wagtail"
 urlpatterns = [
     path("visual-search/", views.VisualSearchView.as_view(), name="visual_search"),
     path("moderation/", views.ModerationQueueView.as_view(), name="moderation_queue"),
+    path("moderation/query/", views.ModerationQueryView.as_view(), name="moderation_query"),
+    path("status/", views.EmbeddingStatusView.as_view(), name="embedding_status"),
 ]
 
 # The same name and prefix as Wagtail's chooser, so its views link to Wagtail's URL names.

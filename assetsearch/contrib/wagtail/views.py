@@ -1,4 +1,14 @@
-"""Wagtail admin views: the image library and chooser searched by meaning, and the visual search page.
+"""Wagtail admin views: the image library and chooser searched by meaning, the visual search page,
+the moderation queue and query, and the embedding status page.
+
+The pages of this integration are thin: each calls the core function the
+Django admin's page of the same name calls (``search``,
+``moderation_query``, ``IndexEntryQuerySet.report_of``,
+``requeue_embedding``), with the Django admin's forms, over
+:func:`visible_images` (Wagtail's collection permissions, moderation
+hiding). Who may open them: users who may choose or change images in some
+collection (visual search, embedding status), or users with
+``moderate_asset`` (the moderation pages), staff or not.
 
 The image library and chooser views are Wagtail's own classes with one
 method each changed (the search step), so Wagtail's templates, filters,
@@ -28,17 +38,21 @@ from wagtail.admin.widgets.button import Button
 from wagtail.images.views.chooser import ImageChooseResultsView, ImageChooserViewSet, ImageChooseView
 from wagtail.images.views.images import EditView, IndexView
 
-from assetsearch.admin.forms import VisualSearchForm, set_max
+from assetsearch.admin.forms import ModerationQueryForm, VisualSearchForm, set_max
 from assetsearch.conf import app_settings
-from assetsearch.constants import ADMIN_RESULTS, MAX_ID, MAX_REVIEW_IDS, MODERATE_PERMISSION, FlagStatus
-from assetsearch.exceptions import SearchError
-from assetsearch.models import ModerationFlag
+from assetsearch.constants import ADMIN_RESULTS, MAX_CONCEPT_NAME_LENGTH, MAX_ID, MAX_REVIEW_IDS, MODERATE_PERMISSION, FlagStatus
+from assetsearch.encoders import get_encoder
+from assetsearch.exceptions import SEARCH_FAILURES, SearchError
+from assetsearch.models import IndexEntry, ModerationFlag
+from assetsearch.moderation import ModerationHit, moderation_query
 from assetsearch.querysets import hide_flagged
 from assetsearch.registry import get_index
 from assetsearch.search import SearchResults, search
+from assetsearch.tasks import broker_reachable, requeue_embedding
 
 from .indexes import SEARCH_ACTIONS, get_image_permission_policy
 from .search import blended_search
+from .viewsets import CONCEPTS_NAMESPACE, get_concept_permission_policy
 
 
 class SemanticImageIndexView(IndexView):
@@ -159,6 +173,12 @@ class ImageVisualSearchForm(VisualSearchForm):
         return dataclasses.replace(query, asset_id=None, like=like, filters=filters, models=[self.visible.model])
 
 
+def visible_images(user: Any) -> QuerySet:
+    """The Wagtail images ``user`` sees in this integration's pages (the index's ``visible_to``: collections, moderation)."""
+    index = get_index(get_image_permission_policy().model)
+    return index.visible_to(user, index.get_queryset())
+
+
 class ImagesPageMixin(WagtailAdminTemplateMixin):
     """A page of the integration in Wagtail's frame, under "Images" in the breadcrumbs."""
 
@@ -169,24 +189,33 @@ class ImagesPageMixin(WagtailAdminTemplateMixin):
         return {**super().get_context_data(**kwargs), "breadcrumbs_items": self.get_breadcrumbs_items()}
 
 
-class VisualSearchView(ImagesPageMixin, TemplateView):
+class ImageUserRequiredMixin:
+    """For users who may choose or change images in some collection (Wagtail's image permission policy)."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not get_image_permission_policy().user_has_any_permission(request.user, SEARCH_ACTIONS):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+
+class ModeratorRequiredMixin:
+    """For users with ``assetsearch.moderate_asset`` (as the Django admin's moderation pages and the API)."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.has_perm(MODERATE_PERMISSION):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+
+class VisualSearchView(ImageUserRequiredMixin, ImagesPageMixin, TemplateView):
     """Search Wagtail's images by text, an uploaded image and/or an image, with weights, negatives and filters."""
 
     template_name = "assetsearch_wagtail/visual_search.html"
     page_title = _("Visual search")
     header_icon = "search"
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not get_image_permission_policy().user_has_any_permission(request.user, SEARCH_ACTIONS):
-            raise PermissionDenied
-        return super().dispatch(request, *args, **kwargs)
-
-    def get_visible(self) -> QuerySet:
-        index = get_index(get_image_permission_policy().model)
-        return index.visible_to(self.request.user, index.get_queryset())
-
     def get_form(self) -> ImageVisualSearchForm:
-        visible = self.get_visible()
+        visible = visible_images(self.request.user)
         policy = get_image_permission_policy()
         collections = policy.collections_user_has_any_permission_for(self.request.user, SEARCH_ACTIONS)
         request = self.request
@@ -221,7 +250,7 @@ class VisualSearchView(ImagesPageMixin, TemplateView):
 MODERATION_QUEUE_SIZE = ADMIN_RESULTS * 4
 
 
-class ModerationQueueView(ImagesPageMixin, TemplateView):
+class ModerationQueueView(ModeratorRequiredMixin, ImagesPageMixin, TemplateView):
     """The flags moderation concepts raised on Wagtail images, by status; moderators confirm or dismiss them."""
 
     template_name = "assetsearch_wagtail/moderation_queue.html"
@@ -230,11 +259,6 @@ class ModerationQueueView(ImagesPageMixin, TemplateView):
     #: Review actions of the page's buttons: the status each one sets.
     actions = {"confirm": FlagStatus.CONFIRMED, "dismiss": FlagStatus.DISMISSED, "reopen": FlagStatus.OPEN}
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.has_perm(MODERATE_PERMISSION):
-            raise PermissionDenied
-        return super().dispatch(request, *args, **kwargs)
-
     @cached_property
     def status(self) -> str:
         status = self.request.GET.get("status", FlagStatus.OPEN)
@@ -242,10 +266,10 @@ class ModerationQueueView(ImagesPageMixin, TemplateView):
 
     def with_images(self, flags: QuerySet, limit: int | None = None) -> list[tuple[ModerationFlag, Any]]:
         """``(flag, image)`` for the flags of ``flags`` on Wagtail images this moderator may see (collections)."""
-        index = get_index(get_image_permission_policy().model)
-        content_type = ContentType.objects.get_for_model(index.model)
+        visible = visible_images(self.request.user)
+        content_type = ContentType.objects.get_for_model(visible.model)
         flags = list(flags.filter(entry__content_type=content_type).select_related("concept", "entry")[:limit])
-        images = index.visible_to(self.request.user, index.get_queryset()).in_bulk([flag.entry.object_id for flag in flags])
+        images = visible.in_bulk([flag.entry.object_id for flag in flags])
         return [(flag, images[flag.entry.object_id]) for flag in flags if flag.entry.object_id in images]
 
     def get_flags(self) -> list[tuple[ModerationFlag, Any]]:
@@ -267,3 +291,85 @@ class ModerationQueueView(ImagesPageMixin, TemplateView):
             count = ModerationFlag.objects.filter(pk__in=reviewable).review(status, request.user)
             messages.success(request, gettext("%(count)d flag(s) now %(status)s.") % {"count": count, "status": FlagStatus(status).label.lower()})
         return redirect(request.get_full_path())
+
+
+# The moderation query ------------------------------------------------------
+
+
+class ModerationQueryView(ModeratorRequiredMixin, ImagesPageMixin, TemplateView):
+    """Ad-hoc moderation ("a violent scene"): the moderator's images ranked by the concept score of free text.
+
+    The Django admin's form and the core's :func:`~assetsearch.moderation.moderation_query`;
+    nothing is flagged here. "Save as a concept" opens the concept form with
+    the phrases filled in: a saved, enabled concept flags (or hides) what
+    scores at least its threshold.
+    """
+
+    template_name = "assetsearch_wagtail/moderation_query.html"
+    page_title = _("Moderation query")
+    header_icon = "warning"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        form = ModerationQueryForm(self.request.GET) if "text" in self.request.GET else ModerationQueryForm()
+        hits: list[ModerationHit] | None = None
+        save_url = ""
+        if form.is_bound and form.is_valid():
+            prompts, counter_prompts = form.get_prompts()
+            visible = visible_images(self.request.user)
+            try:
+                hits = moderation_query(
+                    prompts, counter_prompts=counter_prompts, limit=form.cleaned_data.get("limit") or ADMIN_RESULTS,
+                    models=[visible.model], visible=visible, user=self.request.user,
+                )
+            except SEARCH_FAILURES as exc:
+                form.add_error(None, str(exc))
+            if get_concept_permission_policy().user_has_permission(self.request.user, "add"):
+                concept = {"name": prompts[0][:MAX_CONCEPT_NAME_LENGTH], "prompts": ",".join(prompts), "counter_prompts": ",".join(counter_prompts)}
+                save_url = reverse(f"{CONCEPTS_NAMESPACE}:add") + "?" + urlencode(concept)
+        context.update(form=form, hits=hits, save_url=save_url)
+        return context
+
+
+# The embedding status page ---------------------------------------------------
+
+
+class EmbeddingStatusView(ImageUserRequiredMixin, ImagesPageMixin, TemplateView):
+    """Where the user's images stand in the pipeline: counts per state, vectors per model, recent failures with their reason.
+
+    The Django admin's status page for Wagtail images (the core's
+    :meth:`~assetsearch.querysets.IndexEntryQuerySet.report_of`), over the
+    images the user may choose or change. POST sends the pending and failed
+    images the user may *change* to the workers again.
+    """
+
+    template_name = "assetsearch_wagtail/embedding_status.html"
+    page_title = _("Image embedding status")
+    header_icon = "list-ul"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        encoder_key = get_encoder().key
+        report = IndexEntry.objects.search_alias().report_of(visible_images(self.request.user), encoder_key)
+        context.update(
+            **vars(report), encoder_key=encoder_key, sweep_after=app_settings.SWEEP_AFTER_SECONDS,
+            broker_reachable=broker_reachable(), can_requeue=get_image_permission_policy().user_has_permission(self.request.user, "change"),
+        )
+        return context
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        policy = get_image_permission_policy()
+        if not policy.user_has_permission(request.user, "change"):
+            raise PermissionDenied
+        changeable = visible_images(request.user).filter(pk__in=policy.instances_user_has_permission_for(request.user, "change").values("pk"))
+        unfinished = IndexEntry.objects.for_model(changeable.model).search_alias().unfinished()
+        ids, failed, sent = requeue_embedding(changeable.filter(pk__in=unfinished.values("object_id")))
+        if not ids:
+            messages.info(request, gettext("No image is pending or failed; nothing to send."))
+        elif sent:
+            messages.success(request, gettext("Queued %(total)d image(s) for embedding (%(failed)d of them had failed).") % {"total": len(ids), "failed": failed})
+        else:
+            messages.warning(
+                request, gettext("The task broker is unreachable: %(total)d image(s) stay pending, and the sweep sends them when it is back.") % {"total": len(ids)},
+            )
+        return redirect(request.path)
