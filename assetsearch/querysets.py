@@ -71,6 +71,9 @@ class IndexScanSettings(models.Expression):
     reads ``hnsw.ef_search`` and ``hnsw.iterative_scan`` at that first row.
     Outside a transaction the statement is its own transaction, so the
     settings end with it: no round trip and no transaction of their own.
+    The planner costs the scan at the session's ``ef_search`` (pgvector
+    0.8 weighs it), so it keeps to the index on small tables too; exact
+    scans are :func:`assetsearch.search.use_exact_scan`'s decision.
     """
 
     output_field = models.BooleanField()
