@@ -109,6 +109,11 @@ class BaseImageIndex:
 
     # Presentation ------------------------------------------------------------
 
+    def get_results_queryset(self) -> models.QuerySet:
+        """The queryset a page of results is loaded from (by pk): :meth:`get_queryset` with
+        what showing a hit needs prefetched, so a page costs a fixed number of queries."""
+        return self.get_queryset()
+
     def get_title(self, obj: models.Model) -> str:
         if self.title_field:
             return str(getattr(obj, self.title_field) or "") or str(obj)
@@ -231,6 +236,9 @@ class AssetIndex(BaseImageIndex):
 
     def get_queryset(self) -> models.QuerySet:
         return self.model._default_manager.select_related("uploaded_by")
+
+    def get_results_queryset(self) -> models.QuerySet:
+        return self.get_queryset().with_entry()  # each hit shows its embedding state
 
     def get_content_hash(self, obj: models.Model) -> str:
         return obj.content_hash  # hashed by Asset.save()

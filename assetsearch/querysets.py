@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 from django.apps import apps
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections, models
 from django.db.models.functions import Cast, Greatest, Ln
 from django.utils import timezone
@@ -37,17 +39,137 @@ def pgvector_version(using: str = "default") -> str | None:
     return row[0] if row else None
 
 
+# The HNSW knobs of one query, as SQL expressions (the parameter: ef_search).
+# is_local=true is SET LOCAL: they end with the transaction that set them, so a
+# pooled or persistent connection never carries one query's ef_search into the next.
+INDEX_SCAN_SETTINGS = (
+    "set_config('hnsw.ef_search', %s, true)",
+    "set_config('hnsw.iterative_scan', 'strict_order', true)",
+)
+
+
 def configure_index_scan(depth: int, filtered: bool = False) -> None:
-    """Set the HNSW knobs for the current transaction (``SET LOCAL``), for ``depth`` results.
+    """Set the HNSW knobs for the current transaction (``SET LOCAL``), for ``depth`` results, in one statement.
 
     Iterative scans in strict order keep walking the graph until ``depth``
     rows pass the filters, so a filter cannot shorten a page; ``filtered``
     scans keep a longer candidate list (:func:`assetsearch.index.get_ef_search`).
+    Search itself sets them inside its query's own statement
+    (:meth:`IndexEntryQuerySet.ranking`); this is for other queries run in a
+    transaction (``explain()`` of a :meth:`IndexEntryQuerySet.nearest` queryset).
     """
-    ef_search = get_ef_search(depth, filtered=filtered)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
-        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
+        cursor.execute("SELECT " + ", ".join(INDEX_SCAN_SETTINGS), [str(get_ef_search(depth, filtered=filtered))])
+
+
+class IndexScanSettings(models.Expression):
+    """A condition that sets the HNSW knobs in the statement it filters, before its index scan starts.
+
+    ``(SELECT set_config(..) || set_config(..)) IS NOT NULL`` refers to no
+    row, so the planner evaluates it once, as a one-time filter of a Result
+    node above the scan, before the scan's first row is asked for; pgvector
+    reads ``hnsw.ef_search`` and ``hnsw.iterative_scan`` at that first row.
+    Outside a transaction the statement is its own transaction, so the
+    settings end with it: no round trip and no transaction of their own.
+    The planner costs the scan at the session's ``ef_search`` (pgvector
+    0.8 weighs it), so it keeps to the index on small tables too; exact
+    scans are :func:`assetsearch.search.use_exact_scan`'s decision.
+    """
+
+    output_field = models.BooleanField()
+
+    def __init__(self, ef_search: int) -> None:
+        super().__init__()
+        self.ef_search = ef_search
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        return f"(SELECT {' || '.join(INDEX_SCAN_SETTINGS)}) IS NOT NULL", [str(self.ef_search)]
+
+
+class HalfVectorBinary(bytes):
+    """A halfvec in pgvector's binary wire format, as a query parameter.
+
+    On :func:`server_binding_cursor` it travels as a binary parameter that
+    Postgres reads with ``halfvec_recv``: 1 KB copied, where the text literal
+    is 512 decimals that Python formats (most of a millisecond) and Postgres
+    parses again.
+    """
+
+    @classmethod
+    def from_vector(cls, vector: np.ndarray) -> HalfVectorBinary:
+        return cls(HalfVector(np.asarray(vector, dtype=np.float32)).to_binary())
+
+
+@contextmanager
+def server_binding_cursor(using: str = "default") -> Iterator[Any]:
+    """A Django cursor (logged, wrapped like any other) whose parameters are bound by the server.
+
+    Django's psycopg cursors bind client-side, merging every parameter into
+    the SQL text; this one sends :class:`HalfVectorBinary` values in binary
+    (oid 0: the statement's ``::halfvec`` names the type, so no type lookup
+    is needed). Statements are not prepared, so it works behind a
+    transaction-pooling proxy as the rest of the ORM does.
+    """
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    database = connections[using]
+    if not is_psycopg3:
+        with database.cursor() as cursor:
+            yield cursor
+        return
+    from django.db.backends.postgresql.base import ServerBindingCursor
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    class BinaryDumper(Dumper):
+        format = Format.BINARY
+
+        def dump(self, obj: bytes) -> bytes:
+            return obj
+
+    class UnpreparedCursor(ServerBindingCursor):
+        def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
+            return super().execute(query, params, **{"prepare": False, **options})
+
+    database.close_if_health_check_failed()
+    database.ensure_connection()
+    database.validate_thread_sharing()
+    with database.wrap_database_errors:
+        raw = UnpreparedCursor(database.connection)
+    raw.adapters.register_dumper(HalfVectorBinary, BinaryDumper)
+    cursor = database.make_debug_cursor(raw) if database.queries_logged else database.make_cursor(raw)
+    with cursor:
+        yield cursor
+
+
+class QueryVector(models.Expression):
+    """The query vector as one ``halfvec`` parameter.
+
+    Compiled for :meth:`IndexEntryQuerySet.ranking` it is a
+    :class:`HalfVectorBinary`; anywhere else (the ORM's own cursors,
+    ``explain()``) pgvector's text literal, as pgvector's own expressions send it.
+    """
+
+    output_field = HalfVectorField()
+
+    def __init__(self, vector: np.ndarray) -> None:
+        super().__init__()
+        self.vector = np.asarray(vector, dtype=np.float32)
+        # Expressions compare by their constructor arguments; an array is unhashable.
+        self._constructor_args = ((HalfVectorBinary.from_vector(self.vector),), {})
+
+    @property
+    def dimensions(self) -> int:
+        return len(self.vector)
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        if getattr(compiler, BINARY_VECTORS, False):
+            return "%s::halfvec", [HalfVectorBinary.from_vector(self.vector)]
+        return "%s::halfvec", [_query_vector(self.vector).to_text()]
+
+
+# Set on a compiler whose statement runs on server_binding_cursor().
+BINARY_VECTORS = "assetsearch_binary_vectors"
 
 
 @dataclass
@@ -120,7 +242,8 @@ class AssetQuerySet(models.QuerySet["Asset"]):
         """Prefetch each asset's search-alias entry (``asset.embedding_status`` and kin without a query each)."""
         entries = self.model._meta.get_field("index_entries").related_model._default_manager
         return self.prefetch_related(
-            models.Prefetch("index_entries", queryset=entries.search_alias(), to_attr="prefetched_entries")
+            # The state, not the vector: a halfvec's 512 values parsed per asset for nothing.
+            models.Prefetch("index_entries", queryset=entries.search_alias().defer("vector"), to_attr="prefetched_entries")
         )
 
     def visible_to(self, user: Any | None) -> AssetQuerySet:
@@ -405,9 +528,10 @@ class IndexEntryQuerySet(models.QuerySet["IndexEntry"]):
         ... LIMIT`` once sliced (``[:k]``). ``exact`` orders by an expression
         the index cannot serve (``distance + 0``): an exact scan, which may
         still use the other indexes, e.g. to reach a few filtered rows.
+        Run the ranking itself with :meth:`ranking`.
         """
-        query = _query_vector(vector)
-        distance = CosineDistance(vector_expression(len(query.to_list())), query)
+        query = QueryVector(vector)
+        distance = CosineDistance(vector_expression(query.dimensions), query)
         if exact:
             distance = distance + models.Value(0.0)
         return (
@@ -416,6 +540,44 @@ class IndexEntryQuerySet(models.QuerySet["IndexEntry"]):
             .annotate(distance=distance)
             .order_by("distance", "content_type_id", "object_id")
         )
+
+    def ranking(self, depth: int, *, filtered: bool = False) -> list[tuple[int, int, float]]:
+        """``(content type id, object id, distance)`` of the ``depth`` nearest rows of a :meth:`nearest` queryset.
+
+        One statement, one round trip: the HNSW knobs for ``depth`` are set
+        inside it (:class:`IndexScanSettings`), so no transaction is opened
+        for them, and the query vector is a binary parameter
+        (:func:`server_binding_cursor`). ``filtered``: the rows are narrowed
+        by filters, so the index walks a longer list.
+        """
+        statement = self._ranking_statement(depth, filtered)
+        if statement is None:
+            return []
+        with server_binding_cursor(self.db) as cursor:
+            cursor.execute(*statement)
+            return [(ct, oid, float(distance)) for ct, oid, distance in cursor.fetchall()]
+
+    def explain_ranking(self, depth: int, *, filtered: bool = False, analyze: bool = False) -> str:
+        """The query plan of the statement :meth:`ranking` sends (``EXPLAIN``; ``analyze`` runs it)."""
+        statement = self._ranking_statement(depth, filtered)
+        if statement is None:
+            return ""
+        sql, params = statement
+        with server_binding_cursor(self.db) as cursor:
+            cursor.execute(f"EXPLAIN ({'ANALYZE, ' if analyze else ''}COSTS OFF) {sql}", params)
+            return "\n".join(row[0] for row in cursor.fetchall())
+
+    def _ranking_statement(self, depth: int, filtered: bool) -> tuple[str, tuple[Any, ...]] | None:
+        """SQL and parameters of :meth:`ranking` (None: no row can match)."""
+        queryset = self.filter(IndexScanSettings(get_ef_search(depth, filtered=filtered)))
+        queryset = queryset.values_list("content_type_id", "object_id", "distance")[:depth]
+        compiler = queryset.query.get_compiler(self.db)
+        setattr(compiler, BINARY_VECTORS, True)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            return None
+        return sql, tuple(params)
 
     def with_concept_score(
         self, prompts: Sequence[np.ndarray], counter_prompts: Sequence[np.ndarray], scale: float

@@ -58,7 +58,6 @@ from typing import IO, Any
 import numpy as np
 from django.core.cache import caches
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
 from django.db.models import Model, Q, QuerySet
 from PIL import Image
 
@@ -78,7 +77,6 @@ from .exceptions import AssetNotEmbedded, EmptyQuery, InvalidQueryImage, QueryCa
 from .images import InvalidImage, decode_search_image
 from .indexes import BaseImageIndex
 from .models import Asset, IndexEntry
-from .querysets import configure_index_scan
 from .registry import NotRegistered, get_index, get_indexes
 from .rerank import Candidate, RerankOutcome, RerankQuery, rerank
 
@@ -528,11 +526,8 @@ def vector_ranking(
     condition = Q()
     for target in targets:
         condition |= target.entry_condition()
-    queryset = IndexEntry.objects.nearest(vector, alias, exact=exact).filter(condition)
-    with transaction.atomic():
-        configure_index_scan(depth, filtered)
-        rows = list(queryset.values_list("content_type_id", "object_id", "distance")[:depth])
-    return [((ct, oid), 1.0 - float(distance)) for ct, oid, distance in rows]
+    rows = IndexEntry.objects.nearest(vector, alias, exact=exact).filter(condition).ranking(depth, filtered=filtered)
+    return [((ct, oid), 1.0 - distance) for ct, oid, distance in rows]
 
 
 def keyword_ranking(text: str, targets: Sequence[Target] | QuerySet, *, depth: int) -> list[Any]:
@@ -550,14 +545,14 @@ def keyword_ranking(text: str, targets: Sequence[Target] | QuerySet, *, depth: i
 
 
 def load_objects(keys: Sequence[Key], targets: Sequence[Target]) -> dict[Key, Model]:
-    """The objects of ``keys``, one query per model."""
+    """The objects of ``keys``, one query per model (and its index's prefetches: ``get_results_queryset``)."""
     by_type: dict[int, list[int]] = {}
     for content_type_id, pk in keys:
         by_type.setdefault(content_type_id, []).append(pk)
     indexes = {target.content_type_id: target.index for target in targets}
     objects: dict[Key, Model] = {}
     for content_type_id, pks in by_type.items():
-        for pk, obj in indexes[content_type_id].get_queryset().in_bulk(pks).items():
+        for pk, obj in indexes[content_type_id].get_results_queryset().in_bulk(pks).items():
             objects[content_type_id, pk] = obj
     return objects
 

@@ -14,6 +14,7 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils.functional import cached_property
 from rest_framework import serializers
 from rest_framework.utils import html
 from rest_framework.validators import UniqueValidator
@@ -469,10 +470,15 @@ class IndexedObjectMixin(serializers.Serializer):
         obj = self._object(hit)
         return get_index(obj).serialize(obj, self.context)
 
+    @cached_property
+    def _asset_serializer(self) -> AssetSerializer:
+        # One serializer for the page: a ModelSerializer builds its fields per instance.
+        return AssetSerializer(context=self.context)
+
     @extend_schema_field(AssetSerializer(allow_null=True))
     def get_asset(self, hit: Any) -> dict[str, Any] | None:
         obj = self._object(hit)
-        return AssetSerializer(obj, context=self.context).data if isinstance(obj, Asset) else None
+        return self._asset_serializer.to_representation(obj) if isinstance(obj, Asset) else None
 
 
 class SearchHitSerializer(IndexedObjectMixin):
