@@ -21,8 +21,9 @@ Four figures, measured in the same run on the same JPEG files:
   a host's registered model (``tests.hostapp``'s ``Photo``), already in
   its storage and never indexed, embedded by ``assetsearch_reembed
   --model hostapp.photo`` through the same worker, timed from the
-  command's start to the last entry ready; measured right after the
-  pipeline, and compared with it.
+  command's start to the last entry ready; measured three times each,
+  alternating with the pipeline (whose row is then the median of its three
+  runs too), and compared with it.
 
 ``--backend`` picks the worker's encoder (and adds a "raw" row for it:
 PIL decode in full, then the backend), ``--photos`` uses 12-megapixel
@@ -36,11 +37,13 @@ With ``--model ViT-B-32`` the architecture has random weights (speed only).
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import random
 import subprocess
 import sys
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -216,12 +219,15 @@ def backfill_throughput(folder: Path, batch: int) -> float:
     if entries.exists():
         raise SystemExit("the photos were indexed before the backfill")
     started = time.perf_counter()
-    call_command("assetsearch_reembed", model=["hostapp.photo"], batch_size=batch, verbosity=0)
+    call_command("assetsearch_reembed", model=["hostapp.photo"], batch_size=batch, verbosity=0, stdout=io.StringIO())
     while entries.ready().count() < len(paths):
         if entries.failed().exists():
             raise SystemExit(f"the backfill failed: {entries.failed().first().error}")
         time.sleep(0.02)
     return len(paths) / (time.perf_counter() - started)
+
+
+BACKFILL_ORDER = ("batched", "backfill", "backfill", "batched", "batched", "backfill")
 
 
 def measure_pipeline(work: Path, name: str, env: dict[str, str], batch: int, backfill: bool = False) -> dict[str, float]:
@@ -235,9 +241,18 @@ def measure_pipeline(work: Path, name: str, env: dict[str, str], batch: int, bac
         pipeline_throughput(warm, one_task_per_image=True)
         if backfill:
             backfill_throughput(warm, batch)
-        rates = {"batched": pipeline_throughput(work / "images", one_task_per_image=False)}
-        if backfill:  # right after the import of the same files: the same load on the machine
-            rates["backfill"] = backfill_throughput(work / "images", batch)
+        if backfill:
+            # Alternated, import first and last (ABBA...): a load that rises or falls
+            # during the run weighs on both alike; the median of each.
+            runs: dict[str, list[float]] = {"batched": [], "backfill": []}
+            for name in BACKFILL_ORDER:
+                runs[name].append(
+                    backfill_throughput(work / "images", batch) if name == "backfill"
+                    else pipeline_throughput(work / "images", one_task_per_image=False)
+                )
+            rates = {name: statistics.median(values) for name, values in runs.items()}
+        else:
+            rates = {"batched": pipeline_throughput(work / "images", one_task_per_image=False)}
         rates["naive"] = pipeline_throughput(work / "images", one_task_per_image=True)
         return rates
     finally:
