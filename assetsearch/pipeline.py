@@ -80,26 +80,34 @@ def content_type_of(index: BaseImageIndex) -> ContentType:
     return ContentType.objects.get_for_model(index.model, for_concrete_model=False)
 
 
-def note_changes(index: BaseImageIndex, objects: Sequence[models.Model]) -> dict[str, list[int]]:
+def note_changes(
+    index: BaseImageIndex, objects: Sequence[models.Model], *, superseded: dict[int, set[str]] | None = None,
+) -> dict[str, list[int]]:
     """Mark the entries of objects with a new or changed image ``pending``; returns ``{alias: ids}`` to embed.
 
     For each alias of ``INDEXED_ENCODERS``: an object without an entry, or
     whose image changed (another file name, unless the index knows the bytes
     are the ones embedded; other bytes by the index's content hash), is
     marked; an unchanged image costs nothing more than this one query. An
-    object without an image loses its entries.
+    object without an image loses its entries. ``superseded``, when given,
+    receives ``{pk: source keys}`` of the objects whose source key changed
+    (or went): what their app thumbnails were named after.
     """
     content_type = content_type_of(index)
     aliases = app_settings.get_indexed_encoders()
     sources = {obj.pk: index.get_source_key(obj) for obj in objects}
-    no_image = [pk for pk, key in sources.items() if not key]
-    if no_image:
-        forget(index, no_image)
     existing = {
         (e.object_id, e.encoder): e
         for e in IndexEntry.objects.for_objects(index.model, list(sources)).filter(encoder__in=aliases)
         .only("object_id", "encoder", "source_key", "content_hash")
     }
+    if superseded is not None:
+        for (pk, _), entry in existing.items():
+            if entry.source_key and entry.source_key != sources[pk]:
+                superseded.setdefault(pk, set()).add(entry.source_key)
+    no_image = [pk for pk, key in sources.items() if not key]
+    if no_image:
+        forget(index, no_image)
     changed: dict[str, list[int]] = {}
     for alias in aliases:
         marked: dict[int, str] = {}

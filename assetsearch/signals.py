@@ -5,7 +5,8 @@ handlers: a save with a new or changed image marks its index entries
 pending (in the save's transaction) and enqueues the embedding after
 commit; an unchanged image costs one query and sends nothing; a delete
 removes its entries (and their moderation flags) and, after commit, the
-app's own thumbnails of it, never the host's file. Fixture loads
+app's own thumbnails of it, never the host's file; so does a save that
+replaces or removes its image, for the old image's thumbnails. Fixture loads
 (``raw=True``) are skipped.
 
 The app's own assets also own their files (``AssetIndex.owns_files``):
@@ -32,14 +33,19 @@ from . import pipeline
 from .models import Asset, IndexEntry, ModerationConcept
 from .registry import get_index
 from .tasks import request_changes, request_rescore
-from .thumbnails import get_thumbnail_names, thumbnail_source
+from .thumbnails import get_thumbnail_names, host_thumbnail_source, thumbnail_source
 
 
 def indexed_object_saved(sender: type[models.Model], instance: models.Model, raw: bool = False, **kwargs: Any) -> None:
     if raw:  # loaddata: the fixture's state is what it is
         return
     index = get_index(sender)
-    request_changes(pipeline.note_changes(index, [instance]), sender)
+    superseded: dict[int, set[str]] = {}
+    request_changes(pipeline.note_changes(index, [instance], superseded=superseded), sender)
+    if superseded and not index.owns_files:
+        # A replaced (or removed) image: the thumbnails of the old one go; the host's files stay.
+        sources = [host_thumbnail_source(index, instance.pk, key) for key in superseded.get(instance.pk, ())]
+        delete_thumbnails_on_commit(index.get_storage(instance), sources)
 
 
 def indexed_object_deleted(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
@@ -49,9 +55,14 @@ def indexed_object_deleted(sender: type[models.Model], instance: models.Model, *
     if index.owns_files:
         return  # the model's own handlers remove its files and thumbnails (asset_deleted)
     # Only the app's own thumbnails go; the host's file stays where it is.
-    storage = index.get_storage(instance)
-    thumbnails = get_thumbnail_names(thumbnail_source(instance, index))
-    transaction.on_commit(lambda: [storage.delete(name) for name in thumbnails])
+    delete_thumbnails_on_commit(index.get_storage(instance), [thumbnail_source(instance, index)])
+
+
+def delete_thumbnails_on_commit(storage: Any, sources: list[str]) -> None:
+    """After commit, delete the app's thumbnails (every size) named after each of ``sources``."""
+    thumbnails = [name for source in sources for name in get_thumbnail_names(source)]
+    if thumbnails:
+        transaction.on_commit(lambda: [storage.delete(name) for name in thumbnails])
 
 
 def _cascades_to_entries(model: type[models.Model]) -> bool:

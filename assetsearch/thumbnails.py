@@ -63,7 +63,12 @@ def thumbnail_source(obj: Model, index: Any = None) -> str:
     """What ``obj``'s thumbnails are named after: an asset's stored file name; a host object's model, id and file."""
     if index is None or index.owns_files:
         return obj.image.name
-    return f"{index.label}:{obj.pk}:{index.get_source_key(obj)}"
+    return host_thumbnail_source(index, obj.pk, index.get_source_key(obj))
+
+
+def host_thumbnail_source(index: Any, pk: Any, source_key: str) -> str:
+    """What the thumbnails of a host object (``index`` does not own its files) with image ``source_key`` are named after."""
+    return f"{index.label}:{pk}:{source_key}"
 
 
 def get_thumbnail_names(stored_name: str) -> list[str]:

@@ -33,6 +33,7 @@ import io
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import shutil
@@ -49,7 +50,15 @@ import numpy as np
 
 from _setup import QUIET_WORKER, ROOT, bench_database_url, median, p, setup_django, table
 
-PORT = 8765
+def free_port() -> int:
+    """A loopback port nothing listens on: a fixed one would send this run's requests to
+    another benchmark's server on the same machine (its 401s and 429s counted here)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+PORT = free_port()
 POLL_INTERVAL_S = 0.01
 
 

@@ -1,7 +1,7 @@
 """Ingest throughput: files on disk -> vectors in Postgres, against the raw model.
 
     .venv/bin/python benchmarks/ingest.py [--images 256] [--model assetsearch-demo|ViT-B-32]
-        [--backend torch|onnxruntime|openvino] [--photos] [--compare-serial]
+        [--backend torch|onnxruntime|openvino] [--photos] [--compare-serial] [--backfill]
 
 Four figures, measured in the same run on the same JPEG files:
 
@@ -16,7 +16,14 @@ Four figures, measured in the same run on the same JPEG files:
   enqueues a task per batch after commit; a real Celery worker process (solo
   pool) embeds each batch and stores the vectors in pgvector. Batches are
   raw's batch size. Timed from the first file read to the last asset ready;
-* naive: the same, but one task per image.
+* naive: the same, but one task per image;
+* host model backfill (``--backfill``): the same files as existing rows of
+  a host's registered model (``tests.hostapp``'s ``Photo``), already in
+  its storage and never indexed, embedded by ``assetsearch_reembed
+  --model hostapp.photo`` through the same worker, timed from the
+  command's start to the last entry ready; measured three times each,
+  alternating with the pipeline (whose row is then the median of its three
+  runs too), and compared with it.
 
 ``--backend`` picks the worker's encoder (and adds a "raw" row for it:
 PIL decode in full, then the backend), ``--photos`` uses 12-megapixel
@@ -30,11 +37,13 @@ With ``--model ViT-B-32`` the architecture has random weights (speed only).
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import random
 import subprocess
 import sys
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -184,18 +193,68 @@ def pipeline_throughput(folder: Path, one_task_per_image: bool) -> float:
     return len(paths) / elapsed
 
 
-def measure_pipeline(work: Path, name: str, env: dict[str, str], batch: int) -> tuple[float, float]:
-    """(batched, naive) pipeline images/s with a worker started with ``env``; warmed on its own files first."""
+def backfill_throughput(folder: Path, batch: int) -> float:
+    """Images per second of a host model's backfill, from the command's start to the last entry ready.
+
+    The files are already in the host's storage and the ``Photo`` rows
+    exist with no index entry, as rows a site had before it registered the
+    model (``bulk_create`` sends no signals); ``assetsearch_reembed --model``
+    enqueues them in batches for the worker, as README "Index your own
+    models" says.
+    """
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from assetsearch.models import IndexEntry
+    from tests.hostapp.models import Photo
+
+    paths = sorted(folder.iterdir())
+    empty_catalogue()
+    storage = Path(settings.MEDIA_ROOT) / "hostapp" / "photos"
+    storage.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        shutil.copyfile(path, storage / path.name)
+    Photo.objects.bulk_create([Photo(image=f"hostapp/photos/{path.name}", caption=path.stem) for path in paths])
+    entries = IndexEntry.objects.for_model(Photo).search_alias()
+    if entries.exists():
+        raise SystemExit("the photos were indexed before the backfill")
+    started = time.perf_counter()
+    call_command("assetsearch_reembed", model=["hostapp.photo"], batch_size=batch, verbosity=0, stdout=io.StringIO())
+    while entries.ready().count() < len(paths):
+        if entries.failed().exists():
+            raise SystemExit(f"the backfill failed: {entries.failed().first().error}")
+        time.sleep(0.02)
+    return len(paths) / (time.perf_counter() - started)
+
+
+BACKFILL_ORDER = ("batched", "backfill", "backfill", "batched", "batched", "backfill")
+
+
+def measure_pipeline(work: Path, name: str, env: dict[str, str], batch: int, backfill: bool = False) -> dict[str, float]:
+    """Images/s of the pipeline (``batched``, ``naive``; ``backfill`` if asked) with a worker
+    started with ``env``; warmed on its own files first."""
     worker = start_worker(env)
     try:
         warm = work / f"warm-up-{name}"
         make_files(warm, batch)
         pipeline_throughput(warm, one_task_per_image=False)
         pipeline_throughput(warm, one_task_per_image=True)
-        return (
-            pipeline_throughput(work / "images", one_task_per_image=False),
-            pipeline_throughput(work / "images", one_task_per_image=True),
-        )
+        if backfill:
+            backfill_throughput(warm, batch)
+        if backfill:
+            # Alternated, import first and last (ABBA...): a load that rises or falls
+            # during the run weighs on both alike; the median of each.
+            runs: dict[str, list[float]] = {"batched": [], "backfill": []}
+            for name in BACKFILL_ORDER:
+                runs[name].append(
+                    backfill_throughput(work / "images", batch) if name == "backfill"
+                    else pipeline_throughput(work / "images", one_task_per_image=False)
+                )
+            rates = {name: statistics.median(values) for name, values in runs.items()}
+        else:
+            rates = {"batched": pipeline_throughput(work / "images", one_task_per_image=False)}
+        rates["naive"] = pipeline_throughput(work / "images", one_task_per_image=True)
+        return rates
     finally:
         worker.terminate()
         worker.wait(30)
@@ -207,6 +266,10 @@ def main() -> None:
     parser.add_argument("--model", default="assetsearch-demo", choices=["assetsearch-demo", "ViT-B-32"])
     parser.add_argument("--backend", default="torch", choices=list(ENCODER_BACKENDS), help="the worker's encoder backend")
     parser.add_argument("--photos", action="store_true", help="12-megapixel photo-like JPEGs instead of 512 px scenes")
+    parser.add_argument(
+        "--backfill", action="store_true",
+        help="also backfill the same files as existing rows of a host model (tests.hostapp's Photo) with assetsearch_reembed",
+    )
     parser.add_argument(
         "--compare-serial", action="store_true",
         help="also run the pipeline as it was before the decode pool: torch, one decode thread",
@@ -240,12 +303,14 @@ def main() -> None:
     settings.ASSETSEARCH = {**settings.ASSETSEARCH, "ENCODERS": {"default": default}}  # task size here
     env = {**os.environ, "DATABASE_URL": bench_database_url(), "ASSETSEARCH_BATCH_SIZE": str(raw_batch)}
     try:
-        pipeline, naive = measure_pipeline(work, args.backend, env, raw_batch)
-        rows += [[f"pipeline ({args.backend}, decode pool, batched tasks)", pipeline], ["naive (one task per image)", naive]]
+        rates = measure_pipeline(work, args.backend, env, raw_batch, backfill=args.backfill)
+        naive = rates["naive"]
+        rows += [[f"pipeline ({args.backend}, decode pool, batched tasks)", rates["batched"]], ["naive (one task per image)", naive]]
+        if args.backfill:
+            rows.append(["host model backfill (assetsearch_reembed --model hostapp.photo)", rates["backfill"]])
         if args.compare_serial:
             serial_env = {**env, "ASSETSEARCH_ENCODER_BACKEND": ENCODER_BACKENDS["torch"], "ASSETSEARCH_DECODE_THREADS": "1"}
-            serial, _ = measure_pipeline(work, "serial", serial_env, raw_batch)
-            rows.append(["pipeline before (torch, serial decode)", serial])
+            rows.append(["pipeline before (torch, serial decode)", measure_pipeline(work, "serial", serial_env, raw_batch)["batched"]])
     finally:
         redis.stop()
         shutil.rmtree(work, ignore_errors=True)  # the generated images, media and Redis of this run
@@ -256,6 +321,12 @@ def main() -> None:
         ["path", "images/s", "vs raw open_clip", "vs fastest raw", "vs serial encoder", "vs naive"],
         [[label, value, value / raw_rate, value / fastest_raw, value / encoder_rate, value / naive] for label, value in rows],
     ))
+    if args.backfill:
+        print()
+        print(table(
+            ["images", "import pipeline images/s", "host model backfill images/s", "backfill / import"],
+            [[args.images, rates["batched"], rates["backfill"], rates["backfill"] / rates["batched"]]],
+        ))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/search.py [--sizes 10000 100000] [--queries 100]
     .venv/bin/python benchmarks/search.py --scale 1m          # not in CI: ~5 GB of disk, 25-40 minutes
     .venv/bin/python benchmarks/search.py --sweep --sizes 100000 --hnsw 16:64 16:128 --ef-search 100 200 400
+    .venv/bin/python benchmarks/search.py --host-model --sizes 100000
 
 For each catalogue size: p50/p95 of text->image, image->image, filtered (1%
 and 10% of the catalogue) and hybrid queries, split into encode time (the
@@ -19,6 +20,16 @@ with COPY into the scratch database ``assetsearch_bench``.
 first page (recall@10), a deep page (offset 80: recall@100) and a page
 filtered to 10% of the catalogue (recall@10): the measurements behind the
 defaults.
+
+``--host-model`` measures a host's own model instead: ``tests.hostapp``'s
+``Photo`` (image, caption, category FK, tags), registered as a site
+registers it, at each size beside as many assets in the same entry table
+and HNSW index: database p50 of the same text->image queries for both
+models, interleaved, and against the assets alone in the index before the
+photos came (today's catalogue); the photos' recall@10 against exact; a
+category filter selecting 1% of the photos (as ``search()`` runs it, and
+through the index forced) and whether it returned full pages; build time
+and size of the index without and with the photos.
 """
 
 from __future__ import annotations
@@ -39,27 +50,26 @@ SCALES = {"10k": [10_000], "100k": [100_000], "1m": [1_000_000]}
 EF_CURVE = (100, 200, 400, 800)
 
 
-def load_catalogue(rows: int, rng: np.random.Generator, model_key: str, clusters: int = 200) -> np.ndarray:
-    """Replace the scratch catalogue with ``rows`` assets and their index entries, without the HNSW index."""
-    from django.contrib.contenttypes.models import ContentType
+def load_catalogue(rows: int, rng: np.random.Generator, model_key: str, clusters: int = 200,
+                   vectors: np.ndarray | None = None) -> np.ndarray:
+    """Replace the scratch catalogue with ``rows`` assets and their index entries, without the HNSW index.
+
+    ``vectors``: the assets' vectors (default: ``rows`` new clustered ones).
+    """
     from django.db import connection
-    from pgvector import HalfVector
-    from pgvector.psycopg import register_vector
 
     from assetsearch.encoders import get_encoder
     from assetsearch.index import drop_vector_index, index_name
-    from assetsearch.models import Asset, IndexEntry
+    from assetsearch.models import Asset
 
-    vectors = clustered_unit_vectors(rows, rng, clusters=clusters)
+    if vectors is None:
+        vectors = clustered_unit_vectors(rows, rng, clusters=clusters)
     words = ["harbour", "forest", "portrait", "skyline", "market", "festival", "mountain", "kitchen"]
-    asset_table, entry_table = Asset._meta.db_table, IndexEntry._meta.db_table
-    alias = get_encoder().alias
-    content_type = ContentType.objects.get_for_model(Asset).pk
-    drop_vector_index(index_name(alias))
+    asset_table = Asset._meta.db_table
+    drop_vector_index(index_name(get_encoder().alias))
     with connection.cursor() as cursor:
         empty_catalogue()
         raw = cursor.connection
-        register_vector(raw)
         with raw.cursor().copy(
             f"COPY {asset_table} (id, image, original_filename, title, description, tags, content_hash, mime_type, created_at,"
             " updated_at) FROM STDIN"
@@ -68,22 +78,49 @@ def load_catalogue(rows: int, rng: np.random.Generator, model_key: str, clusters
                 tags = "{" + ",".join(t for t, every in (("rare", 100), ("common", 10)) if i % every == 0) + "}"
                 title = f"{words[i % len(words)]} {i}"
                 copy.write_row((i + 1, f"bench/{i}.jpg", f"{i}.jpg", title, "", tags, "", "image/jpeg", "now()", "now()"))
+        copy_entries(Asset, vectors, model_key, [f"bench/{i}.jpg" for i in range(rows)])
+        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{asset_table}', 'id'), {rows})")  # ids came from COPY
+    Asset.objects.update_search_documents()
+    vacuum(Asset)
+    return vectors
+
+
+def copy_entries(model: Any, vectors: np.ndarray, model_key: str, source_keys: list[str]) -> None:
+    """Ready index entries of the search alias for objects 1..n of ``model``, by binary COPY."""
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import connection
+    from pgvector import HalfVector
+    from pgvector.psycopg import register_vector
+
+    from assetsearch.encoders import get_encoder
+    from assetsearch.models import IndexEntry
+
+    alias = get_encoder().alias
+    content_type = ContentType.objects.get_for_model(model).pk
+    now = datetime.now(timezone.utc)
+    with connection.cursor() as cursor:
+        raw = cursor.connection
+        register_vector(raw)
         # Binary COPY: a million vectors as text literals would take minutes to format.
-        now = datetime.now(timezone.utc)
         with raw.cursor().copy(
-            f"COPY {entry_table} (content_type_id, object_id, encoder, model_key, vector, source_key, content_hash,"
+            f"COPY {IndexEntry._meta.db_table} (content_type_id, object_id, encoder, model_key, vector, source_key, content_hash,"
             " status, status_changed_at, error, attempts, embedded_at) FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["int4", "int8", "varchar", "varchar", "halfvec", "varchar", "varchar", "varchar", "timestamptz",
                             "text", "int2", "timestamptz"])
-            for i, vector in enumerate(vectors):
-                copy.write_row((content_type, i + 1, alias, model_key, HalfVector(vector), f"bench/{i}.jpg", "", "ready", now, "", 1, now))
-        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{asset_table}', 'id'), {rows})")  # ids came from COPY
-    Asset.objects.update_search_documents()
+            for i, (vector, source_key) in enumerate(zip(vectors, source_keys)):
+                copy.write_row((content_type, i + 1, alias, model_key, HalfVector(vector), source_key, "", "ready", now, "", 1, now))
+
+
+def vacuum(model: Any) -> None:
+    """VACUUM ANALYZE the model's table and the entry table: no dead rows, statistics for the planner."""
+    from django.db import connection
+
+    from assetsearch.models import IndexEntry
+
     with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {asset_table}")  # the update's dead rows; statistics for the planner
-        cursor.execute(f"VACUUM ANALYZE {entry_table}")
-    return vectors
+        cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
+        cursor.execute(f"VACUUM ANALYZE {IndexEntry._meta.db_table}")
 
 
 def build_index(m: int | None = None, ef_construction: int | None = None) -> dict[str, Any]:
@@ -217,6 +254,146 @@ def run(rows: int, queries: int, rng: np.random.Generator, clusters: int) -> tup
         "ef_curve": ef_curve, "adaptive": adaptive}
 
 
+# The host-model case ------------------------------------------------------
+
+CATEGORIES = 100  # photos per category: 1% of them, the selective FK filter
+PAGE = 20  # the search page size (Query.limit's default)
+
+
+def load_photos(vectors: np.ndarray, model_key: str) -> None:
+    """Add ``len(vectors)`` photos (tests.hostapp's plain registered model) in ``CATEGORIES`` categories, with entries.
+
+    Drops the HNSW index first: a graph built once is far faster than one
+    grown by as many inserts.
+    """
+    from django.db import connection
+
+    from assetsearch.encoders import get_encoder
+    from assetsearch.index import drop_vector_index, index_name
+    from tests.hostapp.models import Category, Photo
+
+    rows = len(vectors)
+    drop_vector_index(index_name(get_encoder().alias))
+    words = ["harbour", "forest", "portrait", "skyline", "market", "festival", "mountain", "kitchen"]
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {Category._meta.db_table} RESTART IDENTITY CASCADE")
+        raw = cursor.connection
+        with raw.cursor().copy(f"COPY {Category._meta.db_table} (id, name) FROM STDIN") as copy:
+            for c in range(CATEGORIES):
+                copy.write_row((c + 1, f"category {c + 1}"))
+        with raw.cursor().copy(f"COPY {Photo._meta.db_table} (id, image, caption, category_id, tags, taken_at) FROM STDIN") as copy:
+            for i in range(rows):
+                tags = "{" + ("common" if i % 10 == 0 else "") + "}"
+                copy.write_row((i + 1, f"hostapp/photos/{i}.jpg", f"{words[i % len(words)]} {i}", i % CATEGORIES + 1, tags, "now()"))
+        copy_entries(Photo, vectors, model_key, [f"hostapp/photos/{i}.jpg" for i in range(rows)])
+        for model, last in ((Category, CATEGORIES), (Photo, rows)):  # ids came from COPY
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{model._meta.db_table}', 'id'), {last})")
+    vacuum(Photo)
+
+
+def run_host(rows: int, queries: int, rng: np.random.Generator, clusters: int) -> tuple[list[list[object]], dict[str, Any]]:
+    """Photo (a plain registered host model) against Asset, ``rows`` each, through the product's query path.
+
+    The assets are searched first alone in the index (today's catalogue),
+    then beside as many photos (one entry table, one HNSW index per alias)
+    with each query run for both models in turn: the ratio of those two
+    interleaved p50s is the cost of a host model. Both models' vectors share
+    the same topics, so neither model's rows are easier to reach in the graph.
+    """
+    from assetsearch.encoders import get_encoder
+    from assetsearch.models import Asset
+    from assetsearch.search import Filters, Query, get_targets, use_exact_scan
+    from tests.hostapp.models import Photo
+
+    key = get_encoder().key
+    vectors = clustered_unit_vectors(2 * rows, rng, clusters=clusters)  # one set of topics for both models
+    started = time.perf_counter()
+    load_catalogue(rows, rng, key, vectors=vectors[:rows])
+    print(f"loaded {rows:,} assets in {time.perf_counter() - started:.0f} s; building the index ...", flush=True)
+    alone = build_index()
+    print(f"built {alone['parameters']} in {alone['build_s']:.0f} s, {alone['index_MB']:,.0f} MB", flush=True)
+    picks = query_vectors(vectors, queries, rng)
+    assets = get_targets(Query(models=[Asset]))
+    ranked(picks[:10], assets, depth=PAGE, exact=False, model_key=key)  # warm the index's pages
+    found_alone, asset_alone = ranked(picks, assets, depth=PAGE, exact=False, model_key=key)
+
+    started = time.perf_counter()
+    load_photos(vectors[rows:], key)
+    print(f"loaded {rows:,} photos in {time.perf_counter() - started:.0f} s; building the index of both ...", flush=True)
+    mixed = build_index()
+    print(f"built {mixed['parameters']} in {mixed['build_s']:.0f} s, {mixed['index_MB']:,.0f} MB", flush=True)
+    photos = get_targets(Query(models=[Photo]))
+    for targets in (assets, photos):
+        ranked(picks[:10], targets, depth=PAGE, exact=False, model_key=key)
+    found: dict[str, list[list[Any]]] = {"asset": [], "photo": []}
+    times: dict[str, list[float]] = {"asset": [], "photo": []}
+    for i, q in enumerate(picks):  # interleaved, each model first every other query
+        for name in ("asset", "photo") if i % 2 == 0 else ("photo", "asset"):
+            result, took = ranked(q[None], assets if name == "asset" else photos, depth=PAGE, exact=False, model_key=key)
+            found[name] += result
+            times[name] += took
+    truth_assets, _ = ranked(picks, assets, depth=PAGE, exact=True, model_key=key)
+    truth_photos, exact_photos = ranked(picks, photos, depth=PAGE, exact=True, model_key=key)
+
+    # A category filter (1% of the photos), as search() runs it: the filtered
+    # targets, then the exact scan or the index as use_exact_scan decides.
+    chosen: dict[str, list[float]] = {"product": [], "index": []}
+    short = {"product": 0, "index": 0}
+    strategies = set()
+    for i, q in enumerate(picks):
+        query = Query(models=[Photo], filters=Filters(fields={"category": i % CATEGORIES + 1}))
+        targets = get_targets(query)
+        exact = use_exact_scan(query, targets)
+        strategies.add("exact" if exact else "index")
+        for name, scan_exactly in (("product", exact), ("index", False)):
+            result, took = ranked(q[None], targets, depth=PAGE, exact=scan_exactly, model_key=key, filtered=True)
+            chosen[name] += took
+            short[name] += sum(len(r) < PAGE for r in result)
+
+    def full(results: list[list[Any]] | int) -> str:
+        missing = results if isinstance(results, int) else sum(len(r) < PAGE for r in results)
+        return "yes" if not missing else f"{missing} short"
+
+    table_rows = [
+        [rows, "asset, alone in the index", median(asset_alone), p(asset_alone, 95), full(found_alone)],
+        [rows, "asset, beside the photos", median(times["asset"]), p(times["asset"], 95), full(found["asset"])],
+        [rows, "photo, beside the assets", median(times["photo"]), p(times["photo"], 95), full(found["photo"])],
+        [rows, f"photo, category filter 1% ({'/'.join(sorted(strategies))}, as search() picks)", median(chosen["product"]),
+         p(chosen["product"], 95), full(short["product"])],
+        [rows, "photo, category filter 1% (index forced: iterative scan)", median(chosen["index"]), p(chosen["index"], 95),
+         full(short["index"])],
+        [rows, "photo, exact scan (baseline)", median(exact_photos), p(exact_photos, 95), full(truth_photos)],
+    ]
+    summary = {
+        "rows": rows, "ratio": median(times["photo"]) / median(times["asset"]), "ratio_alone": median(times["photo"]) / median(asset_alone),
+        "recall_photo": recall(found["photo"], truth_photos, 10), "recall_asset": recall(found["asset"], truth_assets, 10),
+        "alone": alone, "mixed": mixed,
+    }
+    return table_rows, summary
+
+
+HOST_HEADERS = ["rows per model", "query (text->image, db)", "db p50 ms", "db p95 ms", "full page"]
+HOST_SUMMARY_HEADERS = [
+    "rows per model", "photo / asset p50 (interleaved)", "photo / asset-alone p50", "recall@10 photo", "recall@10 asset",
+    "build s (assets alone)", "index MB (assets alone)", "build s (both)", "index MB (both)",
+]
+
+
+def report_host(sizes: list[int], queries: int, rng: np.random.Generator, clusters: int) -> None:
+    rows, summaries = [], []
+    for size in sizes:
+        table_rows, summary = run_host(size, queries, rng, clusters)
+        rows += table_rows
+        summaries.append(summary)
+    print()
+    print(table(HOST_HEADERS, rows))
+    print()
+    print(table(HOST_SUMMARY_HEADERS, [
+        [s["rows"], s["ratio"], s["ratio_alone"], s["recall_photo"], s["recall_asset"], s["alone"]["build_s"], s["alone"]["index_MB"],
+         s["mixed"]["build_s"], s["mixed"]["index_MB"]] for s in summaries
+    ]))
+
+
 def sweep(rows: int, queries: int, graphs: list[tuple[int, int]], ef_values: list[int], rng: np.random.Generator,
           clusters: int) -> list[list[object]]:
     """Recall and database p50 of first, deep and filtered pages for each graph and ef_search."""
@@ -259,6 +436,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--clusters", type=int, default=200,
                         help="topics the vectors crowd around (200; fewer, at 100k, crowds each like 200 do at 1M)")
+    parser.add_argument("--host-model", action="store_true",
+                        help="the host-model case at each size: tests.hostapp's Photo beside as many assets")
     parser.add_argument("--sweep", action="store_true", help="recall and latency per graph (--hnsw) and --ef-search")
     parser.add_argument("--hnsw", nargs="+", default=["16:64"], help="M:EF_CONSTRUCTION graphs for --sweep")
     parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200, 400], help="ef_search values for --sweep")
@@ -269,10 +448,15 @@ def main() -> None:
         report(args, sizes)
     finally:
         empty_catalogue()  # TRUNCATE gives the disk back at once (a million vectors and their index: ~3 GB)
+        if args.host_model:
+            empty_categories()
 
 
 def report(args: argparse.Namespace, sizes: list[int]) -> None:
     rng = np.random.default_rng(0)
+    if args.host_model:
+        report_host(sizes, args.queries, rng, args.clusters)
+        return
     if args.sweep:
         graphs = [tuple(int(x) for x in spec.split(":")) for spec in args.hnsw]
         rows = [row for size in sizes for row in sweep(size, args.queries, graphs, args.ef_search, rng, args.clusters)]
@@ -303,6 +487,15 @@ def report(args: argparse.Namespace, sizes: list[int]) -> None:
         ["vectors", "page", "fixed ef_search: recall", "p50 ms", "adaptive: recall", "p50 ms"],
         [row for s in summaries for row in s["adaptive"]],
     ))
+
+
+def empty_categories() -> None:
+    from django.db import connection
+
+    from tests.hostapp.models import Category
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {Category._meta.db_table} RESTART IDENTITY CASCADE")
 
 
 def current_ef_search() -> int:

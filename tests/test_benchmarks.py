@@ -39,9 +39,13 @@ def test_quick_benchmarks_run_and_report_every_answer() -> None:
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    for heading in ("### Storage", "### Search latency and recall", "### Ingest (bundled model)", "### API", "## done in"):
+    for heading in ("### Storage", "### Search latency and recall", "### Ingest (bundled model)", "### Host models (search)", "### API",
+                    "## done in"):
         assert heading in result.stdout, output[-4000:]
     assert "| recall@10 |" in result.stdout and "upload -> searchable" in result.stdout, result.stdout[-3000:]
+    # The host-model cases: the backfill against the import, Photo against Asset through the same index.
+    assert "| backfill / import |" in result.stdout and "| photo, beside the assets |" in result.stdout, result.stdout[-3000:]
+    assert "| recall@10 photo |" in result.stdout, result.stdout[-3000:]
     assert "NOT ALL ANSWERS WERE 200" not in result.stdout, result.stdout[-3000:]
     left = sorted(path.name for path in scratch.glob("assetsearch-*"))
     shutil.rmtree(scratch, ignore_errors=True)

@@ -1,8 +1,9 @@
 """A host's Photo goes through the same pipeline, visibility and file serving as an asset.
 
 The decode pool and the image checks, failures with their reason on the
-entry, ``HIDE_UNMODERATED``, the pending-work health check, and the
-permission-checked thumbnail view with its headers.
+entry, ``HIDE_UNMODERATED``, the pending-work health check, the
+permission-checked thumbnail view with its headers, and thumbnails that go
+with a replaced image.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from assetsearch.models import IndexEntry, ModerationConcept
 from assetsearch.pipeline import embed_objects
 from assetsearch.registry import get_index
 from assetsearch.search import Query, search
+from assetsearch.thumbnails import get_thumbnail, get_thumbnail_sizes
 from tests.hostapp.models import Photo
 
 from .api_helpers import assetsearch_settings, error_of, make_user, token_client  # noqa: F401  (fixtures)
@@ -125,6 +127,33 @@ def test_a_photo_thumbnail_is_served_by_the_permission_checked_view(make_user):
     assert too_big.status_code == 400
     unknown = token_client(photo_viewer(make_user)).get(f"/api/objects/nope.model/{photo.pk}/thumbnail/")
     assert unknown.status_code == 404 and error_of(unknown)
+
+
+def test_replacing_or_removing_a_photos_image_drops_its_old_thumbnails_and_never_a_host_file(django_capture_on_commit_callbacks):
+    photo = new_photo("first.png")
+    index = get_index(Photo)
+    storage, first_file = photo.image.storage, photo.image.name
+    old = [get_thumbnail(photo, size, index) for size in get_thumbnail_sizes()]
+    assert all(storage.exists(name) for name in old)
+
+    with assetsearch_settings(AUTO_EMBED=False), django_capture_on_commit_callbacks(execute=True):
+        photo.caption = "a new caption"
+        photo.save()  # the same image: its thumbnails stay
+    assert all(storage.exists(name) for name in old)
+
+    with assetsearch_settings(AUTO_EMBED=False), django_capture_on_commit_callbacks(execute=True):
+        photo.image = image_file(scene(colour="blue", shape="square"), name="second.png")
+        photo.save()
+    assert not any(storage.exists(name) for name in old)
+    assert storage.exists(first_file)  # the host's replaced file is the host's to keep or delete
+    assert entry_of(photo).status == EmbeddingStatus.PENDING and entry_of(photo).source_key == photo.image.name
+    new = get_thumbnail(photo, None, index)
+    assert new not in old and storage.exists(new)
+
+    with assetsearch_settings(AUTO_EMBED=False), django_capture_on_commit_callbacks(execute=True):
+        photo.image = ""
+        photo.save()  # no image: no entry, no thumbnail
+    assert not storage.exists(new) and not IndexEntry.objects.for_objects(Photo, [photo.pk]).exists()
 
 
 def test_the_model_parameter_is_validated_like_every_parameter(make_user):
