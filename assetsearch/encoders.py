@@ -285,6 +285,15 @@ class OpenCLIPEncoder(BaseEncoder):
 
     def warm_up(self, *, images: bool = True, texts: bool = True) -> None:
         self.load()
+        # A model's first call sets up its kernels and thread pools: made here
+        # (the exported encoders make it checking their probe), the first task
+        # or request after start-up costs what any other does.
+        if images:
+            from PIL import Image
+
+            self.embed_images([Image.new("RGB", (self.image_size, self.image_size))])
+        if texts:
+            self.embed_texts([""])
 
     @property
     def logit_scale(self) -> float:
