@@ -100,6 +100,26 @@ class HalfVectorBinary(bytes):
         return cls(HalfVector(np.asarray(vector, dtype=np.float32)).to_binary())
 
 
+@functools.cache
+def _server_binding_classes() -> tuple[type, type]:
+    """(cursor class, binary dumper) of :func:`server_binding_cursor`: made once, not per search (psycopg 3 only)."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    class BinaryDumper(Dumper):
+        format = Format.BINARY
+
+        def dump(self, obj: bytes) -> bytes:
+            return obj
+
+    class UnpreparedCursor(ServerBindingCursor):
+        def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
+            return super().execute(query, params, **{"prepare": False, **options})
+
+    return UnpreparedCursor, BinaryDumper
+
+
 @contextmanager
 def server_binding_cursor(using: str = "default") -> Iterator[Any]:
     """A Django cursor (logged, wrapped like any other) whose parameters are bound by the server.
@@ -117,26 +137,13 @@ def server_binding_cursor(using: str = "default") -> Iterator[Any]:
         with database.cursor() as cursor:
             yield cursor
         return
-    from django.db.backends.postgresql.base import ServerBindingCursor
-    from psycopg.adapt import Dumper
-    from psycopg.pq import Format
-
-    class BinaryDumper(Dumper):
-        format = Format.BINARY
-
-        def dump(self, obj: bytes) -> bytes:
-            return obj
-
-    class UnpreparedCursor(ServerBindingCursor):
-        def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
-            return super().execute(query, params, **{"prepare": False, **options})
-
+    cursor_class, dumper_class = _server_binding_classes()
     database.close_if_health_check_failed()
     database.ensure_connection()
     database.validate_thread_sharing()
     with database.wrap_database_errors:
-        raw = UnpreparedCursor(database.connection)
-    raw.adapters.register_dumper(HalfVectorBinary, BinaryDumper)
+        raw = cursor_class(database.connection)
+    raw.adapters.register_dumper(HalfVectorBinary, dumper_class)
     cursor = database.make_debug_cursor(raw) if database.queries_logged else database.make_cursor(raw)
     with cursor:
         yield cursor
