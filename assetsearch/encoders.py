@@ -35,6 +35,11 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 
+def default_fit() -> str:
+    """The ``FIT`` of an alias that sets none (the one default in :mod:`assetsearch.conf`)."""
+    return app_settings.defaults["ENCODERS"]["default"]["FIT"]
+
+
 class BaseEncoder:
     """Interface of an encoder backend.
 
@@ -49,7 +54,7 @@ class BaseEncoder:
         self.alias = alias
         self.options = options
         self.batch_size = int(options.get("BATCH_SIZE") or 32)
-        self.fit: str = options.get("FIT") or app_settings.defaults["ENCODERS"]["default"]["FIT"]
+        self.fit: str = options.get("FIT") or default_fit()
         if self.fit not in FIT_MODES:
             raise ImproperlyConfigured(
                 f"FIT {self.fit!r} of encoder {alias!r} is not one of {', '.join(map(repr, FIT_MODES))}."
@@ -73,8 +78,7 @@ class BaseEncoder:
         the default adds nothing, so keys of vectors stored before ``FIT``
         existed stay current.
         """
-        default = app_settings.defaults["ENCODERS"]["default"]["FIT"]
-        return weights_key if self.fit == default else f"{weights_key};fit={self.fit}"
+        return weights_key if self.fit == default_fit() else f"{weights_key};fit={self.fit}"
 
     @property
     def dimensions(self) -> int:
