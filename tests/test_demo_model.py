@@ -182,3 +182,15 @@ def test_query_mode_figures_are_measured_on_the_independent_renderer(demo):
     assert len(shares) == 7 and all(0.0 <= figures[k] <= 1.0 or figures[k] != figures[k] for k in shares), figures
     # Neutral counter-prompts flag far more than the catalogue's red triangles (the finding).
     assert figures["moderation_neutral_flagged"] > figures["moderation_look_alikes_flagged"], figures
+
+
+def test_training_precision_is_bf16_only_where_the_hardware_has_it():
+    import torch
+
+    from assetsearch.demo_model.train import training_precision
+
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    # An AVX2-only CPU emulates bf16 (minutes a step): auto trains it in fp32.
+    assert training_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+    assert training_precision("auto", torch.device("cuda")) == "bf16"
+    assert [training_precision(p, torch.device("cpu")) for p in ("fp32", "bf16")] == ["fp32", "bf16"]

@@ -150,6 +150,8 @@ def train(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     model = model.to(device)
     normalize = normalizer(model, device)
+    bf16 = training_precision(args.precision, device) == "bf16"
+    print(f"training in {'bf16 autocast' if bf16 else 'fp32'} on {device}", flush=True)
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
@@ -175,7 +177,7 @@ def train(args: argparse.Namespace) -> dict:
             batch_pixels = torch.cat([batch_pixels, group_pixels[members]])
         images = normalize(batch_pixels.to(device)).contiguous(memory_format=torch.channels_last)
         texts = tokenizer([caption(scene, rng).text for scene in batch_scenes]).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             image_features, text_features, logit_scale = model(images, texts)
         loss = loss_fn(image_features.float(), text_features.float(), logit_scale.float())
         optimizer.zero_grad(set_to_none=True)
@@ -199,7 +201,22 @@ def train(args: argparse.Namespace) -> dict:
     print(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB) after {(time.perf_counter() - started) / 60:.1f} min of steps")
     return {"seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "images": args.images, "hard_groups": args.hard_groups,
             "group_size": args.group_size, "group_pool": args.group_pool, "group_attributes": list(args.group_attributes),
-            "augment": args.augment, "captions": args.captions, "device": args.device}
+            "augment": args.augment, "captions": args.captions, "device": args.device, "precision": "bf16" if bf16 else "fp32"}
+
+
+def training_precision(requested: str, device: torch.device) -> str:
+    """``bf16`` or ``fp32`` for ``--precision``.
+
+    bf16 autocast is what the bundled checkpoint was trained with, on a CPU
+    with bf16 instructions. A CPU without them (AVX2 only) emulates bf16:
+    a step of the bundled recipe then takes minutes instead of 1.4 s, so
+    ``auto`` trains such a CPU in fp32.
+    """
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--captions", choices=tuple(CAPTIONERS), default="natural",
                         help="natural sentences only (the bundled recipe) or varied search-box forms too")
     parser.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda); rendering stays on the CPU")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="bf16 autocast or fp32; auto: bf16 on a GPU or a CPU with bf16 instructions, else fp32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(CHECKPOINT_PATH))
