@@ -114,12 +114,12 @@ DEFAULTS: dict[str, Any] = {
     # EF_CONSTRUCTION (candidates per insertion) shape the graph when it is
     # built: after changing them run `manage.py assetsearch_rebuild_index`
     # (a concurrent rebuild, per encoder alias; check assetsearch.W003 says when it is due).
-    # EF_SEARCH is the candidate list per query; ADAPTIVE_EF_SEARCH raises it
-    # for deep pages and filtered scans (assetsearch.index.get_ef_search).
-    # Chosen by measurement at 100k and 1M vectors (README "Benchmarks"):
-    # EF_SEARCH 400 gives recall@10 1.000 at 100k and 0.945 at 1M, where 800
-    # gives 0.968 but costs every catalogue its time (10k: 8.0 -> 13.6 ms):
-    # catalogues near a million vectors set 800.
+    # EF_SEARCH is the candidate list per query on a graph of 100k vectors;
+    # ADAPTIVE_EF_SEARCH scales it by sqrt(vectors / 100k) and raises it for
+    # deep pages and filtered scans (assetsearch.index.get_ef_search).
+    # Chosen by measurement at 10k, 100k and 1M vectors (README "Benchmarks"):
+    # 400 gives recall@10 1.000 at 100k; 10k vectors need no more than 40;
+    # 1M gave 0.945 at 400 and 0.968 at 800 (scaled: 1000).
     "HNSW_M": 16,
     "HNSW_EF_CONSTRUCTION": 128,
     "HNSW_EF_SEARCH": 400,

@@ -34,13 +34,14 @@ from urllib.parse import quote
 from django.core.files.storage import Storage
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.utils.cache import get_conditional_response, patch_cache_control
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
 from .constants import MAX_FILE_NAME
+from .urlreverse import reverse_pk
 
 # Folder of the originals in the assets' storage (thumbnails: THUMBNAIL_PREFIX).
 ORIGINALS_PREFIX = "assetsearch"
@@ -275,6 +276,6 @@ def get_original_url(asset: Any) -> str:
     ``assetsearch.urls``.
     """
     try:
-        return reverse("assetsearch:asset-original", args=[asset.pk])
+        return reverse_pk("assetsearch:asset-original", asset.pk)
     except NoReverseMatch:
         return asset.image.url

@@ -25,14 +25,17 @@ each:
   with other parameters than the settings.
 
 One setting is read at query time: ``HNSW_EF_SEARCH`` (candidates kept while
-walking the graph), raised by :func:`get_ef_search` for pages deeper than it.
+walking the graph), which :func:`get_ef_search` scales with the graph's size
+and raises for deep pages and filtered scans.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,19 +86,59 @@ def configured_parameters() -> IndexParameters:
 # that many tuples anyway.
 DEEP_PAGE_FACTOR = 4
 FILTERED_FACTOR = 2
+# ... and follows the graph's size: HNSW_EF_SEARCH is the list at
+# REFERENCE_VECTORS, where the defaults were chosen, and a graph of n vectors
+# keeps HNSW_EF_SEARCH x sqrt(n / REFERENCE_VECTORS), at least MIN_EF_SEARCH.
+# Measured (README "Benchmarks"): 10k vectors reach recall@10 1.000 from
+# ef_search 40, and 400 costs them 2.2x the time of 100 for nothing; a
+# million need 800-1000 for recall@10 >= 0.95, where 400 gave 0.945.
+REFERENCE_VECTORS = 100_000
+MIN_EF_SEARCH = 40  # pgvector's default
+# How long a process trusts its estimate of a graph's size (one catalog read per alias each time).
+GRAPH_SIZE_TTL_SECONDS = 300.0
 
 
-def get_ef_search(depth: int, *, filtered: bool = False) -> int:
-    """``hnsw.ef_search`` for a query that needs the ``depth`` nearest rows.
+def get_ef_search(depth: int, *, filtered: bool = False, vectors: int | None = None) -> int:
+    """``hnsw.ef_search`` for a query that needs the ``depth`` nearest rows of a graph of ``vectors``.
 
-    ``HNSW_EF_SEARCH``; adaptively (``HNSW_ADAPTIVE_EF_SEARCH``) raised for
-    deep pages and filtered scans, else only to ``depth`` (the walk cannot
-    return more rows than it keeps); at most pgvector's limit.
+    ``HNSW_EF_SEARCH``; adaptively (``HNSW_ADAPTIVE_EF_SEARCH``) scaled by
+    the graph's size when it is known, and raised for deep pages and filtered
+    scans; never below ``depth`` (the walk cannot return more rows than it
+    keeps); at most pgvector's limit.
     """
     ef_search = int(app_settings.HNSW_EF_SEARCH)
     if app_settings.HNSW_ADAPTIVE_EF_SEARCH:
+        if vectors is not None:
+            ef_search = max(MIN_EF_SEARCH, round(ef_search * math.sqrt(max(vectors, 0) / REFERENCE_VECTORS)))
         ef_search = max(ef_search, DEEP_PAGE_FACTOR * depth) * (FILTERED_FACTOR if filtered else 1)
     return min(max(ef_search, depth), EF_SEARCH_LIMIT)
+
+
+_graph_sizes: dict[tuple[str, str], tuple[float, int | None]] = {}
+
+
+def get_graph_size(alias: str, using: str = "default") -> int | None:
+    """About how many vectors ``alias``'s live HNSW index holds; None when Postgres has no estimate.
+
+    The index's ``pg_class.reltuples``, which ``CREATE INDEX``, ``VACUUM`` and
+    ``ANALYZE`` keep (autovacuum follows inserts), read once per
+    ``GRAPH_SIZE_TTL_SECONDS`` per process: :func:`get_ef_search` needs its
+    order of magnitude, not an exact count, and a search no extra round trip.
+    """
+    key = (using, alias)
+    now = time.monotonic()
+    cached = _graph_sizes.get(key)
+    if cached is not None and now - cached[0] < GRAPH_SIZE_TTL_SECONDS:
+        return cached[1]
+    index = live_index(alias, using)
+    size = index.estimated_rows if index is not None else None
+    _graph_sizes[key] = (now, size)
+    return size
+
+
+def clear_graph_sizes() -> None:
+    """Forget the estimates (after a bulk load, and in tests)."""
+    _graph_sizes.clear()
 
 
 def entry_table() -> str:
@@ -121,6 +164,8 @@ class LiveIndex:
     dimensions: int
     parameters: IndexParameters
     valid: bool
+    #: ``pg_class.reltuples``: the planner's estimate of its vectors; None before Postgres has one.
+    estimated_rows: int | None = None
 
 
 _PREDICATE_ALIAS = re.compile(r"'((?:[^']|'')*)'")
@@ -131,14 +176,14 @@ def live_indexes(using: str = "default") -> dict[str, LiveIndex]:
     """``{index name: LiveIndex}`` of the per-alias vector indexes on the entry table (read from the catalog)."""
     with connections[using].cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname, c.reloptions, pg_get_expr(i.indpred, i.indrelid), pg_get_indexdef(c.oid), i.indisvalid "
+            "SELECT c.relname, c.reloptions, pg_get_expr(i.indpred, i.indrelid), pg_get_indexdef(c.oid), i.indisvalid, c.reltuples "
             "FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
             "WHERE i.indrelid = %s::regclass AND c.relname LIKE %s",
             [entry_table(), VECTOR_INDEX_PREFIX + "%"],
         )
         rows = cursor.fetchall()
     found = {}
-    for name, reloptions, predicate, definition, valid in rows:
+    for name, reloptions, predicate, definition, valid, reltuples in rows:
         alias = _PREDICATE_ALIAS.search(predicate or "")
         dimensions = _DIMENSIONS.search(definition or "")
         if alias is None or dimensions is None:
@@ -148,7 +193,10 @@ def live_indexes(using: str = "default") -> dict[str, LiveIndex]:
             key, _, value = option.partition("=")
             if key in options:
                 options[key] = int(value)
-        found[name] = LiveIndex(name, alias.group(1).replace("''", "'"), int(dimensions.group(1)), IndexParameters(**options), bool(valid))
+        estimated_rows = int(reltuples) if reltuples is not None and reltuples >= 0 else None  # -1: never counted
+        found[name] = LiveIndex(
+            name, alias.group(1).replace("''", "'"), int(dimensions.group(1)), IndexParameters(**options), bool(valid), estimated_rows
+        )
     return found
 
 
@@ -225,12 +273,14 @@ def create_vector_index(alias: str, dimensions: int, *, concurrently: bool = Fal
     """
     with connection.cursor() as cursor:
         cursor.execute(create_index_sql(parameters or configured_parameters(), alias=alias, dimensions=dimensions, concurrently=concurrently))
+    clear_graph_sizes()
     return vector_index_name(alias, dimensions)
 
 
 def drop_vector_index(name: str, *, concurrently: bool = False) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {connection.ops.quote_name(name)}")
+    clear_graph_sizes()
 
 
 @dataclass

@@ -34,10 +34,11 @@ from typing import IO, Any
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.search import SearchVector
 from django.db import models
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 
 from .conf import app_settings
 from .querysets import hide_flagged, rank_keywords, tag_vocabulary
+from .urlreverse import reverse_pk
 
 
 class BaseImageIndex:
@@ -132,7 +133,7 @@ class BaseImageIndex:
         """The object's change page in the Django admin ("" when it is not registered there)."""
         opts = self.model._meta
         try:
-            return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+            return reverse_pk(f"admin:{opts.app_label}_{opts.model_name}_change", obj.pk)
         except NoReverseMatch:
             return ""
 

@@ -29,7 +29,7 @@ from pgvector.django import CosineDistance, HalfVectorField
 
 from .conf import app_settings
 from .constants import KEYWORD_MIN_SHARE, MAX_KEYWORD_TERMS, MODERATE_PERMISSION, ConceptAction, EmbeddingStatus, FlagStatus
-from .index import get_ef_search
+from .index import get_ef_search, get_graph_size
 
 def pgvector_version(using: str = "default") -> str | None:
     """The version of the ``vector`` extension in the database; None when it is not created."""
@@ -548,25 +548,27 @@ class IndexEntryQuerySet(models.QuerySet["IndexEntry"]):
             .order_by("distance", "content_type_id", "object_id")
         )
 
-    def ranking(self, depth: int, *, filtered: bool = False) -> list[tuple[int, int, float]]:
+    def ranking(self, depth: int, *, filtered: bool = False, alias: str | None = None) -> list[tuple[int, int, float]]:
         """``(content type id, object id, distance)`` of the ``depth`` nearest rows of a :meth:`nearest` queryset.
 
         One statement, one round trip: the HNSW knobs for ``depth`` are set
         inside it (:class:`IndexScanSettings`), so no transaction is opened
         for them, and the query vector is a binary parameter
         (:func:`server_binding_cursor`). ``filtered``: the rows are narrowed
-        by filters, so the index walks a longer list.
+        by filters, so the index walks a longer list. ``alias``: the encoder
+        alias of :meth:`nearest`, whose graph's size scales the list
+        (:func:`assetsearch.index.get_ef_search`).
         """
-        statement = self._ranking_statement(depth, filtered)
+        statement = self._ranking_statement(depth, filtered, alias)
         if statement is None:
             return []
         with server_binding_cursor(self.db) as cursor:
             cursor.execute(*statement)
             return [(ct, oid, float(distance)) for ct, oid, distance in cursor.fetchall()]
 
-    def explain_ranking(self, depth: int, *, filtered: bool = False, analyze: bool = False) -> str:
+    def explain_ranking(self, depth: int, *, filtered: bool = False, analyze: bool = False, alias: str | None = None) -> str:
         """The query plan of the statement :meth:`ranking` sends (``EXPLAIN``; ``analyze`` runs it)."""
-        statement = self._ranking_statement(depth, filtered)
+        statement = self._ranking_statement(depth, filtered, alias)
         if statement is None:
             return ""
         sql, params = statement
@@ -574,9 +576,10 @@ class IndexEntryQuerySet(models.QuerySet["IndexEntry"]):
             cursor.execute(f"EXPLAIN ({'ANALYZE, ' if analyze else ''}COSTS OFF) {sql}", params)
             return "\n".join(row[0] for row in cursor.fetchall())
 
-    def _ranking_statement(self, depth: int, filtered: bool) -> tuple[str, tuple[Any, ...]] | None:
+    def _ranking_statement(self, depth: int, filtered: bool, alias: str | None) -> tuple[str, tuple[Any, ...]] | None:
         """SQL and parameters of :meth:`ranking` (None: no row can match)."""
-        queryset = self.filter(IndexScanSettings(get_ef_search(depth, filtered=filtered)))
+        vectors = get_graph_size(alias, self.db) if alias is not None else None
+        queryset = self.filter(IndexScanSettings(get_ef_search(depth, filtered=filtered, vectors=vectors)))
         queryset = queryset.values_list("content_type_id", "object_id", "distance")[:depth]
         compiler = queryset.query.get_compiler(self.db)
         setattr(compiler, BINARY_VECTORS, True)

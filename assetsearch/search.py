@@ -526,7 +526,7 @@ def vector_ranking(
     condition = Q()
     for target in targets:
         condition |= target.entry_condition()
-    rows = IndexEntry.objects.nearest(vector, alias, exact=exact).filter(condition).ranking(depth, filtered=filtered)
+    rows = IndexEntry.objects.nearest(vector, alias, exact=exact).filter(condition).ranking(depth, filtered=filtered, alias=alias)
     return [((ct, oid), 1.0 - distance) for ct, oid, distance in rows]
 
 

@@ -24,13 +24,14 @@ from typing import IO, Any
 
 from django.core.files.base import ContentFile
 from django.db.models import Model
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 from PIL import Image, ImageOps
 
 from .conf import app_settings
 from .files import MISSING_FILE_MESSAGE, ServedFile, download_name, get_file_token
 from .images import InvalidImage, inspect_image
 from .models import Asset
+from .urlreverse import reverse_pk
 
 THUMBNAIL_TYPE = "image/jpeg"
 
@@ -161,7 +162,7 @@ def get_thumbnail_url(asset: Asset, size: int | None = None) -> str:
     ``assetsearch.urls``.
     """
     try:
-        url = reverse("assetsearch:asset-thumbnail", args=[asset.pk])
+        url = reverse_pk("assetsearch:asset-thumbnail", asset.pk)
     except NoReverseMatch:
         return asset.image.url
     if size is not None and size != app_settings.THUMBNAIL_DEFAULT_SIZE:
@@ -172,7 +173,7 @@ def get_thumbnail_url(asset: Asset, size: int | None = None) -> str:
 def get_object_thumbnail_url(index: Any, obj: Model, size: int | None = None) -> str:
     """The URL of the API's thumbnail of any registered object (the original's URL without ``assetsearch.urls``)."""
     try:
-        url = reverse("assetsearch:object-thumbnail", args=[index.label, obj.pk])
+        url = reverse_pk("assetsearch:object-thumbnail", obj.pk, index.label)
     except NoReverseMatch:
         file = getattr(obj, index.image_field, None) if index.image_field else None
         return file.url if file else ""

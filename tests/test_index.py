@@ -8,9 +8,20 @@ import numpy as np
 import pytest
 from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from assetsearch.encoders import get_encoder
-from assetsearch.index import EF_SEARCH_LIMIT, IndexParameters, configured_parameters, get_ef_search, live_parameters, vector_index_name
+from assetsearch.index import (
+    EF_SEARCH_LIMIT,
+    MIN_EF_SEARCH,
+    IndexParameters,
+    clear_graph_sizes,
+    configured_parameters,
+    get_ef_search,
+    get_graph_size,
+    live_parameters,
+    vector_index_name,
+)
 from assetsearch.models import Asset, IndexEntry
 from assetsearch.search import vector_ranking
 
@@ -60,8 +71,6 @@ def test_rebuild_swaps_in_an_index_with_the_new_parameters_and_search_uses_it(re
         call_command("assetsearch_rebuild_index", stdout=out)
         assert "Up to date" in out.getvalue()
 
-    from django.db import connection
-
     with connection.cursor() as cursor:  # one index per alias, under its name, used by the planner
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%hnsw%%'", [IndexEntry._meta.db_table])
         assert [row[0] for row in cursor.fetchall()] == [vector_index_name("default", 512)]
@@ -85,3 +94,39 @@ def test_ef_search_follows_the_setting_raised_for_deep_pages_and_filters_within_
     with assetsearch_settings(HNSW_EF_SEARCH=120, HNSW_ADAPTIVE_EF_SEARCH=False):
         assert get_ef_search(100) == 120 and get_ef_search(20, filtered=True) == 120
         assert get_ef_search(300) == 300  # never fewer candidates than rows asked for
+
+
+def test_ef_search_follows_the_size_of_the_graph():
+    # HNSW_EF_SEARCH is the list at 100k vectors; sqrt(n / 100k) of it elsewhere.
+    with assetsearch_settings(HNSW_EF_SEARCH=400):
+        assert get_ef_search(10) == get_ef_search(10, vectors=100_000) == 400  # unknown size: the setting
+        assert get_ef_search(10, vectors=10_000) == 126
+        assert get_ef_search(10, vectors=10_000, filtered=True) == 2 * 126
+        assert get_ef_search(10, vectors=200) == MIN_EF_SEARCH
+        assert get_ef_search(20, vectors=200) == 4 * 20  # the deep-page floor still holds
+        assert get_ef_search(10, vectors=1_000_000) == EF_SEARCH_LIMIT  # 1265, capped
+    with assetsearch_settings(HNSW_EF_SEARCH=400, HNSW_ADAPTIVE_EF_SEARCH=False):
+        assert get_ef_search(10, vectors=10_000) == 400
+
+
+def test_the_graph_size_is_the_index_s_estimate_read_once_per_ttl():
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(300, 512)).astype(np.float32)
+    assets = Asset.objects.bulk_create(Asset(image=f"assetsearch/size/{i}.png", title=f"size {i}") for i in range(300))
+    store_vectors(assets, vectors / np.linalg.norm(vectors, axis=1, keepdims=True), content_hash="")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE assetsearch_indexentry")
+        clear_graph_sizes()
+        size = get_graph_size(get_encoder().alias)
+        assert size is not None and 300 <= size <= 300 + IndexEntry.objects.exclude(object_id__in=[a.pk for a in assets]).count() + 50, size
+        Asset.objects.filter(pk__in=[a.pk for a in assets]).delete()
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE assetsearch_indexentry")
+        assert get_graph_size(get_encoder().alias) == size  # cached: no catalog read per search
+        clear_graph_sizes()
+        assert get_graph_size(get_encoder().alias) < size
+        assert get_graph_size("no-such-alias") is None
+    finally:
+        Asset.objects.filter(pk__in=[a.pk for a in assets]).delete()
+        clear_graph_sizes()

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 
 from assetsearch.encoders import get_encoder
+from assetsearch.index import clear_graph_sizes
 from assetsearch.models import Asset, IndexEntry
 from assetsearch.search import Filters, search, vector_ranking
 
@@ -46,6 +47,7 @@ def big_catalogue(django_db_setup, django_db_blocker):
             # VACUUM (autovacuum does this in production); start clean.
             cursor.execute("VACUUM ANALYZE assetsearch_asset")
             cursor.execute("VACUUM ANALYZE assetsearch_indexentry")
+        clear_graph_sizes()  # ef_search follows the graph's size: forget the size before this load
         yield vectors
         Asset.objects.all().delete()
         with connection.cursor() as cursor:

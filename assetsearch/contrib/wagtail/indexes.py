@@ -7,11 +7,12 @@ from typing import Any
 
 from django.contrib.postgres.aggregates import StringAgg
 from django.db import models
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 
 from assetsearch.conf import app_settings
 from assetsearch.indexes import BaseImageIndex
 from assetsearch.querysets import hide_flagged
+from assetsearch.urlreverse import reverse_pk
 
 #: What a Wagtail editor may do to an image for it to appear in their results:
 #: choose it (the chooser) or change it (the image library).
@@ -64,7 +65,7 @@ class WagtailImageIndex(BaseImageIndex):
     def admin_url(self, obj: models.Model) -> str:
         """The image's edit page in the Wagtail admin."""
         try:
-            return reverse("wagtailimages:edit", args=[obj.pk])
+            return reverse_pk("wagtailimages:edit", obj.pk)
         except NoReverseMatch:
             return ""
 
