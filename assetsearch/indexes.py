@@ -236,7 +236,8 @@ class AssetIndex(BaseImageIndex):
     owns_files = True
 
     def get_queryset(self) -> models.QuerySet:
-        return self.model._default_manager.select_related("uploaded_by")
+        # No select_related("uploaded_by"): a hit shows the uploader's id only, which the row has.
+        return self.model._default_manager.all()
 
     def get_results_queryset(self) -> models.QuerySet:
         return self.get_queryset().with_entry()  # each hit shows its embedding state

@@ -2,13 +2,19 @@
 
     .venv/bin/python benchmarks/api.py [--assets 10000] [--requests 400] [--concurrency 4 32] [--uploads 20]
 
-Starts the example site (gunicorn with 2 workers, or ``--server runserver``) and a Celery
-worker on the scratch database, loopback only, then measures:
+Starts the example site and a Celery worker on the scratch database,
+loopback only. Each ``--servers`` in turn serves the search phases, in the
+same run: ``production`` is ``scripts/run``'s server (gunicorn, gthread,
+preloaded, text encoder warmed, :func:`project.launch.web_command`),
+``gunicorn`` plain gunicorn with 2 sync workers (the baseline: how the
+product was served before), ``runserver`` Django's development server.
+It measures:
 
 * search endpoint ``GET /api/search/?q=...`` with a warm text cache: requests
   per second and p50/p95 with each ``--concurrency`` of keep-alive clients
   (bounded by ``--requests`` and 60 s);
-* the same request end to end, one client: p50 (target <= 20 ms);
+* the same request end to end, one client: p50, and its ratio to the first
+  baseline server's p50 in this run (target <= 0.6x);
 * upload-to-searchable: ``POST /api/assets/`` with a new image, then poll
   the asset (``GET /api/assets/<id>/``, as the README documents, every 10
   ms) until its embedding is ``ready``, then check that a search by it
@@ -18,6 +24,8 @@ worker on the scratch database, loopback only, then measures:
 * first upload after start-up: the same for the worker's first task (it
   loads its model when its process starts, not on that task), as a ratio to
   the p50 of the uploads after it.
+
+The upload phases run against the first of ``--servers``.
 
 Every answer's status is counted: the table shows how many requests of each
 phase were answered 200, 429 or otherwise (or failed to connect); latencies
@@ -128,6 +136,28 @@ class Client:
         return self.timed(tally, "POST", "/api/assets/", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
 
 
+def _production() -> list[str]:
+    from project.launch import web_command
+
+    return web_command("127.0.0.1", PORT)
+
+
+SERVERS = {
+    "production": _production,
+    "gunicorn": lambda: [sys.executable, "-m", "gunicorn", "project.wsgi", "-w", "2", "-b", f"127.0.0.1:{PORT}"],
+    "runserver": lambda: [sys.executable, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"],
+}
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_http(timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -214,8 +244,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 32])
     parser.add_argument("--uploads", type=int, default=20)
-    parser.add_argument("--server", choices=["gunicorn", "runserver"], default="gunicorn",
-                        help="gunicorn (2 sync workers, like production) or Django's development server")
+    parser.add_argument("--servers", nargs="+", choices=sorted(SERVERS), default=["production", "gunicorn"],
+                        help="the servers measured in turn (default: scripts/run's, then plain gunicorn as the baseline)")
     args = parser.parse_args()
 
     from project.embedded import RedisServer
@@ -240,29 +270,43 @@ def main() -> None:
 
     env = {**os.environ, "DATABASE_URL": bench_database_url(), "DJANGO_DEBUG": "0",
            "DJANGO_SETTINGS_MODULE": "bench_settings", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "benchmarks")])}
-    if args.server == "gunicorn":
-        command = [sys.executable, "-m", "gunicorn", "project.wsgi", "-w", "2", "-b", f"127.0.0.1:{PORT}"]
-    else:
-        command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{PORT}", "--noreload"]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "project", "worker", "--pool=solo", "--loglevel=WARNING", *QUIET_WORKER],
                               cwd=ROOT, env=env)
     rows = []
+    warm = Tally()
+    server = None
+    baseline_p50 = None
     try:
-        wait_http()
         path = "/api/search/?q=a+red+circle+on+the+left&limit=20"
         client = Client(token.key)
-        # Warm every server process (each loads open_clip on its first
-        # request, seconds on 2 cores) and the text cache, with concurrent
-        # requests so that both gunicorn workers get some.
-        _, warm = load(token.key, path, 40, 4)
-        single = Tally()
-        for _ in range(100):
-            client.timed(single, "GET", path)
-        rows.append(["GET /api/search/ (one client, cached text)", single, 1000 / median(single.latencies) if single.latencies else 0.0, "p50 <= 20 ms"])
-        for concurrency in args.concurrency:
-            rps, tally = load(token.key, path, args.requests, concurrency)
-            rows.append([f"GET /api/search/ ({concurrency} clients)", tally, rps, "p95 <= 150 ms at 32" if concurrency == 32 else ""])
+        for name in args.servers:
+            if server is not None:
+                stop(server)
+            server = subprocess.Popen(SERVERS[name](), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_http()
+            # Warm every server process (each loads the text encoder, at start
+            # under production or on its first request otherwise) and the text
+            # cache, with concurrent requests so that every process gets some.
+            _, warmed = load(token.key, path, 40, 4)
+            warm.statuses.update(warmed.statuses)
+            single = Tally()
+            client = Client(token.key)
+            for _ in range(100):
+                client.timed(single, "GET", path)
+            p50 = median(single.latencies) if single.latencies else float("nan")
+            if name != "production" and baseline_p50 is None:
+                baseline_p50 = p50
+            rows.append([f"{name}: GET /api/search/ (one client, cached text)", single, 1000 / p50 if single.latencies else 0.0,
+                         "p50 <= 0.6x the baseline" if name == "production" else "baseline" if p50 == baseline_p50 else ""])
+            for concurrency in args.concurrency:
+                rps, tally = load(token.key, path, args.requests, concurrency)
+                rows.append([f"{name}: GET /api/search/ ({concurrency} clients)", tally, rps,
+                             "p95 <= 150 ms, 0 errors" if concurrency == 32 and name == "production" else ""])
+        # The uploads go to the first server.
+        stop(server)
+        server = subprocess.Popen(SERVERS[args.servers[0]](), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_http()
+        load(token.key, path, 40, 4)
 
         # Upload -> searchable. Baseline: the model's own time for one image.
         rng = random.Random(5)
@@ -286,12 +330,13 @@ def main() -> None:
         uploads = upload_to_searchable(client, images, polls, searches)
     finally:
         for child in (server, worker):
-            child.terminate()
-            child.wait(30)
+            if child is not None:
+                stop(child)
         redis.stop()
         shutil.rmtree(work, ignore_errors=True)  # the media, Redis and logs of this run
 
-    print(f"\n{args.assets:,} assets, {args.server}, loopback, {os.cpu_count()} CPU cores shared with the load generator\n")
+    print(f"\n{args.assets:,} assets, servers {', '.join(args.servers)} (uploads: {args.servers[0]}), loopback, "
+          f"{os.cpu_count()} CPU cores shared with the load generator\n")
     nan = float("nan")
     measures = [
         [name, median(t.latencies) if t.latencies else nan, p(t.latencies, 95) if t.latencies else nan, rps, t.answers, target]
@@ -308,6 +353,9 @@ def main() -> None:
          "<= 2x the p50 above"],
     ]
     print(table(["measure", "p50 ms", "p95 ms", "requests/s", "answers", "target"], measures))
+    singles = {row[0].split(":")[0]: median(row[1].latencies) for row in rows if "one client" in row[0] and row[1].latencies}
+    if "production" in singles and baseline_p50:
+        print(f"\nOne client, production / baseline p50: {singles['production'] / baseline_p50:.2f}x (target <= 0.6x)")
     if uploads:
         print(f"\nupload -> searchable max {max(totals):.1f} ms. Slowest uploads, split:\n")
         slowest = sorted(uploads, key=lambda u: -u.total_ms)[:3]

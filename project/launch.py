@@ -167,21 +167,24 @@ def wait_for_http(url: str, timeout: float, supervisor: Supervisor) -> None:
         time.sleep(0.3)
 
 
+def web_command(host: str, port: int, *, dev: bool = False) -> list[str]:
+    """The web server's command line (run from the repository root); ``benchmarks/api.py`` measures this one."""
+    python = sys.executable
+    if dev:
+        return [python, "manage.py", "runserver", f"{host}:{port}"]
+    return [
+        python, "-m", "gunicorn", "project.wsgi:application",
+        "--bind", f"{host}:{port}",
+        "--workers", str(web_processes()), "--worker-class", "gthread", "--threads", str(WEB_THREADS),
+        "--preload", "--timeout", "60", "--graceful-timeout", "20", "--config", "project/gunicorn.conf.py",
+    ]
+
+
 def build_children(args: argparse.Namespace, var: Path, queue: str) -> list[Child]:
     prefix = embedded.die_with_parent()  # children get SIGTERM if this process is killed outright
-    python = sys.executable
-    celery = [*prefix, python, "-m", "celery", "-A", "project"]
-    if args.dev:
-        web = [*prefix, python, "manage.py", "runserver", f"{args.host}:{args.port}"]
-    else:
-        web = [
-            *prefix, python, "-m", "gunicorn", "project.wsgi:application",
-            "--bind", f"{args.host}:{args.port}",
-            "--workers", str(web_processes()), "--worker-class", "gthread", "--threads", str(WEB_THREADS),
-            "--preload", "--timeout", "60", "--graceful-timeout", "20", "--config", "project/gunicorn.conf.py",
-        ]
+    celery = [*prefix, sys.executable, "-m", "celery", "-A", "project"]
     return [
-        Child("web", web),
+        Child("web", [*prefix, *web_command(args.host, args.port, dev=args.dev)]),
         Child("worker", [*celery, "worker", "--pool=solo", "-c", "1", "--loglevel=INFO", "-Q", queue,
                          "--without-gossip", "--without-mingle", "--without-heartbeat"]),
         Child("beat", [*celery, "beat", "--loglevel=INFO", "--schedule", str(var / "celerybeat-schedule")]),
