@@ -161,6 +161,7 @@ class OpenCLIPEncoder(BaseEncoder):
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any, Any, str] | None = None
         self._failure: tuple[float, ModelUnavailable] | None = None  # (monotonic time, error) of the last failed load
+        self._called: set[str] = set()  # towers warm_up has made their first call on
 
     @cached_property
     def checkpoint(self) -> str | None:
@@ -291,13 +292,17 @@ class OpenCLIPEncoder(BaseEncoder):
         self.load()
         # A model's first call sets up its kernels and thread pools: made here
         # (the exported encoders make it checking their probe), the first task
-        # or request after start-up costs what any other does.
-        if images:
+        # or request after start-up costs what any other does. Once per tower:
+        # every embedding task calls warm_up, and a second blank image would
+        # cost each task a model call.
+        if images and "image" not in self._called:
             from PIL import Image
 
             self.embed_images([Image.new("RGB", (self.image_size, self.image_size))])
-        if texts:
+            self._called.add("image")
+        if texts and "text" not in self._called:
             self.embed_texts([""])
+            self._called.add("text")
 
     @property
     def logit_scale(self) -> float:

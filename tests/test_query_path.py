@@ -4,7 +4,8 @@ A text search with a cached embedding sends one statement for the ranking
 (the HNSW knobs set inside it, the query vector a binary parameter, no
 transaction), one for the page's objects and one for their embedding state;
 the API adds its token and the user's permissions. The counts are exact, so a
-change that adds a round trip (or a query per hit) fails here.
+change that adds a round trip (or a query per hit) fails here. An embedding
+task, likewise, calls the model once for its batch.
 """
 
 from __future__ import annotations
@@ -187,3 +188,24 @@ def test_a_deep_page_leaves_no_setting_on_the_connection():
     entries.ranking(900)
     assert not connection.in_atomic_block
     assert settings() == before
+
+
+def test_an_embedding_task_makes_one_model_call_after_the_first(catalogue):
+    """The worker's warm-up makes the first call once; a later task calls the model for its own batch only."""
+    encoder = get_encoder()
+    encoder.warm_up(texts=False)
+    calls: list[int] = []
+    original = type(encoder).embed_images
+
+    def counted(self, images):  # a spy on the real model call, not a stand-in
+        calls.append(len(images))
+        return original(self, images)
+
+    asset = catalogue["blue", "star"]
+    type(encoder).embed_images = counted
+    try:
+        result = embed_assets([asset.pk], force=True)
+    finally:
+        type(encoder).embed_images = original
+    assert result.embedded == [asset.pk]
+    assert calls == [1], calls  # the asset's image, and no blank warm-up image per task
