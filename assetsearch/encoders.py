@@ -290,6 +290,7 @@ class OpenCLIPEncoder(BaseEncoder):
 
     def warm_up(self, *, images: bool = True, texts: bool = True) -> None:
         self.load()
+        self.key  # hashes the checkpoint file (seconds for a real CLIP's) here, not in the first task or search
         # A model's first call sets up its kernels and thread pools: made here
         # (the exported encoders make it checking their probe), the first task
         # or request after start-up costs what any other does. Once per tower:

@@ -189,7 +189,9 @@ def warm_up_worker(**kwargs: object) -> None:
     Connected to Celery's ``worker_process_init`` in ``AppConfig.ready()``.
     """
     from .encoders import warm_up
+    from .images import load_decoders
 
+    load_decoders()
     try:
         warm_up()
     except Exception:  # the tasks fail their assets with the same message (ModelUnavailable)

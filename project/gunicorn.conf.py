@@ -13,7 +13,9 @@ from typing import Any
 def post_worker_init(worker: Any) -> None:
     from assetsearch.encoders import warm_up
     from assetsearch.exceptions import ModelUnavailable
+    from assetsearch.images import load_decoders
 
+    load_decoders()  # the first upload validates its file with them
     try:
         warm_up(images=False)
     except ModelUnavailable as exc:  # searches answer a JSON 503 with the reason until it loads
