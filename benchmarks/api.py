@@ -363,6 +363,9 @@ def main() -> None:
                     [[u.total_ms, u.request_ms, u.server_ms, u.polls] for u in slowest]))
         print(f"\nMedian split: upload request {median([u.request_ms for u in uploads]):.1f} ms, "
               f"server created -> ready {median([u.server_ms for u in uploads]):.1f} ms.")
+    if first:
+        print(f"First upload split: upload request {first[0].request_ms:.1f} ms, server created -> ready {first[0].server_ms:.1f} ms, "
+              f"{first[0].polls} polls.")
     unclean = [name for name, t, _, _ in rows if not t.clean] + (["upload polls"] if not polls.clean else []) + (["searches after ready"] if not searches.clean else [])
     if unclean or warm.statuses.keys() - {200}:
         print(f"\nNOT ALL ANSWERS WERE 200: {', '.join(unclean) or 'warm-up'} (see the answers column; warm-up {warm.answers}).")
