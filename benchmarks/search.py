@@ -251,6 +251,7 @@ def run(rows: int, queries: int, rng: np.random.Generator, clusters: int) -> tup
         [rows, "hybrid (RRF)", enc_t, median(hybrid), p(hybrid, 95), enc_t + median(hybrid), "yes"],
         [rows, "exact scan (baseline)", enc_t, median(exact), p(exact, 95), enc_t + median(exact), "yes"],
     ], {"rows": rows, "recall@10": recall(by_index, by_exact, 10), **index, "index_speedup_p50": median(exact) / median(plain),
+        "ef_search": current_ef_search(),
         "ef_curve": ef_curve, "adaptive": adaptive}
 
 
@@ -474,7 +475,7 @@ def report(args: argparse.Namespace, sizes: list[int]) -> None:
     print()
     print(table(
         ["vectors", "HNSW", "ef_search", "recall@10 (HNSW vs exact)", "HNSW build s", "index MB", "exact p50 / HNSW p50"],
-        [[s["rows"], str(s["parameters"]), current_ef_search(), s["recall@10"], s["build_s"], s["index_MB"], s["index_speedup_p50"]]
+        [[s["rows"], str(s["parameters"]), s["ef_search"], s["recall@10"], s["build_s"], s["index_MB"], s["index_speedup_p50"]]
          for s in summaries],
     ))
     print()
@@ -498,10 +499,15 @@ def empty_categories() -> None:
         cursor.execute(f"TRUNCATE {Category._meta.db_table} RESTART IDENTITY CASCADE")
 
 
-def current_ef_search() -> int:
+def current_ef_search() -> str:
+    """The setting, and the list a first page of 20 walks on this graph (scaled by its size when adaptive)."""
     from assetsearch.conf import app_settings
+    from assetsearch.encoders import get_encoder
+    from assetsearch.index import get_ef_search, get_graph_size
 
-    return int(app_settings.HNSW_EF_SEARCH)
+    setting = int(app_settings.HNSW_EF_SEARCH)
+    walked = get_ef_search(20, vectors=get_graph_size(get_encoder().alias))
+    return f"{setting}" if walked == setting else f"{setting} (walks {walked})"
 
 
 if __name__ == "__main__":
