@@ -173,6 +173,23 @@ def request_rescore(concept: ModerationConcept) -> None:
     transaction.on_commit(lambda: send(rescore_concept_task, [pk]))
 
 
+def warm_up_sender() -> None:
+    """Make the first send cost what any other does: finalize the Celery app and open a pooled broker connection.
+
+    A web process's first upload otherwise pays for them in its request
+    (about 75 ms on 2 cores: the app's task registry, the broker transport's
+    import, the connection). Call it after the process forks (the example
+    site's gunicorn hook). A broker that is down now is only logged: sends
+    retry, and the sweep sends what they could not.
+    """
+    try:
+        current_app.finalize(auto=True)
+        with current_app.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
+    except Exception:  # kombu raises many kinds; all mean "not reachable"
+        logger.warning("The broker did not answer at start; the first upload connects.", exc_info=True)
+
+
 def broker_reachable() -> bool:
     """Whether the Celery broker answers right now (one quick connection attempt)."""
     try:
@@ -196,6 +213,9 @@ def warm_up_worker(**kwargs: object) -> None:
         warm_up()
     except Exception:  # the tasks fail their assets with the same message (ModelUnavailable)
         logger.exception("Could not load the assetsearch encoder at worker start")
+    # No database connection here: Celery's Django fixup closes the sockets of
+    # the connections a process has at worker_process_init, and a pooled one
+    # opened before that would hang the first task (seen with psycopg_pool).
 
 
 def queued_messages(queue: str | None = None) -> int | None:

@@ -14,8 +14,10 @@ def post_worker_init(worker: Any) -> None:
     from assetsearch.encoders import warm_up
     from assetsearch.exceptions import ModelUnavailable
     from assetsearch.images import load_decoders
+    from assetsearch.tasks import warm_up_sender
 
     load_decoders()  # the first upload validates its file with them
+    warm_up_sender()  # ... and sends its embedding task
     try:
         warm_up(images=False)
     except ModelUnavailable as exc:  # searches answer a JSON 503 with the reason until it loads
