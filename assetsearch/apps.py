@@ -28,9 +28,11 @@ class AssetSearchConfig(AppConfig):
         post_save.connect(asset_saved, sender=Asset, dispatch_uid="assetsearch.asset_saved")
         post_delete.connect(asset_deleted, sender=Asset, dispatch_uid="assetsearch.asset_deleted")
         post_save.connect(concept_saved, sender=ModerationConcept, dispatch_uid="assetsearch.concept_saved")
-        # Each worker process loads the encoder as it starts, not on its first task.
-        from celery.signals import worker_process_init
+        # Each worker process loads the encoder (and, where tasks run in it,
+        # opens its database connection) as it starts, not on its first task.
+        from celery.signals import worker_process_init, worker_ready
 
-        from .tasks import warm_up_worker
+        from .tasks import warm_up_database, warm_up_worker
 
         worker_process_init.connect(warm_up_worker, dispatch_uid="assetsearch.warm_up_worker")
+        worker_ready.connect(warm_up_database, dispatch_uid="assetsearch.warm_up_database")

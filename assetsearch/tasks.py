@@ -26,7 +26,7 @@ from . import moderation, pipeline
 from .conf import app_settings
 from .constants import EmbeddingStatus
 from .models import Asset, IndexEntry, ModerationConcept
-from .registry import get_index, is_registered
+from .registry import get_index, get_indexes, is_registered
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +216,34 @@ def warm_up_worker(**kwargs: object) -> None:
     # No database connection here: Celery's Django fixup closes the sockets of
     # the connections a process has at worker_process_init, and a pooled one
     # opened before that would hang the first task (seen with psycopg_pool).
+
+
+def warm_up_database(sender: Any = None, **kwargs: object) -> None:
+    """Open the database connection (and the pool behind it) before the first task, where that task will use it.
+
+    Connected to Celery's ``worker_ready``, which the worker's main process
+    sends once it consumes. With the solo and threads pools (``scripts/run``'s
+    worker is solo) that process runs the tasks, and its first task used to
+    pay for the connection, the pool and the content types: a third of the
+    first upload's time to searchable. A prefork worker's tasks run in its
+    children, and Celery's Django fixup closes a child's pool around every
+    task anyway, so there is nothing to keep warm there. Not at
+    ``worker_process_init``: see :func:`warm_up_worker`.
+    """
+    from django.db import connections
+
+    pool = getattr(sender, "pool", None)
+    if pool is None or "prefork" in type(pool).__module__:
+        return
+    try:
+        for index in get_indexes():
+            pipeline.content_type_of(index)  # cached per process from now on
+        IndexEntry.objects.search_alias().filter(pk=-1).exists()
+        ModerationConcept.objects.enabled().exists()
+    except Exception:  # a database that is down now is the first task's to retry
+        logger.warning("The database did not answer at worker start; the first task connects.", exc_info=True)
+    finally:
+        connections.close_all()  # back to the pool, where there is one
 
 
 def queued_messages(queue: str | None = None) -> int | None:

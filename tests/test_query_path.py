@@ -209,3 +209,27 @@ def test_an_embedding_task_makes_one_model_call_after_the_first(catalogue):
         type(encoder).embed_images = original
     assert result.embedded == [asset.pk]
     assert calls == [1], calls  # the asset's image, and no blank warm-up image per task
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_whose_tasks_run_in_its_main_process_opens_the_database_when_ready(django_assert_num_queries):
+    """``worker_ready``: a solo (or threads) worker connects and caches content types before its first task."""
+    from types import SimpleNamespace
+
+    from celery.concurrency.prefork import TaskPool as PreforkPool
+    from celery.concurrency.solo import TaskPool as SoloPool
+    from django.contrib.contenttypes.models import ContentType
+
+    from assetsearch.tasks import warm_up_database
+
+    ContentType.objects.clear_cache()
+    with CaptureQueriesContext(connection) as parent:  # a prefork parent runs no task: nothing to warm
+        warm_up_database(sender=SimpleNamespace(pool=PreforkPool.__new__(PreforkPool)))
+    assert parent.captured_queries == []
+    with CaptureQueriesContext(connection) as solo:
+        warm_up_database(sender=SimpleNamespace(pool=SoloPool.__new__(SoloPool)))
+    statements = " ".join(q["sql"] for q in solo.captured_queries)
+    assert "assetsearch_indexentry" in statements and "assetsearch_moderationconcept" in statements, statements
+    assert connection.connection is None  # handed back (to the pool, where there is one)
+    with django_assert_num_queries(0):
+        ContentType.objects.get_for_model(Asset, for_concrete_model=False)

@@ -132,12 +132,14 @@ def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     register_model_config()
-    model, _, preprocess = open_clip.create_model_and_transforms(MODEL_NAME)
+    # --init fine-tunes a checkpoint (e.g. the bundled one) instead of starting from random weights.
+    model, _, preprocess = open_clip.create_model_and_transforms(MODEL_NAME, pretrained=args.init)
     # oneDNN's convolutions are fastest on NHWC tensors (about 1.4x here).
     model = model.to(memory_format=torch.channels_last)
     tokenizer = open_clip.get_tokenizer(MODEL_NAME)
     image_size = model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size
-    print(f"model {MODEL_NAME}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters", flush=True)
+    start = f"from {args.init}" if args.init else "from scratch"
+    print(f"model {MODEL_NAME}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, {start}", flush=True)
 
     rng = random.Random(f"train-{args.seed}")
     scenes = [random_scene(rng) for _ in range(args.images)]
@@ -201,7 +203,8 @@ def train(args: argparse.Namespace) -> dict:
     print(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB) after {(time.perf_counter() - started) / 60:.1f} min of steps")
     return {"seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "images": args.images, "hard_groups": args.hard_groups,
             "group_size": args.group_size, "group_pool": args.group_pool, "group_attributes": list(args.group_attributes),
-            "augment": args.augment, "captions": args.captions, "device": args.device, "precision": "bf16" if bf16 else "fp32"}
+            "augment": args.augment, "captions": args.captions, "device": args.device, "precision": "bf16" if bf16 else "fp32",
+            "lr": args.lr, "warmup": args.warmup, "init": Path(args.init).name if args.init else None}
 
 
 def training_precision(requested: str, device: torch.device) -> str:
@@ -229,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group-pool", type=int, default=8000, help="rendered hard-negative groups to draw from")
     parser.add_argument("--group-attributes", type=lambda text: text.split(","), default=["shape", "colour"],
                         help="what the scenes of a group differ in, groups taking them in turn (default shape,colour)")
+    parser.add_argument("--init", default=None, metavar="CHECKPOINT",
+                        help="fine-tune this checkpoint instead of training from random weights (e.g. the bundled one)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--weight-decay", type=float, default=0.1)
