@@ -42,12 +42,12 @@ DEFAULTS: dict[str, Any] = {
     # assetsearch_sync_indexes; migrate creates missing ones).
     # FIT is how a non-square image is fitted to the model's square input:
     # "centre-crop" (open_clip's own: the ends of wide and tall images are
-    # cut away) or "letterbox" (the whole image, shrunk and padded to a
-    # square). Centre-crop by measurement for the bundled model, which never
-    # saw padding (README "The model"); letterbox keeps banners' and tall
-    # posters' ends searchable. A FIT other than the default is part of the
-    # encoder key, so a change marks stored vectors stale (W-check, status
-    # page); `manage.py assetsearch_reembed --stale` re-embeds them.
+    # cut away), "letterbox" (the whole image, shrunk and padded to a
+    # square) or "auto": the fit the model was trained for (centre-crop for
+    # open_clip's models and, by measurement, the bundled one: README "The
+    # model"); letterbox keeps banners' and tall posters' ends searchable. A fit other than the model's own is part of the encoder
+    # key, so a change marks stored vectors stale (W-check, status page);
+    # `manage.py assetsearch_reembed --stale` re-embeds them.
     "ENCODERS": {
         "default": {
             "BACKEND": "assetsearch.encoders.OpenCLIPEncoder",
@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
             "PRETRAINED": "bundled",
             "DEVICE": "auto",
             "BATCH_SIZE": 32,
-            "FIT": "centre-crop",
+            "FIT": "auto",
         },
     },
     # Whether loading a model may download its weights (open_clip tags fetch

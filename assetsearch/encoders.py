@@ -26,18 +26,13 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .clip_inputs import FIT_MODES, fit_image
+from .clip_inputs import AUTO_FIT, FIT_MODES, fit_image, model_fit
 from .conf import app_settings
 from .constants import MAX_QUERY_CHARS
 from .exceptions import EmptyQuery, ModelUnavailable, SearchError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
-
-
-def default_fit() -> str:
-    """The ``FIT`` of an alias that sets none (the one default in :mod:`assetsearch.conf`)."""
-    return app_settings.defaults["ENCODERS"]["default"]["FIT"]
 
 
 class BaseEncoder:
@@ -54,11 +49,14 @@ class BaseEncoder:
         self.alias = alias
         self.options = options
         self.batch_size = int(options.get("BATCH_SIZE") or 32)
-        self.fit: str = options.get("FIT") or default_fit()
-        if self.fit not in FIT_MODES:
+        fit = options.get("FIT") or AUTO_FIT
+        if fit not in (AUTO_FIT, *FIT_MODES):
             raise ImproperlyConfigured(
-                f"FIT {self.fit!r} of encoder {alias!r} is not one of {', '.join(map(repr, FIT_MODES))}."
+                f"FIT {fit!r} of encoder {alias!r} is not one of {', '.join(map(repr, (AUTO_FIT, *FIT_MODES)))}."
             )
+        # The fit the model was trained for; vector keys name any other.
+        self.model_fit = model_fit(options.get("MODEL"))
+        self.fit: str = self.model_fit if fit == AUTO_FIT else fit
 
     @property
     def key(self) -> str:
@@ -71,14 +69,14 @@ class BaseEncoder:
         raise NotImplementedError
 
     def vector_key(self, weights_key: str) -> str:
-        """``weights_key`` (model and weights) plus this encoder's ``FIT`` when it is not the default.
+        """``weights_key`` (model and weights) plus this encoder's fit when it is not the model's own.
 
         Another fit gives other image vectors from the same weights, so a
         ``FIT`` change marks stored vectors stale like a model change does;
-        the default adds nothing, so keys of vectors stored before ``FIT``
-        existed stay current.
+        the model's own fit (``"auto"``) adds nothing, so keys of vectors
+        stored before ``FIT`` existed stay current.
         """
-        return weights_key if self.fit == default_fit() else f"{weights_key};fit={self.fit}"
+        return weights_key if self.fit == self.model_fit else f"{weights_key};fit={self.fit}"
 
     @property
     def dimensions(self) -> int:

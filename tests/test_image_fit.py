@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from PIL import Image, ImageDraw
 
+from assetsearch import clip_inputs, demo_model
 from assetsearch.clip_inputs import FIT_MODES, fit_image, preprocess_image
 from assetsearch.conf import DEFAULTS
 from assetsearch.demo_model.evaluate import embed_images, embed_texts, load_model
@@ -76,11 +79,16 @@ def test_torch_and_torch_free_preprocess_give_the_same_pixels(demo, fit, size):
     assert np.abs(preprocess_image(fitted, config) - torch_pixels).max() < 1e-5
 
 
-def test_fit_is_a_validated_encoder_option_with_one_default():
-    assert get_encoder().fit == DEFAULTS["ENCODERS"]["default"]["FIT"] in FIT_MODES
-    with override_settings(ASSETSEARCH={"ENCODERS": {"default": {"FIT": "centre-crop"}}}):
-        assert get_encoder().fit == "centre-crop"
-    with pytest.raises(ImproperlyConfigured, match="FIT 'stretch' of encoder 'x'"):
+def test_fit_is_a_validated_encoder_option_whose_default_is_the_model_s_own():
+    # "auto": the fit the model declares it was trained for; open_clip's models centre crops.
+    assert DEFAULTS["ENCODERS"]["default"]["FIT"] == "auto" and get_encoder().fit == demo_model.FIT == "centre-crop"
+    assert OpenCLIPEncoder("x", {**DEFAULTS["ENCODERS"]["default"], "MODEL": "ViT-B-32", "PRETRAINED": None}).fit == "centre-crop"
+    with override_settings(ASSETSEARCH={"ENCODERS": {"default": {"FIT": "letterbox"}}}):
+        assert get_encoder().fit == "letterbox"
+    with mock.patch.dict(clip_inputs.MODEL_FITS, {demo_model.MODEL_NAME: "letterbox"}):  # a checkpoint trained letterboxed
+        boxed = OpenCLIPEncoder("x", DEFAULTS["ENCODERS"]["default"])
+    assert boxed.fit == "letterbox" and boxed.key == boxed.weights_key
+    with pytest.raises(ImproperlyConfigured, match="FIT 'stretch' of encoder 'x' is not one of 'auto', 'letterbox', 'centre-crop'"):
         OpenCLIPEncoder("x", {**DEFAULTS["ENCODERS"]["default"], "FIT": "stretch"})
 
 
@@ -98,9 +106,11 @@ def test_another_fit_is_another_encoder_key_over_the_same_export():
     from assetsearch.runtime_encoders import ONNXRuntimeEncoder
 
     default = {**DEFAULTS["ENCODERS"]["default"]}
-    cropped, boxed = (OpenCLIPEncoder("x", {**default, "FIT": fit}) for fit in ("centre-crop", "letterbox"))
-    # Vectors stored before FIT existed keep their key; a changed FIT makes them stale.
-    assert cropped.key == cropped.weights_key and boxed.key == f"{cropped.weights_key};fit=letterbox"
+    cropped, boxed, auto = (OpenCLIPEncoder("x", {**default, "FIT": fit}) for fit in ("centre-crop", "letterbox", "auto"))
+    # The model's own fit adds nothing to the key (vectors stored before FIT existed stay current); another makes them stale.
+    assert cropped.key == auto.key == cropped.weights_key and boxed.key == f"{cropped.weights_key};fit=letterbox"
+    vit = {**default, "MODEL": "ViT-B-32", "PRETRAINED": None}
+    assert OpenCLIPEncoder("x", vit).vector_key("w") == "w" and OpenCLIPEncoder("x", {**vit, "FIT": "letterbox"}).vector_key("w") == "w;fit=letterbox"
     onnx_cropped, onnx_boxed = (ONNXRuntimeEncoder("x", {**default, "FIT": fit}) for fit in ("centre-crop", "letterbox"))
     assert (onnx_cropped.key, onnx_boxed.key) == (cropped.key, boxed.key)
     assert onnx_cropped.folder == onnx_boxed.folder  # one export serves both fits

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..clip_inputs import FIT_MODES, fit_image
+from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_image, model_fit
 from ..conf import DEFAULTS
 from . import CHECKPOINT_PATH, MODEL_NAME, independent, register_model_config
 from .synthetic import COLOURS, SHAPES, Scene, describe, noun_phrase, random_scene
@@ -74,8 +74,8 @@ def load_model(checkpoint: str | None = None, model_name: str = MODEL_NAME):
 
 
 def default_fit() -> str:
-    """The encoder setting's default ``FIT`` (assetsearch.conf)."""
-    return DEFAULTS["ENCODERS"]["default"]["FIT"]
+    """The fit the encoder setting's default (``"auto"``) gives the bundled model."""
+    return model_fit(MODEL_NAME) if DEFAULTS["ENCODERS"]["default"]["FIT"] == AUTO_FIT else DEFAULTS["ENCODERS"]["default"]["FIT"]
 
 
 @torch.inference_mode()
