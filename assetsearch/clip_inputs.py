@@ -33,8 +33,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import demo_model
-
 # Preprocess options this module reproduces exactly; others need open_clip's transform.
 SUPPORTED_RESIZE_MODES = ("shortest", "squash")
 PIL_INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
@@ -45,17 +43,11 @@ PIL_INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Res
 # whole image, its long side resized to the input and padded to a square with
 # the model's mean colour (zero after normalisation), as LLaVA's expand2square.
 FIT_MODES = ("letterbox", "centre-crop")
-# FIT "auto" (the default): the fit a model was trained for (open_clip's
-# models: centre crops; the bundled model: demo_model.FIT). A vector key
-# without ";fit=" names it.
+# FIT "auto" (the default): the fit a model was trained for, centre crops
+# (PREPROCESS_FIT) unless it says otherwise (encoders.MODEL_FITS). A vector
+# key without ";fit=" names it.
 AUTO_FIT = "auto"
-MODEL_FITS = {demo_model.MODEL_NAME: demo_model.FIT}
 PREPROCESS_FIT = "centre-crop"
-
-
-def model_fit(model_name: str | None) -> str:
-    """The fit ``"auto"`` means for the model ``model_name``."""
-    return MODEL_FITS.get(model_name or "", PREPROCESS_FIT)
 
 
 def open_clip_dir() -> Path:

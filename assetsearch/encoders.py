@@ -26,13 +26,23 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .clip_inputs import AUTO_FIT, FIT_MODES, fit_image, model_fit
+from . import demo_model
+from .clip_inputs import AUTO_FIT, FIT_MODES, PREPROCESS_FIT, fit_image
 from .conf import app_settings
 from .constants import MAX_QUERY_CHARS
 from .exceptions import EmptyQuery, ModelUnavailable, SearchError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+
+
+# The fit a model was trained for where it is not open_clip's centre crop: FIT "auto".
+MODEL_FITS = {demo_model.MODEL_NAME: demo_model.FIT}
+
+
+def model_fit(model_name: str | None) -> str:
+    """The fit ``"auto"`` means for the model ``model_name``."""
+    return MODEL_FITS.get(model_name or "", PREPROCESS_FIT)
 
 
 class BaseEncoder:

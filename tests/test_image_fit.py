@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from PIL import Image, ImageDraw
 
-from assetsearch import clip_inputs, demo_model
+from assetsearch import demo_model, encoders
 from assetsearch.clip_inputs import FIT_MODES, fit_image, preprocess_image
 from assetsearch.conf import DEFAULTS
 from assetsearch.demo_model.evaluate import embed_images, embed_texts, load_model
@@ -85,7 +85,7 @@ def test_fit_is_a_validated_encoder_option_whose_default_is_the_model_s_own():
     assert OpenCLIPEncoder("x", {**DEFAULTS["ENCODERS"]["default"], "MODEL": "ViT-B-32", "PRETRAINED": None}).fit == "centre-crop"
     with override_settings(ASSETSEARCH={"ENCODERS": {"default": {"FIT": "letterbox"}}}):
         assert get_encoder().fit == "letterbox"
-    with mock.patch.dict(clip_inputs.MODEL_FITS, {demo_model.MODEL_NAME: "letterbox"}):  # a checkpoint trained letterboxed
+    with mock.patch.dict(encoders.MODEL_FITS, {demo_model.MODEL_NAME: "letterbox"}):  # a checkpoint trained letterboxed
         boxed = OpenCLIPEncoder("x", DEFAULTS["ENCODERS"]["default"])
     assert boxed.fit == "letterbox" and boxed.key == boxed.weights_key
     with pytest.raises(ImproperlyConfigured, match="FIT 'stretch' of encoder 'x' is not one of 'auto', 'letterbox', 'centre-crop'"):

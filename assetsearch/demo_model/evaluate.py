@@ -41,9 +41,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_image, model_fit
+from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_image
 from ..conf import DEFAULTS
-from . import CHECKPOINT_PATH, MODEL_NAME, independent, register_model_config
+from . import CHECKPOINT_PATH, FIT, MODEL_NAME, independent, register_model_config
 from .synthetic import COLOURS, SHAPES, Scene, describe, noun_phrase, random_scene
 
 HELDOUT_SEED_OFFSET = 1_000_000_000  # image seeds >= this are never used in training
@@ -75,7 +75,8 @@ def load_model(checkpoint: str | None = None, model_name: str = MODEL_NAME):
 
 def default_fit() -> str:
     """The fit the encoder setting's default (``"auto"``) gives the bundled model."""
-    return model_fit(MODEL_NAME) if DEFAULTS["ENCODERS"]["default"]["FIT"] == AUTO_FIT else DEFAULTS["ENCODERS"]["default"]["FIT"]
+    fit = DEFAULTS["ENCODERS"]["default"]["FIT"]
+    return FIT if fit == AUTO_FIT else fit
 
 
 @torch.inference_mode()
