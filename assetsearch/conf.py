@@ -45,9 +45,10 @@ DEFAULTS: dict[str, Any] = {
     # cut away), "letterbox" (the whole image, shrunk and padded to a
     # square) or "auto": the fit the model was trained for (centre-crop for
     # open_clip's models and, by measurement, the bundled one: README "The
-    # model"); letterbox keeps banners' and tall posters' ends searchable. A fit other than the model's own is part of the encoder
-    # key, so a change marks stored vectors stale (W-check, status page);
-    # `manage.py assetsearch_reembed --stale` re-embeds them.
+    # model"); letterbox keeps banners' and tall posters' ends searchable.
+    # A fit other than the model's own is part of the encoder key, so a
+    # change marks stored vectors stale (W-check, status page); `manage.py
+    # assetsearch_reembed --stale` re-embeds them.
     "ENCODERS": {
         "default": {
             "BACKEND": "assetsearch.encoders.OpenCLIPEncoder",
