@@ -14,10 +14,13 @@ AllowAny, page size 2), which must change nothing.
 
 The site uses this test run's PostgreSQL server (a database of its own) and
 a Redis server of its own; the settings read their addresses from the environment, as the
-README's block does. Set ``ASSETSEARCH_HOST_KEEP_VENV=1`` to reuse the
-virtualenvs between runs while working on this file (CI always builds fresh
-ones). Figures (install time, time to the first search, venv size) are
-printed and written to ``<var>/host-install/<site>/figures.json``.
+README's block does. Each virtualenv holds a whole torch build (about 6 GB
+with the CUDA wheels the registry serves for Linux), so it is deleted when
+its test ends: a machine that runs the suite again and again keeps no copies.
+Set ``ASSETSEARCH_HOST_KEEP_VENV=1`` to keep and reuse the virtualenvs
+between runs while working on this file (CI always builds fresh ones).
+Figures (install time, time to the first search, venv size) are printed and
+written to ``<var>/host-install/<site>/figures.json``.
 """
 
 from __future__ import annotations
@@ -197,10 +200,15 @@ def recreate_database(server: dict[str, str], name: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def keep_venvs() -> bool:
+    """Whether the sites' virtualenvs outlive their test (``ASSETSEARCH_HOST_KEEP_VENV=1``)."""
+    return os.environ.get("ASSETSEARCH_HOST_KEEP_VENV") == "1"
+
+
 def install(name: str, python: str, django: str, wheel: Path) -> dict[str, Any]:
     """A fresh virtualenv with the wheel, the site's Django and gunicorn; its figures."""
     venv = HostSite(name, python, django).venv
-    keep = os.environ.get("ASSETSEARCH_HOST_KEEP_VENV") == "1" and (venv / "bin" / "python").exists()
+    keep = keep_venvs() and (venv / "bin" / "python").exists()
     started = time.monotonic()
     if not keep:
         shutil.rmtree(venv, ignore_errors=True)
@@ -306,7 +314,11 @@ def host(request: pytest.FixtureRequest, postgres_server: dict[str, str]) -> Ite
     if python is None or job is None:
         pytest.fail(f"no Python {' or '.join(versions)} on this machine for the {django_spec} site")
     site = HostSite(name, python, django_spec, extra)
-    site.figures.update(job.result())
+    try:
+        site.figures.update(job.result())
+    except BaseException:
+        remove_venv(site)
+        raise
     # A Redis of its own: the suite's worker, on the suite's broker, would take the site's tasks.
     broker = RedisServer(Path(tempfile.mkdtemp(prefix="assetsearch-host-redis-"))).start()
     database = f"assetsearch_host_{name}"
@@ -326,6 +338,13 @@ def host(request: pytest.FixtureRequest, postgres_server: dict[str, str]) -> Ite
         shutil.rmtree(broker.data_dir, ignore_errors=True)
         (site.root / "figures.json").write_text(json.dumps(site.figures, indent=2))
         print(f"\nhost site {name}: {site.figures}")
+        remove_venv(site)
+
+
+def remove_venv(site: HostSite) -> None:
+    """Delete the site's virtualenv (its logs and figures stay), unless asked to keep it."""
+    if not keep_venvs():
+        shutil.rmtree(site.venv, ignore_errors=True)
 
 
 def test_the_wheel_works_in_a_fresh_site(host: HostSite) -> None:
