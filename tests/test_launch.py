@@ -115,10 +115,18 @@ def write_images(folder: Path, count: int) -> Path:
 
 
 def test_a_worker_killed_mid_batch_is_restarted_while_the_web_answers_and_its_batch_completes(launched, tmp_path):
-    before = sum(launched.statuses().values())
+    before = launched.statuses()
     count = 5 * BATCH_SIZE
-    launched.manage("assetsearch_import", str(write_images(tmp_path / "import", count)))
     worker = launched.child("worker")
+    # Held while the import runs, so that however slow the import is, the worker cannot have
+    # finished everything before the kill; let go, it is killed once its first batch is stored.
+    worker.suspend()
+    launched.manage("assetsearch_import", str(write_images(tmp_path / "import", count)))
+    worker.resume()
+    deadline = time.monotonic() + 60
+    while launched.statuses().get("ready", 0) == before.get("ready", 0):
+        assert time.monotonic() < deadline, "the worker embedded nothing"
+        time.sleep(0.05)
     worker.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     assert launched.statuses().get("pending", 0) > 0  # it died with work in hand
@@ -137,7 +145,7 @@ def test_a_worker_killed_mid_batch_is_restarted_while_the_web_answers_and_its_ba
         assert call("GET", f"{launched.base}/api/assets/", token=launched.token)[0] == 200
         time.sleep(0.2)
     restarted = time.monotonic()
-    took = launched.wait_all_ready(before + count, since=restarted)
+    took = launched.wait_all_ready(sum(before.values()) + count, since=restarted)
     print(f"worker killed mid-batch: restarted after {restarted - killed:.1f} s; all {count} assets ready {took:.1f} s after the restart")
 
 
