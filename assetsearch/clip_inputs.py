@@ -12,9 +12,11 @@ for them. This module reproduces both with NumPy and Pillow:
   ``resize_mode="shortest"`` or ``"squash"``: torchvision's resize on a PIL
   image is Pillow's resize at the size torchvision computes, then a centre
   crop, ``ToTensor`` and ``Normalize`` -- the same pixels.
-* :func:`fit_image` is how a non-square image is fitted to the model's square
-  input before that preprocess (an encoder's ``FIT`` option). Both the torch
-  encoder and the exported ones call it, so they see the same pixels.
+* :func:`fit_views` is how a non-square image is fitted to the model's square
+  input before that preprocess (an encoder's ``FIT`` option): one view
+  (:func:`fit_image`), or several square tiles whose vectors
+  :func:`pool_views` makes one. Both the torch encoder and the exported ones
+  call them, so they see the same pixels and give the same vectors.
 
 Both are checked against open_clip when a model is exported and again when an
 exported model is loaded (:mod:`assetsearch.runtime_encoders`).
@@ -25,6 +27,7 @@ from __future__ import annotations
 import gzip
 import html
 import importlib.util
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -42,7 +45,17 @@ PIL_INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Res
 # cropped: the ends of a wide or tall image are cut away). "letterbox": the
 # whole image, its long side resized to the input and padded to a square with
 # the model's mean colour (zero after normalisation), as LLaVA's expand2square.
-FIT_MODES = ("letterbox", "centre-crop")
+# "tiles": overlapping square tiles across the long side (TILES_BEYOND_RATIO
+# more than its ratio needs), each embedded as the model is trained to see a
+# square picture, pooled into one vector (pool_views).
+FIT_MODES = ("letterbox", "centre-crop", "tiles")
+TILED_FIT = "tiles"
+TILES_BEYOND_RATIO = 1
+# pool_views weighs each tile by exp(-TILE_POOL_SHARPNESS * its cosine to the
+# tiles' mean): a tile that shows something the others do not (an object at
+# one end) outweighs the background they share, instead of being averaged away.
+# 5 measured best of 0-7 on the independent renderer (README "The model").
+TILE_POOL_SHARPNESS = 5.0
 # FIT "auto" (the default): the fit a model was trained for, centre crops
 # (PREPROCESS_FIT) unless it says otherwise (encoders.MODEL_FITS). A vector
 # key without ";fit=" names it.
@@ -157,16 +170,68 @@ def check_preprocess_config(config: dict[str, Any]) -> None:
         raise ValueError(f"non-square input size {size} is not supported")
 
 
+def fit_views(image: Image.Image, fit: str, config: dict[str, Any]) -> list[Image.Image]:
+    """The pictures the model sees of ``image`` for ``fit`` (:data:`FIT_MODES`): one, or its tiles.
+
+    Their vectors become the image's one vector through :func:`pool_views`.
+    """
+    if fit == TILED_FIT:
+        return square_tiles(image)
+    return [fit_image(image, fit, config)]
+
+
+def square_tiles(image: Image.Image) -> list[Image.Image]:
+    """``image`` itself when square, else ``ceil(ratio) + TILES_BEYOND_RATIO`` squares of its short side,
+    evenly spaced from one end of the long side to the other (so they overlap, and an
+    object cut by one tile's edge is whole in the next)."""
+    width, height = image.size
+    if width == height:
+        return [image]
+    side, long = min(width, height), max(width, height)
+    count = math.ceil(long / side) + TILES_BEYOND_RATIO
+    offsets = [round(i * (long - side) / (count - 1)) for i in range(count)]
+    if width > height:
+        return [image.crop((offset, 0, offset + side, side)) for offset in offsets]
+    return [image.crop((0, offset, side, offset + side)) for offset in offsets]
+
+
+def pool_views(vectors: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """One unit vector per image from its views' unit vectors (``counts[i]`` consecutive rows each).
+
+    One view is kept as it is. Several (tiles) are averaged with weights
+    ``softmax(-TILE_POOL_SHARPNESS * cos(view, mean of the views))``, then
+    normalised: the tile that differs from the rest counts most.
+    """
+    pooled = np.empty((len(counts), vectors.shape[1]), dtype=np.float32)
+    start = 0
+    for row, count in enumerate(counts):
+        views = vectors[start : start + count].astype(np.float64)
+        start += count
+        if count == 1:
+            pooled[row] = views[0]
+            continue
+        mean = views.mean(axis=0)
+        closeness = views @ (mean / np.linalg.norm(mean))
+        weights = np.exp(-TILE_POOL_SHARPNESS * (closeness - closeness.min()))
+        combined = (weights / weights.sum()) @ views
+        pooled[row] = combined / np.linalg.norm(combined)
+    if start != len(vectors):
+        raise ValueError(f"{len(vectors)} view vectors for {start} views")
+    return pooled
+
+
 def fit_image(image: Image.Image, fit: str, config: dict[str, Any]) -> Image.Image:
-    """``image`` fitted to the square input of the model whose preprocess is ``config``, for ``fit`` (:data:`FIT_MODES`).
+    """``image`` fitted to the square input of the model whose preprocess is ``config``, for a one-view ``fit``.
 
     A square image, and any image under ``"centre-crop"``, is returned as it
     is: the model's preprocess (:func:`preprocess_image` or open_clip's) does
     the rest. ``"letterbox"`` shrinks the long side to the input size first (the
     padding would only be resized away) and pads the short side on both ends.
+    ``"tiles"`` gives several pictures: see :func:`fit_views`.
     """
-    if fit not in FIT_MODES:
-        raise ValueError(f"FIT {fit!r} is not one of {', '.join(FIT_MODES)}")
+    if fit not in FIT_MODES or fit == TILED_FIT:
+        one_view = [mode for mode in FIT_MODES if mode != TILED_FIT]
+        raise ValueError(f"FIT {fit!r} is not one of {', '.join(one_view)} (for {TILED_FIT!r}, use fit_views)")
     if fit == "centre-crop" or image.width == image.height:
         return image
     size = config["size"]

@@ -43,12 +43,14 @@ DEFAULTS: dict[str, Any] = {
     # FIT is how a non-square image is fitted to the model's square input:
     # "centre-crop" (open_clip's own: the ends of wide and tall images are
     # cut away), "letterbox" (the whole image, shrunk and padded to a
-    # square) or "auto": the fit the model was trained for (centre-crop for
-    # open_clip's models and, by measurement, the bundled one: README "The
-    # model"); letterbox keeps banners' and tall posters' ends searchable.
-    # A fit other than the model's own is part of the encoder key, so a
-    # change marks stored vectors stale (W-check, status page); `manage.py
-    # assetsearch_reembed --stale` re-embeds them.
+    # square), "tiles" (overlapping square tiles across the long side, one
+    # model call each, pooled into one vector) or "auto": the fit the model
+    # reads best (centre-crop for open_clip's models; tiles, by measurement,
+    # for the bundled one: README "The model"). Letterbox and tiles keep
+    # banners' and tall posters' ends searchable. A fit other than
+    # centre-crop is part of the encoder key, so a change marks stored
+    # vectors stale (W-check, status page); `manage.py assetsearch_reembed
+    # --stale` re-embeds them.
     "ENCODERS": {
         "default": {
             "BACKEND": "assetsearch.encoders.OpenCLIPEncoder",

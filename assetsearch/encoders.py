@@ -27,7 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from . import demo_model
-from .clip_inputs import AUTO_FIT, FIT_MODES, PREPROCESS_FIT, fit_image
+from .clip_inputs import AUTO_FIT, FIT_MODES, PREPROCESS_FIT, fit_views, pool_views
 from .conf import app_settings
 from .constants import MAX_QUERY_CHARS
 from .exceptions import EmptyQuery, ModelUnavailable, SearchError
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 
-# The fit a model was trained for where it is not open_clip's centre crop: FIT "auto".
+# The fit a model reads best where it is not open_clip's centre crop: FIT "auto".
 MODEL_FITS = {demo_model.MODEL_NAME: demo_model.FIT}
 
 
@@ -52,7 +52,8 @@ class BaseEncoder:
     ``DEVICE``, ``BATCH_SIZE``, ``FIT``, plus any backend-specific keys).
     ``FIT`` says how a non-square image is fitted to the model's square
     input (:data:`assetsearch.clip_inputs.FIT_MODES`); a backend applies it
-    with :func:`assetsearch.clip_inputs.fit_image` before its preprocess.
+    with :func:`assetsearch.clip_inputs.fit_views` before its preprocess and
+    :func:`~assetsearch.clip_inputs.pool_views` after the model.
     """
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
@@ -64,7 +65,7 @@ class BaseEncoder:
             raise ImproperlyConfigured(
                 f"FIT {fit!r} of encoder {alias!r} is not one of {', '.join(map(repr, (AUTO_FIT, *FIT_MODES)))}."
             )
-        # The fit the model was trained for; vector keys name any other.
+        # The fit the model reads best ("auto").
         self.model_fit = model_fit(options.get("MODEL"))
         self.fit: str = self.model_fit if fit == AUTO_FIT else fit
 
@@ -79,14 +80,15 @@ class BaseEncoder:
         raise NotImplementedError
 
     def vector_key(self, weights_key: str) -> str:
-        """``weights_key`` (model and weights) plus this encoder's fit when it is not the model's own.
+        """``weights_key`` (model and weights) plus this encoder's fit when it is not open_clip's centre crop.
 
         Another fit gives other image vectors from the same weights, so a
-        ``FIT`` change marks stored vectors stale like a model change does;
-        the model's own fit (``"auto"``) adds nothing, so keys of vectors
-        stored before ``FIT`` existed stay current.
+        ``FIT`` change marks stored vectors stale like a model change does,
+        and so does a change of the fit ``"auto"`` means for a model (the
+        bundled model's, centre-crop -> tiles). open_clip's own preprocess adds
+        nothing, so keys of vectors stored before ``FIT`` existed stay current.
         """
-        return weights_key if self.fit == self.model_fit else f"{weights_key};fit={self.fit}"
+        return weights_key if self.fit == PREPROCESS_FIT else f"{weights_key};fit={self.fit}"
 
     @property
     def dimensions(self) -> int:
@@ -327,12 +329,16 @@ class OpenCLIPEncoder(BaseEncoder):
 
         model, preprocess, _, device = self.load()
         config = model.visual.preprocess_cfg
+        views = [fit_views(image, self.fit, config) for image in images]
+        pictures = [picture for image_views in views for picture in image_views]
         out = []
         with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                batch = torch.stack([preprocess(fit_image(image, self.fit, config)) for image in images[start : start + self.batch_size]])
+            for start in range(0, len(pictures), self.batch_size):
+                batch = torch.stack([preprocess(picture) for picture in pictures[start : start + self.batch_size]])
                 out.append(model.encode_image(batch.to(device, memory_format=torch.channels_last), normalize=True).float().cpu().numpy())
-        return np.concatenate(out) if out else np.empty((0, self.dimensions), dtype=np.float32)
+        if not out:
+            return np.empty((0, self.dimensions), dtype=np.float32)
+        return pool_views(np.concatenate(out), [len(image_views) for image_views in views])
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch

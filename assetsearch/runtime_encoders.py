@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 
-from .clip_inputs import CLIPTokenizer, fit_image, preprocess_image
+from .clip_inputs import CLIPTokenizer, fit_views, pool_views, preprocess_image
 from .decoding import cpu_allowance
 from .encoder_exports import Manifest, export_folder, package_version, read_probe
 from .encoders import BaseEncoder, OpenCLIPEncoder
@@ -198,15 +198,19 @@ class BaseExportedEncoder(BaseEncoder):
         return len(self.tokenizer.encode(text)) + 2
 
     def prepare_image(self, image: Image) -> np.ndarray:
-        """One decoded image as the model's (3, size, size) float32 input; safe to call from threads."""
+        """One decoded image as the model's (views, 3, size, size) float32 input (one view, or
+        its tiles under FIT "tiles"); safe to call from threads."""
         config = self.manifest.preprocess
-        return preprocess_image(fit_image(image, self.fit, config), config)
+        return np.stack([preprocess_image(view, config) for view in fit_views(image, self.fit, config)])
 
     def embed_prepared(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
-        """Vectors of already preprocessed images (:meth:`prepare_image`), in batches."""
+        """Vectors of already preprocessed images (:meth:`prepare_image`): their views in batches, then pooled."""
+        if not pixels:
+            return np.empty((0, self.dimensions), dtype=np.float32)
         tower = self.tower("image")
-        out = [normalise(tower(np.stack(pixels[start : start + self.batch_size]))) for start in range(0, len(pixels), self.batch_size)]
-        return np.concatenate(out) if out else np.empty((0, self.dimensions), dtype=np.float32)
+        views = np.concatenate(pixels)
+        out = [normalise(tower(views[start : start + self.batch_size])) for start in range(0, len(views), self.batch_size)]
+        return pool_views(np.concatenate(out), [len(image_views) for image_views in pixels])
 
     def embed_images(self, images: Sequence[Image]) -> np.ndarray:
         return self.embed_prepared([self.prepare_image(image) for image in images])

@@ -113,7 +113,8 @@ def test_bundled_encoder_uses_the_shipped_checkpoint():
 
     encoder = OpenCLIPEncoder("demo", {"MODEL": MODEL_NAME, "PRETRAINED": "bundled", "BATCH_SIZE": 8})
     assert encoder.checkpoint == str(CHECKPOINT_PATH)
-    assert encoder.key.startswith(MODEL_NAME + ":") and len(encoder.key) == len(MODEL_NAME) + 13
+    assert encoder.weights_key.startswith(MODEL_NAME + ":") and len(encoder.weights_key) == len(MODEL_NAME) + 13
+    assert encoder.key == f"{encoder.weights_key};fit=tiles"  # the fit it reads best, which is not open_clip's centre crop
     assert encoder.dimensions == 512 and encoder.context_length == 32
 
 
@@ -131,19 +132,27 @@ def test_independent_figures_regression_guard(demo):
     """The bundled model on 200 independent images (seed 3), per fit: guards, not the issue's targets.
 
     Measured: centre-crop colour 0.625, shape 0.315, count 0.47, R@5 0.515
-    (README phrasing) and 0.495 (free); objects at the ends of 2:1-3:1 images
-    0.04 colour under centre-crop, 0.33 under letterbox.
+    (README phrasing) and 0.495 (free); tiles (the bundled model's default)
+    colour 0.88, shape 0.295, count 0.55, R@5 0.555 and 0.505; objects at the
+    ends of 2:1-3:1 images 0.04 colour under centre-crop, 0.33 under
+    letterbox, 0.86 under tiles (0.79 for objects in the middle).
     """
     model, preprocess, tokenizer = demo
     items = make_catalogue(200, seed=3)
-    cropped = evaluate_independent(model, tokenizer, preprocess, items, fit="centre-crop", seed=3)
-    boxed = evaluate_independent(model, tokenizer, preprocess, items, fit="letterbox", seed=3)
+    cropped, boxed, tiled = (
+        evaluate_independent(model, tokenizer, preprocess, items, fit=fit, seed=3) for fit in ("centre-crop", "letterbox", "tiles")
+    )
     guards = {"colour": 0.55, "shape": 0.25, "count": 0.40, "readme_R@5": 0.45, "free_R@5": 0.42}
     assert all(cropped["overall"][name] >= value for name, value in guards.items()), cropped["overall"]
-    # Square images are fitted alike; at the ends only letterbox lets the model see the object.
+    tile_guards = {**guards, "colour": 0.80, "count": 0.48, "readme_R@5": 0.50, "free_R@5": 0.45}
+    assert all(tiled["overall"][name] >= value for name, value in tile_guards.items()), tiled["overall"]
+    # Square images are fitted alike; at the ends only letterbox and tiles let the model see the object,
+    # and tiles read it as well as one in the middle.
     square = ("colour", "shape", "count")
     assert [cropped["by_condition"]["aspect"]["square"][m] for m in square] == [boxed["by_condition"]["aspect"]["square"][m] for m in square]
+    assert [cropped["by_condition"]["aspect"]["square"][m] for m in square] == [tiled["by_condition"]["aspect"]["square"][m] for m in square]
     assert cropped["ends"]["colour_end"] <= 0.15 < 0.25 <= boxed["ends"]["colour_end"], (cropped["ends"], boxed["ends"])
+    assert tiled["ends"]["colour_end"] >= max(0.75, tiled["ends"]["colour_middle"] - 0.05), tiled["ends"]
 
 
 def test_training_augmentations_are_seeded_square_and_vary_the_pictures():

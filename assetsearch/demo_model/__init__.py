@@ -21,11 +21,12 @@ MODEL_NAME = "assetsearch-demo"
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = PACKAGE_DIR / "model_configs"
 CHECKPOINT_PATH = PACKAGE_DIR / "assetsearch-demo.pt"
-# How the checkpoint was trained to see non-square images: the encoders' FIT
-# "auto" for this model. The bundled one saw square scenes only and reads best
-# centre-cropped (README "The model"); a checkpoint of `train --augment`
-# (1:3-3:1 canvases letterboxed) would say "letterbox".
-FIT = "centre-crop"
+# How the checkpoint reads non-square images best: the encoders' FIT "auto"
+# for this model. The bundled one saw square scenes only, so it reads a wide
+# or tall image best as square tiles (measured against centre-crop and
+# letterbox on the independent renderer: README "The model"); a checkpoint of
+# `train --augment` (1:3-3:1 canvases letterboxed) would say "letterbox".
+FIT = "tiles"
 
 _registered = False
 

@@ -8,7 +8,7 @@ training generator; ``--renderer independent`` with
 :mod:`assetsearch.demo_model.independent`, drawn by other code, and reports
 each figure by condition (rotation, aspect, placement, size, format, edges).
 ``--fit`` is how non-square images are fitted to the model's input
-(``letterbox``, ``centre-crop`` or ``all`` to compare; default the encoder
+(``letterbox``, ``centre-crop``, ``tiles`` or ``all`` to compare; default the encoder
 setting's default).
 
 Metrics:
@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_image
+from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_views, pool_views
 from ..conf import DEFAULTS
 from . import CHECKPOINT_PATH, FIT, MODEL_NAME, independent, register_model_config
 from .synthetic import COLOURS, SHAPES, Scene, describe, noun_phrase, random_scene
@@ -84,11 +84,13 @@ def embed_images(model, preprocess, images: Sequence, batch_size: int = 128, fit
     """Unit vectors of ``images``, each fitted as the encoder's ``FIT`` does (default: its default)."""
     fit = fit or default_fit()
     config = model.visual.preprocess_cfg
+    views = [fit_views(image, fit, config) for image in images]
+    pictures = [picture for image_views in views for picture in image_views]
     out = []
-    for start in range(0, len(images), batch_size):
-        batch = torch.stack([preprocess(fit_image(image, fit, config)) for image in images[start : start + batch_size]])
+    for start in range(0, len(pictures), batch_size):
+        batch = torch.stack([preprocess(picture) for picture in pictures[start : start + batch_size]])
         out.append(model.encode_image(batch, normalize=True).float())
-    return torch.cat(out).numpy()
+    return pool_views(torch.cat(out).numpy(), [len(image_views) for image_views in views])
 
 
 @torch.inference_mode()
