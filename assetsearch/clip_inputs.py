@@ -54,7 +54,7 @@ TILES_BEYOND_RATIO = 1
 # pool_views weighs each tile by exp(-TILE_POOL_SHARPNESS * its cosine to the
 # tiles' mean): a tile that shows something the others do not (an object at
 # one end) outweighs the background they share, instead of being averaged away.
-# 5 measured best of 0-7 on the independent renderer (README "The model").
+# 5 was chosen among 0-40 on the independent renderer (README "The model").
 TILE_POOL_SHARPNESS = 5.0
 # FIT "auto" (the default): the fit a model was trained for, centre crops
 # (PREPROCESS_FIT) unless it says otherwise (encoders.MODEL_FITS). A vector
