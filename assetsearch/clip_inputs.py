@@ -56,9 +56,9 @@ TILES_BEYOND_RATIO = 1
 # one end) outweighs the background they share, instead of being averaged away.
 # 5 was chosen among 0-40 on the independent renderer (README "The model").
 TILE_POOL_SHARPNESS = 5.0
-# FIT "auto" (the default): the fit a model was trained for, centre crops
-# (PREPROCESS_FIT) unless it says otherwise (encoders.MODEL_FITS). A vector
-# key without ";fit=" names it.
+# FIT "auto" (the default): the fit a model reads best, open_clip's centre
+# crop (PREPROCESS_FIT) unless it says otherwise (encoders.MODEL_FITS). A
+# vector key without ";fit=" names PREPROCESS_FIT; every other fit is in it.
 AUTO_FIT = "auto"
 PREPROCESS_FIT = "centre-crop"
 

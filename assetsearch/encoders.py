@@ -65,9 +65,7 @@ class BaseEncoder:
             raise ImproperlyConfigured(
                 f"FIT {fit!r} of encoder {alias!r} is not one of {', '.join(map(repr, (AUTO_FIT, *FIT_MODES)))}."
             )
-        # The fit the model reads best ("auto").
-        self.model_fit = model_fit(options.get("MODEL"))
-        self.fit: str = self.model_fit if fit == AUTO_FIT else fit
+        self.fit: str = model_fit(options.get("MODEL")) if fit == AUTO_FIT else fit
 
     @property
     def key(self) -> str:
