@@ -20,7 +20,7 @@ from assetsearch.demo_model.evaluate import (
     make_heldout,
 )
 from assetsearch.demo_model.independent import CONDITIONS, make_catalogue
-from assetsearch.demo_model.synthetic import Augmentation, Scene, describe, describe_varied, random_scene
+from assetsearch.demo_model.synthetic import Augmentation, Scene, describe, describe_one_attribute, describe_varied, random_scene
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +182,18 @@ def test_varied_captions_state_only_what_is_true_in_many_forms():
     assert any(t.endswith("?") for t in texts)
     assert any(t.startswith(("i need ", "looking for ")) for t in texts)
     assert any("," in t for t in texts)
+
+
+def test_one_attribute_captions_name_that_attribute_alone():
+    rng = random.Random(3)
+    for _ in range(200):
+        scene = random_scene(rng)
+        for attribute, other in (("colour", "shape"), ("shape", "colour")):
+            caption = describe_one_attribute(scene, attribute, rng)
+            assert caption.stated == {attribute: getattr(scene, attribute)} and caption.matches(scene)
+            assert getattr(scene, attribute) in caption.text and getattr(scene, other) not in caption.text, caption
+    with pytest.raises(ValueError):
+        describe_one_attribute(scene, "fill", rng)
 
 
 def test_query_mode_figures_are_measured_on_the_independent_renderer(demo):

@@ -242,6 +242,23 @@ def describe_varied(scene: Scene, rng: random.Random) -> Caption:
     return caption
 
 
+# One attribute alone, as a tag, a composed query's words ("a square") or a
+# negative term ("red") name it: training with ``--single-attribute``.
+_ONE_COLOUR = ("{c}", "something {c}", "{c} things", "anything {c}", "the {c} one", "in {c}")
+_ONE_SHAPE = ("a {s}", "{s}", "a {s} shape", "{n}", "the {s}")
+
+
+def describe_one_attribute(scene: Scene, attribute: str, rng: random.Random) -> Caption:
+    """A caption naming only the scene's ``attribute`` ("colour" or "shape"): "green", "a star", "stars"."""
+    if attribute == "colour":
+        return Caption(text=rng.choice(_ONE_COLOUR).format(c=scene.colour), stated={"colour": scene.colour})
+    if attribute == "shape":
+        plural = _PLURAL.get(scene.shape, scene.shape + "s")
+        template = rng.choice(_ONE_SHAPE)
+        return Caption(text=template.format(s=scene.shape, n=scene.shape if scene.count == 1 else plural), stated={"shape": scene.shape})
+    raise ValueError(f"no one-attribute caption for {attribute!r}")
+
+
 # Rendering ---------------------------------------------------------------
 
 _SUPERSAMPLE = 2

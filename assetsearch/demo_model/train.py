@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from . import CHECKPOINT_PATH, MODEL_NAME, register_model_config
-from .synthetic import COLOURS, SHAPES, Augmentation, Scene, describe, describe_varied, random_scene
+from .synthetic import COLOURS, SHAPES, Augmentation, Scene, describe, describe_one_attribute, describe_varied, random_scene
 
 CAPTIONERS = {"natural": describe, "varied": describe_varied}
 
@@ -178,7 +178,14 @@ def train(args: argparse.Namespace) -> dict:
             batch_scenes += [groups[i] for i in members]
             batch_pixels = torch.cat([batch_pixels, group_pixels[members]])
         images = normalize(batch_pixels.to(device)).contiguous(memory_format=torch.channels_last)
-        texts = tokenizer([caption(scene, rng).text for scene in batch_scenes]).to(device)
+        captions = [caption(scene, rng).text for scene in batch_scenes]
+        if args.single_attribute and args.hard_groups:
+            # A group differs in one attribute only, so that attribute alone tells its members apart.
+            for position, member in enumerate(members, start=len(indices)):
+                if rng.random() < args.single_attribute:
+                    attribute = args.group_attributes[(member // args.group_size) % len(args.group_attributes)]
+                    captions[position] = describe_one_attribute(batch_scenes[position], attribute, rng).text
+        texts = tokenizer(captions).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             image_features, text_features, logit_scale = model(images, texts)
         loss = loss_fn(image_features.float(), text_features.float(), logit_scale.float())
@@ -203,7 +210,7 @@ def train(args: argparse.Namespace) -> dict:
     print(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB) after {(time.perf_counter() - started) / 60:.1f} min of steps")
     return {"seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "images": args.images, "hard_groups": args.hard_groups,
             "group_size": args.group_size, "group_pool": args.group_pool, "group_attributes": list(args.group_attributes),
-            "augment": args.augment, "captions": args.captions, "device": args.device, "precision": "bf16" if bf16 else "fp32",
+            "augment": args.augment, "captions": args.captions, "single_attribute": args.single_attribute, "device": args.device, "precision": "bf16" if bf16 else "fp32",
             "lr": args.lr, "warmup": args.warmup, "init": Path(args.init).name if args.init else None}
 
 
@@ -241,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="share of training images drawn with augmentations (0: the bundled recipe; 0.75 recommended)")
     parser.add_argument("--captions", choices=tuple(CAPTIONERS), default="natural",
                         help="natural sentences only (the bundled recipe) or varied search-box forms too")
+    parser.add_argument("--single-attribute", type=float, default=0.0, metavar="FRACTION",
+                        help="this fraction of hard-negative captions name only the attribute their group varies "
+                             "(\"green\", \"a star\"), as tags, composed queries and negative terms do (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda); rendering stays on the CPU")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                         help="bf16 autocast or fp32; auto: bf16 on a GPU or a CPU with bf16 instructions, else fp32")
