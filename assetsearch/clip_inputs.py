@@ -180,6 +180,13 @@ def fit_views(image: Image.Image, fit: str, config: dict[str, Any]) -> list[Imag
     return [fit_image(image, fit, config)]
 
 
+def fit_all(images: Sequence[Image.Image], fit: str, config: dict[str, Any]) -> tuple[list[Image.Image], list[int]]:
+    """Every picture the model sees of ``images`` (:func:`fit_views`, in order), and how many are each image's,
+    for :func:`pool_views`."""
+    views = [fit_views(image, fit, config) for image in images]
+    return [picture for image_views in views for picture in image_views], [len(image_views) for image_views in views]
+
+
 def square_tiles(image: Image.Image) -> list[Image.Image]:
     """``image`` itself when square, else ``ceil(ratio) + TILES_BEYOND_RATIO`` squares of its short side,
     evenly spaced from one end of the long side to the other (so they overlap, and an

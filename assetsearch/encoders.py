@@ -27,7 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from . import demo_model
-from .clip_inputs import AUTO_FIT, FIT_MODES, PREPROCESS_FIT, fit_views, pool_views
+from .clip_inputs import AUTO_FIT, FIT_MODES, PREPROCESS_FIT, fit_all, pool_views
 from .conf import app_settings
 from .constants import MAX_QUERY_CHARS
 from .exceptions import EmptyQuery, ModelUnavailable, SearchError
@@ -327,8 +327,7 @@ class OpenCLIPEncoder(BaseEncoder):
 
         model, preprocess, _, device = self.load()
         config = model.visual.preprocess_cfg
-        views = [fit_views(image, self.fit, config) for image in images]
-        pictures = [picture for image_views in views for picture in image_views]
+        pictures, counts = fit_all(images, self.fit, config)
         out = []
         with torch.inference_mode():
             for start in range(0, len(pictures), self.batch_size):
@@ -336,7 +335,7 @@ class OpenCLIPEncoder(BaseEncoder):
                 out.append(model.encode_image(batch.to(device, memory_format=torch.channels_last), normalize=True).float().cpu().numpy())
         if not out:
             return np.empty((0, self.dimensions), dtype=np.float32)
-        return pool_views(np.concatenate(out), [len(image_views) for image_views in views])
+        return pool_views(np.concatenate(out), counts)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch

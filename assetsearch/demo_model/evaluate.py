@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_views, pool_views
+from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_all, pool_views
 from ..conf import DEFAULTS
 from . import CHECKPOINT_PATH, FIT, MODEL_NAME, independent, register_model_config
 from .synthetic import COLOURS, SHAPES, Scene, describe, noun_phrase, random_scene
@@ -84,13 +84,12 @@ def embed_images(model, preprocess, images: Sequence, batch_size: int = 128, fit
     """Unit vectors of ``images``, each fitted as the encoder's ``FIT`` does (default: its default)."""
     fit = fit or default_fit()
     config = model.visual.preprocess_cfg
-    views = [fit_views(image, fit, config) for image in images]
-    pictures = [picture for image_views in views for picture in image_views]
+    pictures, counts = fit_all(images, fit, config)
     out = []
     for start in range(0, len(pictures), batch_size):
         batch = torch.stack([preprocess(picture) for picture in pictures[start : start + batch_size]])
         out.append(model.encode_image(batch, normalize=True).float())
-    return pool_views(torch.cat(out).numpy(), [len(image_views) for image_views in views])
+    return pool_views(torch.cat(out).numpy(), counts)
 
 
 @torch.inference_mode()
