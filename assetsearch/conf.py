@@ -130,10 +130,15 @@ DEFAULTS: dict[str, Any] = {
     # Composed queries (text + image, negatives, ...) divide each part by how
     # much its similarity varies over the catalogue, estimated from this many
     # stored vectors and cached for COMPOSE_STATS_TIMEOUT seconds, so a weight
-    # means the same for words and images (see assetsearch.search). 0 mixes
-    # the parts' unit vectors as they are.
+    # means the same for words and images, and order the COMPOSE_CANDIDATES
+    # the index returns by each part's z-score capped at COMPOSE_PART_CAP
+    # standard deviations, so no part outvotes the others (assetsearch.catalogue).
+    # 0 mixes the parts' unit vectors as they are, in the index's order; the
+    # same statistics calibrate moderation (MODERATION_BACKGROUND_SPREADS).
     "COMPOSE_SAMPLE_SIZE": 2000,
     "COMPOSE_STATS_TIMEOUT": 600,
+    "COMPOSE_CANDIDATES": 200,
+    "COMPOSE_PART_CAP": 1.5,
     "PAGE_SIZE": 20,
     "MAX_PAGE_SIZE": 100,
     "TEXT_CACHE_TIMEOUT": 24 * 3600,
@@ -161,6 +166,11 @@ DEFAULTS: dict[str, Any] = {
     "RERANK_TIMEOUT": 20.0,
     # Moderation: what a concept is weighed against when it has no counter-prompts.
     "MODERATION_NEUTRAL_PROMPTS": ["a photo", "an ordinary picture", "a picture of everyday things"],
+    # ... and always against "none of these": the catalogue's typical similarity
+    # to each prompt plus this many standard deviations of it, so an asset
+    # must stand out from the catalogue to score high (assetsearch.catalogue).
+    # None: the prompts only.
+    "MODERATION_BACKGROUND_SPREADS": 1.0,
     # While an enabled "hide" concept exists, an asset that is not ready yet
     # (pending or failed: not embedded, so not scored) is visible only to its
     # uploader and to users with the moderation permission, everywhere (API,

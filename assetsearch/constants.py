@@ -49,6 +49,10 @@ DEFAULT_NEGATIVE_WEIGHT = 0.5
 # overflow the composed vector.
 MAX_WEIGHT = 10.0
 MAX_OFFSET = 10_000
+# Catalogue statistics (assetsearch.catalogue): fewer stored vectors than this
+# say nothing about a catalogue, and queries use plain similarities.
+CATALOGUE_MIN_VECTORS = 5
+MIN_SPREAD = 1e-3  # a part whose similarity never varies still divides by something
 RERANK_TOP_N_MIN, RERANK_TOP_N_MAX = 2, 100
 # Result counts of the side lists (duplicates, tag suggestions), each capped at MAX_LIST_LIMIT.
 MAX_LIST_LIMIT = 100

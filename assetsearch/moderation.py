@@ -7,13 +7,23 @@ not; the ``MODERATION_NEUTRAL_PROMPTS`` when it has none). An asset's score
 is the softmax probability mass of the concept's prompts among all of them,
 at the model's own temperature (its learned logit scale ``s``)::
 
-    score = sum_p exp(s * cos(x, p)) / (sum_p exp(s * cos(x, p)) + sum_c exp(s * cos(x, c)))
+    score = sum_p exp(s * cos(x, p)) / (sum_p exp(s * cos(x, p)) + sum_c exp(s * cos(x, c)) + sum_p exp(s * b_p))
 
 Unlike a raw cosine against a magic number, this is in [0, 1], compares the
 concept with its look-alikes (so a red square scores low for "a red
 triangle" even though the two cosines are close), and is what CLIP's
 zero-shot classifier computes; thresholds are then calibrated from reviews
 (:func:`calibrate`).
+
+``b_p`` is "none of these", measured against the catalogue: its typical
+similarity to prompt ``p`` plus ``MODERATION_BACKGROUND_SPREADS`` (1)
+standard deviations of it (:func:`assetsearch.catalogue.background_logits`).
+Without it a softmax over a few prompts is closed-world: an asset that
+matches none of them well still gives nearly all its mass to the least bad
+one (a green triangle scores 0.99 for "a green star" against "a green
+circle", "a blue star" and "a red star", as high as the green star). With
+it an asset must also stand out from the catalogue. Catalogues under
+``CATALOGUE_MIN_VECTORS`` vectors have no background term.
 
 Everything is computed in SQL over the stored vectors (``<=>`` against each
 prompt vector, :meth:`EmbeddingQuerySet.with_concept_score`), so a new or
@@ -33,6 +43,7 @@ from django.db import transaction
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
+from .catalogue import background_logits, catalogue_stats
 from .conf import app_settings
 from .encoders import embed_texts, get_encoder
 from .exceptions import EmptyQuery
@@ -48,8 +59,11 @@ def scored_embeddings(prompts: Sequence[str], counter_prompts: Sequence[str]) ->
         raise EmptyQuery("A moderation concept needs at least one prompt.")
     encoder = get_encoder()
     vectors = [t.vector for t in embed_texts([*prompts, *counter], encoder)]
+    background = background_logits(
+        vectors[: len(prompts)], catalogue_stats(encoder), encoder.logit_scale, app_settings.MODERATION_BACKGROUND_SPREADS
+    )
     return IndexEntry.objects.for_encoder(encoder.alias).with_concept_score(
-        vectors[: len(prompts)], vectors[len(prompts) :], encoder.logit_scale
+        vectors[: len(prompts)], vectors[len(prompts) :], encoder.logit_scale, background=background
     )
 
 

@@ -9,6 +9,7 @@ parameters, never as string-built literals.
 from __future__ import annotations
 
 import functools
+import math
 import operator
 import re
 from collections.abc import Iterator, Sequence
@@ -590,11 +591,12 @@ class IndexEntryQuerySet(models.QuerySet["IndexEntry"]):
         return sql, tuple(params)
 
     def with_concept_score(
-        self, prompts: Sequence[np.ndarray], counter_prompts: Sequence[np.ndarray], scale: float
+        self, prompts: Sequence[np.ndarray], counter_prompts: Sequence[np.ndarray], scale: float, *,
+        background: Sequence[float] = (),
     ) -> IndexEntryQuerySet:
-        """Annotate ``score``: the softmax mass of ``prompts`` among all prompt vectors.
+        """Annotate ``score``: the softmax mass of ``prompts`` among all prompt vectors and the ``background`` logits.
 
-        ``sum_p exp(s * cos(x, p)) / (sum_p exp(s * cos(x, p)) + sum_c exp(s * cos(x, c)))``
+        ``sum_p exp(s * cos(x, p)) / (sum_p exp(s * cos(x, p)) + sum_c exp(s * cos(x, c)) + sum_b exp(b))``
         at temperature ``scale`` (see :mod:`assetsearch.moderation`).
         """
 
@@ -609,8 +611,11 @@ class IndexEntryQuerySet(models.QuerySet["IndexEntry"]):
             return total
 
         positive = mass(prompts)
+        rest = mass(counter_prompts)
+        if background:  # constants: the same for every row
+            rest = rest + models.Value(sum(math.exp(b) for b in background), output_field=models.FloatField())
         scored = self.filter(vector__isnull=False)
-        return scored.annotate(score=models.ExpressionWrapper(positive / (positive + mass(counter_prompts)), output_field=models.FloatField()))
+        return scored.annotate(score=models.ExpressionWrapper(positive / (positive + rest), output_field=models.FloatField()))
 
     # Reports ---------------------------------------------------------------
 

@@ -131,20 +131,21 @@ def test_independent_renderer_is_seeded_and_records_its_conditions():
 def test_independent_figures_regression_guard(demo):
     """The bundled model on 200 independent images (seed 3), per fit: guards, not the issue's targets.
 
-    Measured: centre-crop colour 0.625, shape 0.315, count 0.47, R@5 0.515
-    (README phrasing) and 0.495 (free); tiles (the bundled model's default)
-    colour 0.88, shape 0.295, count 0.55, R@5 0.555 and 0.505; objects at the
-    ends of 2:1-3:1 images 0.04 colour under centre-crop, 0.33 under
-    letterbox, 0.86 under tiles (0.79 for objects in the middle).
+    Measured (2026-12-04, the one-attribute checkpoint): centre-crop colour
+    0.685, shape 0.54, count 0.56, R@5 0.81 (README phrasing) and 0.81
+    (free); tiles (the bundled model's default) colour 0.945, shape 0.535,
+    count 0.58, R@5 0.85 and 0.845; objects at the ends of 2:1-3:1 images
+    0.08 colour under centre-crop, 0.88 under letterbox, 0.96 under tiles
+    (0.88 for objects in the middle).
     """
     model, preprocess, tokenizer = demo
     items = make_catalogue(200, seed=3)
     cropped, boxed, tiled = (
         evaluate_independent(model, tokenizer, preprocess, items, fit=fit, seed=3) for fit in ("centre-crop", "letterbox", "tiles")
     )
-    guards = {"colour": 0.55, "shape": 0.25, "count": 0.40, "readme_R@5": 0.45, "free_R@5": 0.42}
+    guards = {"colour": 0.60, "shape": 0.45, "count": 0.48, "readme_R@5": 0.72, "free_R@5": 0.72}
     assert all(cropped["overall"][name] >= value for name, value in guards.items()), cropped["overall"]
-    tile_guards = {**guards, "colour": 0.80, "count": 0.48, "readme_R@5": 0.50, "free_R@5": 0.45}
+    tile_guards = {**guards, "colour": 0.90, "count": 0.50, "readme_R@5": 0.78, "free_R@5": 0.78}
     assert all(tiled["overall"][name] >= value for name, value in tile_guards.items()), tiled["overall"]
     # Square images are fitted alike; at the ends only letterbox and tiles let the model see the object,
     # and tiles read it as well as one in the middle.
@@ -201,7 +202,7 @@ def test_query_mode_figures_are_measured_on_the_independent_renderer(demo):
     figures = evaluate_queries(model, tokenizer, preprocess, make_catalogue(80, seed=5), cases=5, seed=5)
     shares = [k for k in figures if k.endswith(("R@1", "precision", "recall"))]
     assert len(shares) == 7 and all(0.0 <= figures[k] <= 1.0 or figures[k] != figures[k] for k in shares), figures
-    # Neutral counter-prompts flag far more than the catalogue's red triangles (the issue's finding).
+    # Look-alike counter-prompts ("a red square", "a blue triangle") flag fewer than the neutral ones.
     assert figures["moderation_neutral_flagged"] > figures["moderation_look_alikes_flagged"], figures
 
 

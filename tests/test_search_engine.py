@@ -119,6 +119,23 @@ def test_composition_weighs_each_part_by_its_spread_over_the_catalogue(catalogue
     assert search(query).hits[0].asset == catalogue["red", "square"]
 
 
+def test_a_near_copy_of_the_query_image_does_not_outvote_the_words(catalogue):
+    red_circle, red_square = catalogue["red", "circle"], catalogue["red", "square"]
+    with red_circle.image.open("rb") as stored:
+        query = Query(image=stored.read(), text="a square", limit=31)  # the stored picture itself
+    results = search(query)
+    r = ranks(results)
+    assert r[red_square.pk] < r[red_circle.pk], titles(results)[:6]
+    copy = next(hit for hit in results.hits if hit.asset == red_circle)
+    assert copy.part_scores["image"] > 0.99
+    matches = [hit.match for hit in results.hits]
+    assert matches == sorted(matches, reverse=True) and max(matches) <= 1.5  # ordered by the match, each part capped
+    with override_settings(ASSETSEARCH={"COMPOSE_PART_CAP": 1e9}):
+        uncapped = search(query)
+    # Uncapped, the copy's image part (4+ standard deviations) lifts it above everything the cap keeps it under.
+    assert ranks(uncapped)[red_circle.pk] < r[red_circle.pk], (titles(uncapped)[:6], titles(results)[:6])
+
+
 def test_negative_term_pushes_matching_items_down(catalogue):
     plain = ranks(search(Query(text="a circle", limit=31)))
     pushed = ranks(search(Query(text="a circle", negative=["red"], limit=31)))

@@ -485,6 +485,7 @@ class SearchHitSerializer(IndexedObjectMixin):
     rank = serializers.IntegerField(help_text="1-based over the whole result list, not the page.")
     score = FiniteFloatField(help_text="Cosine similarity to the query vector, -1 to 1; null for a hybrid hit that has no vector.")
     fused_score = FiniteFloatField(help_text="Reciprocal-rank-fusion score (hybrid search only).")
+    match = FiniteFloatField(help_text="A query of several parts: how well the hit answers all of them, the weighted mean of each part's z-score in the catalogue capped at COMPOSE_PART_CAP, which orders the vector results; null for one part.")
     part_scores = serializers.DictField(child=serializers.FloatField(), help_text="Similarity to each query part alone (text, image, asset, negative) when the query has several.")
     part_ranks = serializers.DictField(child=serializers.IntegerField(), help_text="Rank in each list that contributed (vector, keyword).")
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from ..catalogue import CatalogueStats, background_logits, composed_match
 from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_all, pool_views
 from ..conf import DEFAULTS
 from . import CHECKPOINT_PATH, FIT, MODEL_NAME, independent, register_model_config
@@ -203,26 +204,37 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
                      cases: int = 30, seed: int = 0) -> dict[str, float]:
     """The other query modes on ``items``, computed as the product computes them over stored vectors.
 
-    Composed image + text (each part divided by its spread over the
-    catalogue, as :func:`assetsearch.search.compose`): image + "a <shape>" and
-    image + "<colour>" should put that colour and shape first; query by
-    image: the nearest other image has the same colour and shape; moderation
-    (softmax over the concept and its counter-prompts at the model's
-    temperature, threshold 0.5) for "a red triangle" with the default neutral
-    counter-prompts and with its look-alikes; near-duplicates: pairs of
-    distinct images at the default threshold.
+    Composed image + text (candidates by the spread-weighted sum, ordered
+    by the capped match, as :func:`assetsearch.search.search`): image + "a
+    <shape>" and image + "<colour>" should put that colour and shape first;
+    query by image: the nearest other image has the same colour and shape;
+    moderation (softmax over the concept, its counter-prompts and the
+    catalogue background at the model's temperature, threshold 0.5, as
+    :mod:`assetsearch.moderation`) for "a red triangle" with the default
+    neutral counter-prompts and with its look-alikes; near-duplicates:
+    pairs of distinct images at the default threshold.
     """
     vectors = embed_images(model, preprocess, [item.image for item in items], fit=fit)
-    covariance = np.cov(vectors, rowvar=False)
+    stats = CatalogueStats.from_vectors(vectors)
     facts = [(item.colour, item.shape) for item in items]
-
-    def spread(vector: np.ndarray) -> float:
-        return max(float(np.sqrt(max(vector @ covariance @ vector, 0.0))), 1e-3)
 
     def nearest_other(query: np.ndarray, index: int) -> int:
         scores = vectors @ query
         scores[index] = -np.inf
         return int(np.argmax(scores))
+
+    def composed_first(image: np.ndarray, words: np.ndarray, index: int) -> int:
+        # As search() does: the COMPOSE_CANDIDATES nearest to the spread-weighted sum, ordered by the capped match.
+        query = image / stats.spread(image) + words / stats.spread(words)
+        scores = vectors @ (query / np.linalg.norm(query))
+        scores[index] = -np.inf
+        candidates = np.argsort(-scores, kind="stable")[: DEFAULTS["COMPOSE_CANDIDATES"]]
+        parts = {"image": image, "text": words}
+        match = composed_match(
+            {name: vectors[candidates] @ part for name, part in parts.items()}, parts, {"image": 1.0, "text": 1.0}, stats,
+            cap=DEFAULTS["COMPOSE_PART_CAP"],
+        )
+        return int(candidates[np.argsort(-match, kind="stable")[0]])
 
     rng = random.Random(f"queries-{seed}")
     composed = {"shape": [], "colour": []}
@@ -239,8 +251,7 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
             if (colour, shape) not in facts:
                 continue
             words = embed_texts(model, tokenizer, [text])[0]
-            query = vectors[index] / spread(vectors[index]) + words / spread(words)
-            hits.append(facts[nearest_other(query / np.linalg.norm(query), index)] == (colour, shape))
+            hits.append(facts[composed_first(vectors[index], words, index)] == (colour, shape))
     by_image = [facts[nearest_other(vectors[i], i)] == facts[i] for i in range(len(items)) if facts.count(facts[i]) > 1]
     result = {
         "composed_shape_R@1": float(np.mean(composed["shape"])),
@@ -251,7 +262,10 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
     look_alikes = [f"a {c} triangle" for c in COLOURS if c != "red"] + [f"a red {s}" for s in SHAPES if s != "triangle"]
     scale = float(model.logit_scale.detach().exp())
     for name, counters in (("neutral", DEFAULTS["MODERATION_NEUTRAL_PROMPTS"]), ("look_alikes", look_alikes)):
-        logits = scale * vectors @ embed_texts(model, tokenizer, ["a red triangle", *counters]).T
+        prompts = embed_texts(model, tokenizer, ["a red triangle", *counters])
+        logits = scale * vectors @ prompts.T
+        background = background_logits(prompts[:1], stats, scale, DEFAULTS["MODERATION_BACKGROUND_SPREADS"])
+        logits = np.concatenate([logits, np.tile(background, (len(vectors), 1))], axis=1)
         odds = np.exp(logits - logits.max(axis=1, keepdims=True))
         flagged = odds[:, 0] / odds.sum(axis=1) >= 0.5
         result[f"moderation_{name}_flagged"] = int(flagged.sum())

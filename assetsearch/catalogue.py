@@ -1,0 +1,121 @@
+"""What a similarity means in this catalogue: statistics of the stored vectors.
+
+A cosine similarity alone says little. CLIP's image-to-image similarities
+spread several times wider than its text-to-image ones (the modality gap),
+and 0.3 to "a green star" is a strong match in one catalogue and a typical
+one in another. Measured against the catalogue, a query part's similarity
+becomes a number of standard deviations above the catalogue's typical one,
+which is comparable across parts and across catalogues:
+
+* :func:`assetsearch.search.compose` divides each part by its spread, so a
+  weight means the same for words and images;
+* :func:`composed_match` orders the candidates of a query of several parts
+  by their z-scores capped at ``COMPOSE_PART_CAP``, so an asset must answer
+  every part (a near-copy of the query image that ignores the words does
+  not come first);
+* :func:`background_logits` gives a moderation concept a "none of these"
+  competitor at the catalogue's typical similarity to each prompt, so an
+  asset that matches none of the prompts well does not score near 1 merely
+  because the concept's prompt is the least bad of them.
+
+The mean and covariance come from a random sample of the stored vectors
+(``COMPOSE_SAMPLE_SIZE``), cached for ``COMPOSE_STATS_TIMEOUT`` seconds;
+for a vector ``p``, the similarities ``p . x`` over the catalogue have mean
+``p . m`` and variance ``p' C p``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.core.cache import caches
+
+from .conf import app_settings
+from .constants import CATALOGUE_MIN_VECTORS, MIN_SPREAD
+
+@dataclass(frozen=True)
+class CatalogueStats:
+    """Mean and covariance of a sample of one encoder alias's stored vectors."""
+
+    mean: np.ndarray
+    covariance: np.ndarray
+    size: int  # vectors in the sample
+
+    @classmethod
+    def from_vectors(cls, vectors: np.ndarray) -> CatalogueStats | None:
+        """Statistics of ``vectors`` (n, d); None under ``CATALOGUE_MIN_VECTORS``, too few to say."""
+        if len(vectors) < CATALOGUE_MIN_VECTORS:
+            return None
+        vectors = np.asarray(vectors, dtype=np.float64)
+        return cls(vectors.mean(axis=0), np.cov(vectors, rowvar=False), len(vectors))
+
+    def typical(self, vector: np.ndarray) -> float:
+        """The catalogue's mean similarity to ``vector``."""
+        return float(self.mean @ vector)
+
+    def spread(self, vector: np.ndarray) -> float:
+        """The standard deviation of the catalogue's similarity to ``vector`` (at least ``MIN_SPREAD``)."""
+        return max(math.sqrt(max(float(vector @ self.covariance @ vector), 0.0)), MIN_SPREAD)
+
+    def z_scores(self, similarities: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """How many standard deviations ``similarities`` to ``vector`` lie above the catalogue's mean."""
+        return (np.asarray(similarities, dtype=np.float64) - self.typical(vector)) / self.spread(vector)
+
+
+def composed_match(
+    similarities: Mapping[str, np.ndarray], parts: Mapping[str, np.ndarray], weights: Mapping[str, float], stats: CatalogueStats,
+    *, cap: float, negative: str = "negative",
+) -> np.ndarray:
+    """How well candidates with these per-part similarities answer every part of a query.
+
+    Each part's similarity becomes its z-score in the catalogue, capped at
+    ``cap`` standard deviations (the setting ``COMPOSE_PART_CAP``); the match is their weighted
+    mean, the negative part subtracted. Past the cap an asset is already as
+    like that part as anything in the catalogue, so one part cannot outvote
+    the others: a near-copy of the query image (4 standard deviations) that
+    ignores the words no longer beats an asset that answers both.
+    """
+    total = sum(weights[name] for name in parts) or 1.0
+    match = np.zeros(len(next(iter(similarities.values()))), dtype=np.float64)
+    for name, vector in parts.items():
+        capped = np.minimum(stats.z_scores(similarities[name], vector), float(cap))
+        match += (-1.0 if name == negative else 1.0) * weights[name] / total * capped
+    return match
+
+
+def background_logits(prompts: Sequence[np.ndarray], stats: CatalogueStats | None, scale: float, spreads: float | None) -> list[float]:
+    """The "none of these" logits a concept's prompts compete with: ``scale * (typical + spreads * spread)`` each.
+
+    ``spreads`` is the setting ``MODERATION_BACKGROUND_SPREADS``; empty without statistics or when it is None.
+    """
+    if stats is None or spreads is None:
+        return []
+    return [float(scale) * (stats.typical(p) + float(spreads) * stats.spread(p)) for p in prompts]
+
+
+def catalogue_stats(encoder) -> CatalogueStats | None:
+    """Statistics of a sample of ``encoder``'s alias's stored vectors (every model), cached; None when off or too few."""
+    from .models import IndexEntry  # the querysets import this module's siblings at load
+
+    size = app_settings.COMPOSE_SAMPLE_SIZE
+    if not size:
+        return None
+    cache = caches[app_settings.TEXT_CACHE_ALIAS]
+    key = "assetsearch:catalogue-stats:" + hashlib.sha256(f"{encoder.alias}\0{encoder.key}\0{size}".encode()).hexdigest()
+    cached = cache.get(key)
+    dimensions = encoder.dimensions
+    if cached is not None:
+        count, values = cached
+        values = np.frombuffer(values, dtype=np.float32)
+        return CatalogueStats(values[:dimensions], values[dimensions:].reshape(dimensions, dimensions), count)
+    stats = CatalogueStats.from_vectors(IndexEntry.objects.sample_vectors(encoder.alias, size, dimensions))
+    if stats is None:
+        return None
+    packed = np.concatenate([stats.mean.ravel(), stats.covariance.ravel()]).astype(np.float32)
+    cache.set(key, (stats.size, packed.tobytes()), app_settings.COMPOSE_STATS_TIMEOUT)
+    # What the cache gives back, so the first query and the next ones agree to the last bit.
+    return CatalogueStats(packed[:dimensions], packed[dimensions:].reshape(dimensions, dimensions), stats.size)
