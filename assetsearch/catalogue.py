@@ -19,23 +19,23 @@ which is comparable across parts and across catalogues:
   because the concept's prompt is the least bad of them.
 
 The mean and covariance come from a random sample of the stored vectors
-(``COMPOSE_SAMPLE_SIZE``), cached for ``COMPOSE_STATS_TIMEOUT`` seconds;
-for a vector ``p``, the similarities ``p . x`` over the catalogue have mean
-``p . m`` and variance ``p' C p``.
+(``COMPOSE_SAMPLE_SIZE``, :func:`assetsearch.search.catalogue_stats`, cached
+for ``COMPOSE_STATS_TIMEOUT`` seconds); for a vector ``p``, the
+similarities ``p . x`` over the catalogue have mean ``p . m`` and variance
+``p' C p``. This module is the arithmetic alone (no database, no settings),
+so the demo model's evaluation computes exactly what the product does.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from django.core.cache import caches
 
-from .conf import app_settings
 from .constants import CATALOGUE_MIN_VECTORS, MIN_SPREAD
+
 
 @dataclass(frozen=True)
 class CatalogueStats:
@@ -95,27 +95,3 @@ def background_logits(prompts: Sequence[np.ndarray], stats: CatalogueStats | Non
     if stats is None or spreads is None:
         return []
     return [float(scale) * (stats.typical(p) + float(spreads) * stats.spread(p)) for p in prompts]
-
-
-def catalogue_stats(encoder) -> CatalogueStats | None:
-    """Statistics of a sample of ``encoder``'s alias's stored vectors (every model), cached; None when off or too few."""
-    from .models import IndexEntry  # the querysets import this module's siblings at load
-
-    size = app_settings.COMPOSE_SAMPLE_SIZE
-    if not size:
-        return None
-    cache = caches[app_settings.TEXT_CACHE_ALIAS]
-    key = "assetsearch:catalogue-stats:" + hashlib.sha256(f"{encoder.alias}\0{encoder.key}\0{size}".encode()).hexdigest()
-    cached = cache.get(key)
-    dimensions = encoder.dimensions
-    if cached is not None:
-        count, values = cached
-        values = np.frombuffer(values, dtype=np.float32)
-        return CatalogueStats(values[:dimensions], values[dimensions:].reshape(dimensions, dimensions), count)
-    stats = CatalogueStats.from_vectors(IndexEntry.objects.sample_vectors(encoder.alias, size, dimensions))
-    if stats is None:
-        return None
-    packed = np.concatenate([stats.mean.ravel(), stats.covariance.ravel()]).astype(np.float32)
-    cache.set(key, (stats.size, packed.tobytes()), app_settings.COMPOSE_STATS_TIMEOUT)
-    # What the cache gives back, so the first query and the next ones agree to the last bit.
-    return CatalogueStats(packed[:dimensions], packed[dimensions:].reshape(dimensions, dimensions), stats.size)

@@ -43,13 +43,13 @@ from django.db import transaction
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
-from .catalogue import background_logits, catalogue_stats
+from .catalogue import background_logits
 from .conf import app_settings
 from .encoders import embed_texts, get_encoder
 from .exceptions import EmptyQuery
 from .models import FlagStatus, IndexEntry, ModerationConcept, ModerationFlag
 from .querysets import IndexEntryQuerySet
-from .search import Query, Target, check_page, get_targets, load_objects
+from .search import Query, Target, catalogue_stats, check_page, get_targets, load_objects
 
 
 def scored_embeddings(prompts: Sequence[str], counter_prompts: Sequence[str]) -> IndexEntryQuerySet:

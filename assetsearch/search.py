@@ -60,6 +60,7 @@ and exact.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import math
 import time
@@ -70,6 +71,7 @@ from typing import IO, Any
 
 import numpy as np
 from django.contrib.contenttypes.models import ContentType
+from django.core.cache import caches
 from django.db.models import Model, Q, QuerySet
 from PIL import Image
 
@@ -84,7 +86,7 @@ from .constants import (
     RERANK_TOP_N_MAX,
     RERANK_TOP_N_MIN,
 )
-from .catalogue import catalogue_stats, composed_match
+from .catalogue import CatalogueStats, composed_match
 from .encoders import BaseEncoder, embed_texts, get_encoder
 from .exceptions import AssetNotEmbedded, EmptyQuery, InvalidQueryImage, QueryCancelsOut, SearchError, UnknownAsset
 from .images import InvalidImage, decode_search_image
@@ -427,6 +429,28 @@ def part_spreads(parts: dict[str, np.ndarray], encoder: BaseEncoder | None = Non
     """
     stats = catalogue_stats(encoder or get_encoder())
     return {name: stats.spread(v) for name, v in parts.items()} if stats else {}
+
+
+def catalogue_stats(encoder: BaseEncoder) -> CatalogueStats | None:
+    """Statistics of a sample of ``encoder``'s alias's stored vectors (every model), cached; None when off or too few."""
+    size = app_settings.COMPOSE_SAMPLE_SIZE
+    if not size:
+        return None
+    cache = caches[app_settings.TEXT_CACHE_ALIAS]
+    key = "assetsearch:catalogue-stats:" + hashlib.sha256(f"{encoder.alias}\0{encoder.key}\0{size}".encode()).hexdigest()
+    cached = cache.get(key)
+    dimensions = encoder.dimensions
+    if cached is not None:
+        count, values = cached
+        values = np.frombuffer(values, dtype=np.float32)
+        return CatalogueStats(values[:dimensions], values[dimensions:].reshape(dimensions, dimensions), count)
+    stats = CatalogueStats.from_vectors(IndexEntry.objects.sample_vectors(encoder.alias, size, dimensions))
+    if stats is None:
+        return None
+    packed = np.concatenate([stats.mean.ravel(), stats.covariance.ravel()]).astype(np.float32)
+    cache.set(key, (stats.size, packed.tobytes()), app_settings.COMPOSE_STATS_TIMEOUT)
+    # What the cache gives back, so the first query and the next ones agree to the last bit.
+    return CatalogueStats(packed[:dimensions], packed[dimensions:].reshape(dimensions, dimensions), stats.size)
 
 
 # Running queries ----------------------------------------------------------
