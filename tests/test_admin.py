@@ -274,6 +274,8 @@ def test_visual_search_mixes_text_negatives_and_filters(users: dict[str, User]) 
     )
     assert hit_titles(response)[0] == "foxtrot", hit_titles(response)
     assert set(response.context["results"].hits[0].part_scores) == {"text", "image"}
+    first = response.context["results"].hits[0]
+    assert f"match {first.match:.3f}" in response.content.decode()  # what ordered them, beside each part's score
     assert assets
 
 
