@@ -22,8 +22,8 @@ text-to-image ones (the modality gap), so plain unit vectors let the image
 of "this image, but square" outvote the words; divided by its spread, each
 part moves an asset's score by the same number of catalogue standard
 deviations per unit of weight, and the sum is still one vector the index
-can serve. ``COMPOSE_SAMPLE_SIZE = 0`` (or a catalogue of under two
-vectors) mixes the unit vectors as they are.
+can serve. ``COMPOSE_SAMPLE_SIZE = 0`` (or a catalogue of under
+``CATALOGUE_MIN_VECTORS`` vectors) mixes the unit vectors as they are.
 
 Several parts: none outvotes the others
 --------------------------------------
@@ -75,6 +75,7 @@ from django.core.cache import caches
 from django.db.models import Model, Q, QuerySet
 from PIL import Image
 
+from .catalogue import CatalogueStats, composed_match
 from .conf import app_settings
 from .constants import (
     DEFAULT_DUPLICATES_LIMIT,
@@ -86,7 +87,6 @@ from .constants import (
     RERANK_TOP_N_MAX,
     RERANK_TOP_N_MIN,
 )
-from .catalogue import CatalogueStats, composed_match
 from .encoders import BaseEncoder, embed_texts, get_encoder
 from .exceptions import AssetNotEmbedded, EmptyQuery, InvalidQueryImage, QueryCancelsOut, SearchError, UnknownAsset
 from .images import InvalidImage, decode_search_image
