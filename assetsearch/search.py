@@ -35,8 +35,9 @@ the weighted mean of each part's z-score in the catalogue, capped at
 ``COMPOSE_PART_CAP`` (1.5) standard deviations, the negative part
 subtracted (:func:`assetsearch.catalogue.composed_match`); ties keep the
 index's order. A hit must then answer every part; measured on the
-independent renderer (README "The model") it puts the intended colour and
-shape first more often than the sum does.
+independent renderer (README "Searching from Python") it puts the intended
+result first for a colour change in 0.39 of cases against the sum's 0.32,
+and as often as the sum for a shape change.
 
 Scores
 ------
