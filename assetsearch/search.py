@@ -369,17 +369,17 @@ class ComposedQuery:
     notices: list[str]
     image: Image.Image | None = None  # the decoded query image, for rerankers
     weights: dict[str, float] = field(default_factory=dict)  # each part's weight, as given
+    stats: CatalogueStats | None = None  # several parts: the catalogue they were weighed against
 
-    def match(self, vectors: np.ndarray, encoder: BaseEncoder | None = None) -> np.ndarray | None:
+    def match(self, vectors: np.ndarray) -> np.ndarray | None:
         """How well these stored vectors answer every part (:func:`~assetsearch.catalogue.composed_match`).
 
         None for a single part, or without catalogue statistics: the index's order stands.
         """
-        stats = catalogue_stats(encoder or get_encoder()) if len(self.parts) > 1 else None
-        if stats is None or not len(vectors):
+        if self.stats is None or not len(vectors):
             return None
         similarities = {name: vectors @ part for name, part in self.parts.items()}
-        return composed_match(similarities, self.parts, self.weights, stats, cap=app_settings.COMPOSE_PART_CAP)
+        return composed_match(similarities, self.parts, self.weights, self.stats, cap=app_settings.COMPOSE_PART_CAP)
 
 
 def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
@@ -411,15 +411,16 @@ def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
         parts["negative"] = np.mean([e.vector for e in embedded], axis=0)
         if any(e.truncated for e in embedded):
             notices.append("A negative term was truncated to the model's context length.")
-    spreads = part_spreads(parts, encoder) if len(parts) > 1 else {}
-    scaled = {name: weights[name] / spreads.get(name, 1.0) for name in parts}
+    # One read of the statistics serves the weighing here and the match in search().
+    stats = catalogue_stats(encoder) if len(parts) > 1 else None
+    scaled = {name: weights[name] / (stats.spread(vector) if stats else 1.0) for name, vector in parts.items()}
     total = sum((-1 if name == "negative" else 1) * scaled[name] * vector.astype(np.float64) for name, vector in parts.items())
     # Measured against the length it would have if no part cancelled another: a tiny weight
     # (1e-30) still gives a direction; only parts that cancel leave (almost) nothing.
     scale = sum(scaled.values())
     return ComposedQuery(
         vector=check_query_vector(total / scale if scale else total), parts=parts, notices=notices, image=image,
-        weights={name: weights[name] for name in parts},
+        weights={name: weights[name] for name in parts}, stats=stats,
     )
 
 
@@ -617,7 +618,7 @@ def search(query: Query) -> SearchResults:
     # Stored vectors: each part's score (and the match) when there are several, the score of a keyword-only match.
     stored = IndexEntry.objects.for_encoder(encoder.alias)
     vectors = stored.vectors([key for key, _ in by_vector]) if several_parts else {}
-    by_vector, matches = _by_match(composed, by_vector, vectors, encoder)
+    by_vector, matches = _by_match(composed, by_vector, vectors)
     if hybrid:
         fused = fuse_rankings({"vector": [key for key, _ in by_vector], "keyword": keyword_ranking(query.text, targets, depth=depth)})
         vectors.update(stored.vectors([key for key, _, _ in fused if key not in vectors]))
@@ -662,18 +663,19 @@ def search(query: Query) -> SearchResults:
 
 
 def _by_match(
-    composed: ComposedQuery, by_vector: list[tuple[Key, float]], vectors: Mapping[Key, np.ndarray], encoder: BaseEncoder
+    composed: ComposedQuery, by_vector: list[tuple[Key, float]], vectors: Mapping[Key, np.ndarray]
 ) -> tuple[list[tuple[Key, float]], dict[Key, float]]:
     """The index's candidates reordered by the composed match (best first, ties in the index's order), and each one's match.
 
     Unchanged, with no matches, for a single part or without catalogue statistics.
     """
     keys = [key for key, _ in by_vector if key in vectors]
-    match = composed.match(np.stack([vectors[key] for key in keys]), encoder) if keys else None
+    match = composed.match(np.stack([vectors[key] for key in keys])) if keys else None
     if match is None:
         return by_vector, {}
     matches = {key: float(value) for key, value in zip(keys, match)}
-    order = sorted(range(len(by_vector)), key=lambda n: (-matches.get(by_vector[n][0], -1.0), n))
+    # A match has no floor (only the top of each part is capped): a row without a vector goes last.
+    order = sorted(range(len(by_vector)), key=lambda n: (-matches.get(by_vector[n][0], -math.inf), n))
     return [by_vector[n] for n in order], matches
 
 
