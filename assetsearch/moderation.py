@@ -73,13 +73,18 @@ class FlagCounts:
     cleared: int
 
 
-def flag_entries(concept: ModerationConcept, *, entry_ids: Sequence[int] | None = None, id_range: tuple[int, int] | None = None) -> FlagCounts:
+def flag_entries(
+    concept: ModerationConcept, *, entry_ids: Sequence[int] | None = None, id_range: tuple[int, int] | None = None,
+    scores: IndexEntryQuerySet | None = None,
+) -> FlagCounts:
     """Score entries for ``concept`` in one statement; flag those at or over its threshold.
 
     Existing flags keep their review status (their score is refreshed); open
-    flags now under the threshold are removed.
+    flags now under the threshold are removed. ``scores`` is the concept's
+    :func:`scored_embeddings`, for callers that flag it batch by batch.
     """
-    scores = scored_embeddings(concept.prompts, concept.counter_prompts)
+    if scores is None:
+        scores = scored_embeddings(concept.prompts, concept.counter_prompts)
     if entry_ids is not None:
         scores = scores.filter(pk__in=list(entry_ids))
     if id_range is not None:
@@ -136,10 +141,12 @@ def rescore_concept(concept_id: int, *, batch_size: int = 5000, progress: Callab
     ids = list(embeddings.order_by("pk").values_list("pk", flat=True))
     ModerationConcept.objects.filter(pk=concept_id).update(rescore_total=len(ids), rescore_done=0)
     counts = FlagCounts(0, 0)
+    # The prompts are embedded and the catalogue statistics read once, so every batch is scored alike.
+    scores = scored_embeddings(concept.prompts, concept.counter_prompts)
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
         with transaction.atomic():
-            batch = flag_entries(concept, id_range=(chunk[0], chunk[-1]))
+            batch = flag_entries(concept, id_range=(chunk[0], chunk[-1]), scores=scores)
             done = start + len(chunk)
             ModerationConcept.objects.filter(pk=concept_id).update(rescore_done=done)
         counts.flagged += batch.flagged

@@ -7,9 +7,13 @@ import re
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.cache import caches
 from django.core.management import call_command
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
+from assetsearch.conf import app_settings
 from assetsearch.models import Asset, EmbeddingStatus, FlagStatus, IndexEntry, ModerationConcept, ModerationFlag
 from assetsearch.moderation import calibrate, flag_assets, moderation_query, rescore_concept
 from assetsearch.pipeline import embed_assets
@@ -67,6 +71,20 @@ def test_new_concept_backfills_flags_without_re_embedding():
     concept.threshold = 0.999999
     concept.save()
     assert flag_assets(concept).cleared == 1 and not concept.flags.exists()
+
+
+@pytest.mark.django_db
+def test_a_batched_rescore_scores_every_batch_against_the_same_statistics():
+    """The catalogue statistics are read once per rescore: a cache expiring between batches changes nothing."""
+    assets = make_catalogue()
+    concept = ModerationConcept.objects.create(enabled=False, **{**RED_TRIANGLE, "threshold": 0.0})
+    rescore_concept(concept.pk)
+    whole = dict(concept.flags.values_list("entry__object_id", "score"))
+    assert len(whole) == len(assets)
+    with CaptureQueriesContext(connection) as queries:
+        rescore_concept(concept.pk, batch_size=3, progress=lambda done, total: caches[app_settings.TEXT_CACHE_ALIAS].clear())
+    assert sum("TABLESAMPLE" in q["sql"] for q in queries.captured_queries) <= 1
+    assert dict(concept.flags.values_list("entry__object_id", "score")) == pytest.approx(whole)
 
 
 @pytest.mark.django_db
