@@ -78,12 +78,20 @@ def composed_match(
     like that part as anything in the catalogue, so one part cannot outvote
     the others: a near-copy of the query image (4 standard deviations) that
     ignores the words no longer beats an asset that answers both.
+
+    The negative part only takes away: an asset no more like it than the
+    catalogue's typical one loses nothing, and one far less like it gains
+    nothing. Otherwise "a star, not red" ranked a yellow triangle above
+    purple stars, yellow being the colour least like red.
     """
     total = sum(weights[name] for name in parts) or 1.0
     match = np.zeros(len(next(iter(similarities.values()))), dtype=np.float64)
     for name, vector in parts.items():
-        capped = np.minimum(stats.z_scores(similarities[name], vector), float(cap))
-        match += (-1.0 if name == negative else 1.0) * weights[name] / total * capped
+        z = stats.z_scores(similarities[name], vector)
+        if name == negative:
+            match -= weights[name] / total * np.clip(z, 0.0, float(cap))
+        else:
+            match += weights[name] / total * np.minimum(z, float(cap))
     return match
 
 

@@ -33,11 +33,12 @@ square" however little it looks like a square. So the index returns the
 ``COMPOSE_CANDIDATES`` nearest to ``q``, and they are ordered by ``match``:
 the weighted mean of each part's z-score in the catalogue, capped at
 ``COMPOSE_PART_CAP`` (1.5) standard deviations, the negative part
-subtracted (:func:`assetsearch.catalogue.composed_match`); ties keep the
-index's order. A hit must then answer every part; measured on the
-independent renderer (README "Searching from Python") it puts the intended
-result first for a colour change in 0.39 of cases against the sum's 0.32,
-and as often as the sum for a shape change.
+subtracted where it is above typical (:func:`assetsearch.catalogue.composed_match`);
+ties keep the index's order. A hit must then answer every part; measured on the
+independent renderer (README "Searching from Python", the 2026-12-04
+checkpoint) it puts the intended result first for a colour change in 0.39
+of cases against the sum's 0.32, and as often as the sum for a shape
+change.
 
 Scores
 ------

@@ -51,11 +51,15 @@ def test_a_part_far_above_the_catalogue_cannot_outvote_the_others(stats):
     assert np.argmax(composed_match(similarities, parts, {"image": 1.0, "text": 3.0}, stats, cap=math.inf)) == 1
 
 
-def test_the_negative_part_is_subtracted(stats):
+def test_the_negative_part_only_takes_away(stats):
     parts = {"text": TEXT, "negative": IMAGE}
-    similarities = {"text": np.full(2, stats.typical(TEXT)), "negative": np.array([stats.typical(IMAGE), stats.typical(IMAGE) + stats.spread(IMAGE)])}
+    z = np.array([0.0, 1.0, 3.0, -2.0])  # typical, like the negative, far past the cap, far less like it than typical
+    similarities = {"text": np.full(4, stats.typical(TEXT)), "negative": stats.typical(IMAGE) + z * stats.spread(IMAGE)}
     match = composed_match(similarities, parts, {"text": 1.0, "negative": 0.5}, stats, cap=1.5)
-    assert match[0] == pytest.approx(0.0) and match[1] == pytest.approx(-0.5 / 1.5)
+    assert match == pytest.approx([0.0, -0.5 / 1.5, -0.5 / 1.5 * 1.5, 0.0])
+    # Being unlike the negative earns nothing: a weaker answer to the words stays below a better one.
+    weaker = {"text": np.array([stats.typical(TEXT), stats.typical(TEXT) - stats.spread(TEXT)]), "negative": stats.typical(IMAGE) + np.array([0.5, -3.0]) * stats.spread(IMAGE)}
+    assert np.argmax(composed_match(weaker, parts, {"text": 1.0, "negative": 0.5}, stats, cap=1.5)) == 0
 
 
 def test_the_moderation_background_sits_spreads_above_the_catalogues_typical_similarity(stats):
