@@ -23,11 +23,12 @@ CONFIG_DIR = PACKAGE_DIR / "model_configs"
 CHECKPOINT_PATH = PACKAGE_DIR / "assetsearch-demo.pt"
 # How the checkpoint reads non-square images best: the encoders' FIT "auto"
 # for this model. Measured against centre-crop and letterbox on the
-# independent renderer (README "The model"): tiles read colour best (0.945)
-# and objects at the ends as well as in the middle, and the other query modes
-# (query by image, concepts) are best under tiles; letterbox, which the
-# augmented recipe trained on, is one model call and retrieves a little
-# better (R@5 0.945 against 0.921).
+# independent renderer (README "The model"): tiles read colour (0.941) and
+# shape (0.592) best, objects at the ends as well as in the middle, and the
+# other query modes (composed, query by image, concepts) are best under
+# tiles; letterbox, which the augmented recipe trained on, is one model call,
+# retrieves better (R@5 0.972 against 0.928) and counts better (0.703
+# against 0.593).
 FIT = "tiles"
 
 _registered = False
