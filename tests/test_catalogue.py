@@ -58,7 +58,10 @@ def test_the_negative_part_only_takes_away(stats):
     match = composed_match(similarities, parts, {"text": 1.0, "negative": 0.5}, stats, cap=1.5)
     assert match == pytest.approx([0.0, -0.5 / 1.5, -0.5 / 1.5 * 1.5, 0.0])
     # Being unlike the negative earns nothing: a weaker answer to the words stays below a better one.
-    weaker = {"text": np.array([stats.typical(TEXT), stats.typical(TEXT) - stats.spread(TEXT)]), "negative": stats.typical(IMAGE) + np.array([0.5, -3.0]) * stats.spread(IMAGE)}
+    weaker = {
+        "text": stats.typical(TEXT) + np.array([0.0, -1.0]) * stats.spread(TEXT),
+        "negative": stats.typical(IMAGE) + np.array([0.5, -3.0]) * stats.spread(IMAGE),
+    }
     assert np.argmax(composed_match(weaker, parts, {"text": 1.0, "negative": 0.5}, stats, cap=1.5)) == 0
 
 

@@ -201,8 +201,8 @@ def test_one_attribute_captions_name_that_attribute_alone():
 def test_query_mode_figures_are_measured_on_the_independent_renderer(demo):
     model, preprocess, tokenizer = demo
     figures = evaluate_queries(model, tokenizer, preprocess, make_catalogue(80, seed=5), cases=5, seed=5)
-    shares = [k for k in figures if k.endswith(("R@1", "precision", "recall"))]
-    assert len(shares) == 7 and all(0.0 <= figures[k] <= 1.0 or figures[k] != figures[k] for k in shares), figures
+    shares = [k for k in figures if k.endswith(("R@1", "precision", "recall", "share"))]
+    assert len(shares) == 9 and all(0.0 <= figures[k] <= 1.0 or figures[k] != figures[k] for k in shares), figures
     # Look-alike counter-prompts ("a red square", "a blue triangle") flag no more than the neutral ones, and only
     # red triangles (on these 80 images: 2 of the 3 under both since the 1,500-step checkpoint; the neutral ones
     # flagged more than the look-alikes before).

@@ -44,6 +44,7 @@ import torch
 from ..catalogue import CatalogueStats, background_logits, composed_match
 from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_all, pool_views
 from ..conf import DEFAULTS
+from ..constants import DEFAULT_NEGATIVE_WEIGHT
 from . import CHECKPOINT_PATH, FIT, MODEL_NAME, independent, register_model_config
 from .synthetic import COLOURS, SHAPES, Scene, describe, noun_phrase, random_scene
 
@@ -207,6 +208,8 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
     Composed image + text (candidates by the spread-weighted sum, ordered
     by the capped match, as :func:`assetsearch.search.search`): image + "a
     <shape>" and image + "<colour>" should put that colour and shape first;
+    negative terms: "a <shape>" without "<colour>" (the default negative
+    weight) should keep that colour out of the top 5 and that shape in it;
     query by image: the nearest other image has the same colour and shape;
     moderation (softmax over the concept, its counter-prompts and the
     catalogue background at the model's temperature, threshold 0.5, as
@@ -223,18 +226,17 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
         scores[index] = -np.inf
         return int(np.argmax(scores))
 
-    def composed_first(image: np.ndarray, words: np.ndarray, index: int) -> int:
+    def composed_ranking(parts: dict[str, np.ndarray], weights: dict[str, float], exclude: int | None = None) -> np.ndarray:
         # As search() does: the COMPOSE_CANDIDATES nearest to the spread-weighted sum, ordered by the capped match.
-        query = image / stats.spread(image) + words / stats.spread(words)
+        query = sum((-1 if name == "negative" else 1) * weights[name] / stats.spread(v) * v for name, v in parts.items())
         scores = vectors @ (query / np.linalg.norm(query))
-        scores[index] = -np.inf
+        if exclude is not None:
+            scores[exclude] = -np.inf
         candidates = np.argsort(-scores, kind="stable")[: DEFAULTS["COMPOSE_CANDIDATES"]]
-        parts = {"image": image, "text": words}
         match = composed_match(
-            {name: vectors[candidates] @ part for name, part in parts.items()}, parts, {"image": 1.0, "text": 1.0}, stats,
-            cap=DEFAULTS["COMPOSE_PART_CAP"],
+            {name: vectors[candidates] @ part for name, part in parts.items()}, parts, weights, stats, cap=DEFAULTS["COMPOSE_PART_CAP"],
         )
-        return int(candidates[np.argsort(-match, kind="stable")[0]])
+        return candidates[np.argsort(-match, kind="stable")]
 
     rng = random.Random(f"queries-{seed}")
     composed = {"shape": [], "colour": []}
@@ -251,12 +253,24 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
             if (colour, shape) not in facts:
                 continue
             words = embed_texts(model, tokenizer, [text])[0]
-            hits.append(facts[composed_first(vectors[index], words, index)] == (colour, shape))
+            first = composed_ranking({"image": vectors[index], "text": words}, {"image": 1.0, "text": 1.0}, exclude=index)[0]
+            hits.append(facts[first] == (colour, shape))
+    # Negative terms, where the catalogue holds the shape in the avoided colour and in at least five others.
+    pairs = sorted({f for f in facts if sum(s == f[1] and c != f[0] for c, s in facts) >= 5})
+    avoided_out, on_topic = [], []
+    for colour, shape in rng.sample(pairs, min(cases, len(pairs))):
+        words, avoid = embed_texts(model, tokenizer, [f"a {shape}", colour])
+        top = composed_ranking({"text": words, "negative": avoid}, {"text": 1.0, "negative": DEFAULT_NEGATIVE_WEIGHT})[:5]
+        avoided_out.append(all(facts[i][0] != colour for i in top))
+        on_topic.append(float(np.mean([facts[i][1] == shape for i in top])))
     by_image = [facts[nearest_other(vectors[i], i)] == facts[i] for i in range(len(items)) if facts.count(facts[i]) > 1]
     result = {
         "composed_shape_R@1": float(np.mean(composed["shape"])),
         "composed_colour_R@1": float(np.mean(composed["colour"])),
         "image_same_colour_shape_R@1": float(np.mean(by_image)),
+        # Shares: cases with no item of the avoided colour in the top 5; of the top 5, items of the asked shape.
+        "negative_avoided_out_share": float(np.mean(avoided_out)) if avoided_out else float("nan"),
+        "negative_on_topic_share": float(np.mean(on_topic)) if on_topic else float("nan"),
     }
     truth = np.array([f == ("red", "triangle") for f in facts])
     look_alikes = [f"a {c} triangle" for c in COLOURS if c != "red"] + [f"a red {s}" for s in SHAPES if s != "triangle"]
@@ -309,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fit", choices=(*FIT_MODES, "all"), default=None,
                         help="how non-square images are fitted (default: the encoder setting's default); all: each")
     parser.add_argument("--queries", action="store_true",
-                        help="independent renderer: also composed, query-by-image, moderation and near-duplicate figures")
+                        help="independent renderer: also composed, negative-term, query-by-image, moderation and near-duplicate figures")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     started = time.perf_counter()
