@@ -66,6 +66,24 @@ class CatalogueStats:
         return (np.asarray(similarities, dtype=np.float64) - self.typical(vector)) / self.spread(vector)
 
 
+def composed_vector(
+    parts: Mapping[str, np.ndarray], weights: Mapping[str, float], stats: CatalogueStats | None, *, negative: str = "negative",
+) -> np.ndarray:
+    """The query vector the index retrieves with: each part weighed by ``weight / spread``, the negative part subtracted.
+
+    Dividing by each part's spread over the catalogue (1 without statistics)
+    keeps a part whose similarities vary widely (an image) from outvoting
+    one whose similarities vary little (words, across the modality gap).
+    The sum is measured against the length it would have if no part
+    cancelled another: a tiny weight (1e-30) still gives a direction; only
+    parts that cancel leave (almost) nothing.
+    """
+    scaled = {name: weights[name] / (stats.spread(vector) if stats else 1.0) for name, vector in parts.items()}
+    total = sum((-1 if name == negative else 1) * scaled[name] * vector.astype(np.float64) for name, vector in parts.items())
+    scale = sum(scaled.values())
+    return total / scale if scale else total
+
+
 def composed_match(
     similarities: Mapping[str, np.ndarray], parts: Mapping[str, np.ndarray], weights: Mapping[str, float], stats: CatalogueStats,
     *, cap: float, negative: str = "negative",

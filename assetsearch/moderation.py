@@ -73,22 +73,15 @@ class FlagCounts:
     cleared: int
 
 
-def flag_entries(
-    concept: ModerationConcept, *, entry_ids: Sequence[int] | None = None, id_range: tuple[int, int] | None = None,
-    scores: IndexEntryQuerySet | None = None,
-) -> FlagCounts:
+def flag_entries(concept: ModerationConcept, *, entry_ids: Sequence[int] | None = None) -> FlagCounts:
     """Score entries for ``concept`` in one statement; flag those at or over its threshold.
 
     Existing flags keep their review status (their score is refreshed); open
-    flags now under the threshold are removed. ``scores`` is the concept's
-    :func:`scored_embeddings`, for callers that flag it batch by batch.
+    flags now under the threshold are removed.
     """
-    if scores is None:
-        scores = scored_embeddings(concept.prompts, concept.counter_prompts)
+    scores = scored_embeddings(concept.prompts, concept.counter_prompts)
     if entry_ids is not None:
         scores = scores.filter(pk__in=list(entry_ids))
-    if id_range is not None:
-        scores = scores.filter(pk__gte=id_range[0], pk__lte=id_range[1])
     return FlagCounts(*ModerationFlag.objects.upsert_scores(concept.pk, concept.threshold, scores))
 
 
@@ -146,7 +139,9 @@ def rescore_concept(concept_id: int, *, batch_size: int = 5000, progress: Callab
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
         with transaction.atomic():
-            batch = flag_entries(concept, id_range=(chunk[0], chunk[-1]), scores=scores)
+            batch = FlagCounts(*ModerationFlag.objects.upsert_scores(
+                concept.pk, concept.threshold, scores.filter(pk__gte=chunk[0], pk__lte=chunk[-1])
+            ))
             done = start + len(chunk)
             ModerationConcept.objects.filter(pk=concept_id).update(rescore_done=done)
         counts.flagged += batch.flagged

@@ -22,7 +22,7 @@ text-to-image ones (the modality gap), so plain unit vectors let the image
 of "this image, but square" outvote the words; divided by its spread, each
 part moves an asset's score by the same number of catalogue standard
 deviations per unit of weight, and the sum is still one vector the index
-can serve. ``COMPOSE_SAMPLE_SIZE = 0`` (or a catalogue of under
+can serve (:func:`assetsearch.catalogue.composed_vector`). ``COMPOSE_SAMPLE_SIZE = 0`` (or a catalogue of under
 ``CATALOGUE_MIN_VECTORS`` vectors) mixes the unit vectors as they are.
 
 Several parts: none outvotes the others
@@ -77,7 +77,7 @@ from django.core.cache import caches
 from django.db.models import Model, Q, QuerySet
 from PIL import Image
 
-from .catalogue import CatalogueStats, composed_match
+from .catalogue import CatalogueStats, composed_match, composed_vector
 from .conf import app_settings
 from .constants import (
     DEFAULT_DUPLICATES_LIMIT,
@@ -414,13 +414,8 @@ def compose(query: Query, encoder: BaseEncoder | None = None) -> ComposedQuery:
             notices.append("A negative term was truncated to the model's context length.")
     # One read of the statistics serves the weighing here and the match in search().
     stats = catalogue_stats(encoder) if len(parts) > 1 else None
-    scaled = {name: weights[name] / (stats.spread(vector) if stats else 1.0) for name, vector in parts.items()}
-    total = sum((-1 if name == "negative" else 1) * scaled[name] * vector.astype(np.float64) for name, vector in parts.items())
-    # Measured against the length it would have if no part cancelled another: a tiny weight
-    # (1e-30) still gives a direction; only parts that cancel leave (almost) nothing.
-    scale = sum(scaled.values())
     return ComposedQuery(
-        vector=check_query_vector(total / scale if scale else total), parts=parts, notices=notices, image=image,
+        vector=check_query_vector(composed_vector(parts, weights, stats)), parts=parts, notices=notices, image=image,
         weights={name: weights[name] for name in parts}, stats=stats,
     )
 

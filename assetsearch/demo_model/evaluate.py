@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..catalogue import CatalogueStats, background_logits, composed_match
+from ..catalogue import CatalogueStats, background_logits, composed_match, composed_vector
 from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_all, pool_views
 from ..conf import DEFAULTS
 from ..constants import DEFAULT_NEGATIVE_WEIGHT
@@ -228,7 +228,7 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
 
     def composed_ranking(parts: dict[str, np.ndarray], weights: dict[str, float], exclude: int | None = None) -> np.ndarray:
         # As search() does: the COMPOSE_CANDIDATES nearest to the spread-weighted sum, ordered by the capped match.
-        query = sum((-1 if name == "negative" else 1) * weights[name] / stats.spread(v) * v for name, v in parts.items())
+        query = composed_vector(parts, weights, stats)
         scores = vectors @ (query / np.linalg.norm(query))
         if exclude is not None:
             scores[exclude] = -np.inf
