@@ -20,7 +20,16 @@ from assetsearch.demo_model.evaluate import (
     make_heldout,
 )
 from assetsearch.demo_model.independent import CONDITIONS, make_catalogue
-from assetsearch.demo_model.synthetic import Augmentation, Scene, describe, describe_one_attribute, describe_varied, random_scene
+from assetsearch.demo_model.synthetic import (
+    COLOURS,
+    SCATTER_REGIONS,
+    Augmentation,
+    Scene,
+    describe,
+    describe_one_attribute,
+    describe_varied,
+    random_scene,
+)
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +181,54 @@ def test_training_augmentations_are_seeded_square_and_vary_the_pictures():
     assert sum(image.getpixel((0, 0)) == pad or image.getpixel((127, 127)) == pad for image in images) >= 4
 
 
+def test_scattered_groups_keep_their_count_and_the_side_their_position_names():
+    # Only the scatter and the small scale on, on a white square canvas, so the red pixels are the objects.
+    still = Augmentation(rotate=0, aspect=0, border_cut=0, colour_jitter=0, outline=0, aliased=0, jpeg=0, noise=0, blur=0)
+    scattered = Augmentation(**{**still.__dict__, "scatter": 1.0, "small_scale": 0.5})
+    red = np.array(COLOURS["red"])
+    for position, (x0, y0, x1, y1) in SCATTER_REGIONS.items():
+        for seed in range(5):
+            scene = Scene("circle", "red", "plain", "white", "small", 3, position)
+            image = np.asarray(scene.render(seed, size=128, augment=scattered)).astype(int)
+            ys, xs = np.nonzero(np.abs(image - red).sum(axis=2) < 60)
+            assert xs.min() >= x0 * 128 - 2 and xs.max() <= x1 * 128 + 1, (position, seed, xs.min(), xs.max())
+            assert ys.min() >= y0 * 128 - 2 and ys.max() <= y1 * 128 + 1, (position, seed, ys.min(), ys.max())
+            assert image.tobytes() != np.asarray(scene.render(seed, size=128, augment=still)).astype(int).tobytes()
+            # Placed untouching: the three objects stay three separate blobs.
+            assert _blobs(np.abs(image - red).sum(axis=2) < 60) == 3, (position, seed)
+
+
+def _blobs(mask: np.ndarray) -> int:
+    """Connected regions (4-neighbour) of a boolean mask."""
+    seen = np.zeros_like(mask)
+    count = 0
+    for start in zip(*np.nonzero(mask)):
+        if seen[start]:
+            continue
+        count += 1
+        stack = [start]
+        seen[start] = True
+        while stack:
+            y, x = stack.pop()
+            for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+    return count
+
+
+def test_hard_negative_groups_differ_in_their_one_attribute():
+    from assetsearch.demo_model.train import variant_groups
+
+    groups = variant_groups(random.Random(2), 30, 4, ["shape", "colour", "count"])
+    for g, group in enumerate(groups):
+        attribute = ("shape", "colour", "count")[g % 3]
+        assert len(group) == (3 if attribute == "count" else 4)
+        assert len({getattr(scene, attribute) for scene in group}) == len(group)
+        rest = [{k: v for k, v in scene.as_dict().items() if k != attribute} for scene in group]
+        assert all(r == rest[0] for r in rest), group
+
+
 def test_varied_captions_state_only_what_is_true_in_many_forms():
     rng = random.Random(9)
     texts = set()
@@ -194,6 +251,9 @@ def test_one_attribute_captions_name_that_attribute_alone():
             caption = describe_one_attribute(scene, attribute, rng)
             assert caption.stated == {attribute: getattr(scene, attribute)} and caption.matches(scene)
             assert getattr(scene, attribute) in caption.text and getattr(scene, other) not in caption.text, caption
+        caption = describe_one_attribute(scene, "count", rng)
+        assert caption.stated == {"count": scene.count} and caption.matches(scene)
+        assert scene.shape not in caption.text and scene.colour not in caption.text, caption
     with pytest.raises(ValueError):
         describe_one_attribute(scene, "fill", rng)
 

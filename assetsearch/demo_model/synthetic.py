@@ -246,16 +246,22 @@ def describe_varied(scene: Scene, rng: random.Random) -> Caption:
 # negative term ("red") name it: training with ``--single-attribute``.
 _ONE_COLOUR = ("{c}", "something {c}", "{c} things", "anything {c}", "the {c} one", "in {c}")
 _ONE_SHAPE = ("a {s}", "{s}", "a {s} shape", "{n}", "the {s}")
+_ONE_COUNT = ("{w}", "{d}", "x{d}", "{w} {things}")
 
 
 def describe_one_attribute(scene: Scene, attribute: str, rng: random.Random) -> Caption:
-    """A caption naming only the scene's ``attribute`` ("colour" or "shape"): "green", "a star", "stars"."""
+    """A caption naming only the scene's ``attribute`` ("colour", "shape" or "count"): "green", "a star", "x2"."""
     if attribute == "colour":
         return Caption(text=rng.choice(_ONE_COLOUR).format(c=scene.colour), stated={"colour": scene.colour})
     if attribute == "shape":
         plural = _PLURAL.get(scene.shape, scene.shape + "s")
         template = rng.choice(_ONE_SHAPE)
         return Caption(text=template.format(s=scene.shape, n=scene.shape if scene.count == 1 else plural), stated={"shape": scene.shape})
+    if attribute == "count":
+        template = rng.choice(_ONE_COUNT)
+        words = {1: "one", 2: "two", 3: "three"}
+        return Caption(text=template.format(w=words[scene.count], d=scene.count, things="shape" if scene.count == 1 else "shapes"),
+                       stated={"count": scene.count})
     raise ValueError(f"no one-attribute caption for {attribute!r}")
 
 
@@ -422,11 +428,35 @@ class Augmentation:
     jpeg: float = 0.5
     noise: float = 0.2
     blur: float = 0.2
+    # Off (0 and 1) in the stage-2 recipe of the 1,500-step checkpoint, so it reproduces; see train --scatter.
+    scatter: float = 0.0  # objects strewn over their position's region (SCATTER_REGIONS) instead of a row
+    small_scale: float = 1.0  # "small" objects drawn at this to 1x their size, as small as uploads' are
     # The letterbox padding: the demo model's mean colour, as assetsearch.clip_inputs.fit_image pads.
     pad_mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 
 
 MAX_ASPECT = 3.0
+
+# Where a scattered group may lie, as (x0, y0, x1, y1) of the canvas: the
+# side its position names, or the middle, so the position caption stays true.
+SCATTER_REGIONS = {
+    "left": (0.0, 0.0, 0.4, 1.0),
+    "right": (0.6, 0.0, 1.0, 1.0),
+    "top": (0.0, 0.0, 1.0, 0.4),
+    "bottom": (0.0, 0.6, 1.0, 1.0),
+    "center": (0.15, 0.15, 0.85, 0.85),
+}
+
+
+def _scatter(objects: list[tuple[float, float, float]], region: tuple[float, float, float, float],
+             rng: random.Random) -> list[tuple[float, float, float]] | None:
+    """``objects`` (centre and radius in pixels) moved to random, untouching places in ``region``; None if they do not fit."""
+    x0, y0, x1, y1 = region
+    for _ in range(50):
+        placed = [(rng.uniform(x0 + r, max(x0 + r, x1 - r)), rng.uniform(y0 + r, max(y0 + r, y1 - r)), r) for _, _, r in objects]
+        if all(math.dist(a[:2], b[:2]) > 1.15 * (a[2] + b[2]) for i, a in enumerate(placed) for b in placed[i + 1 :]):
+            return placed
+    return None
 
 
 def render_augmented(scene: Scene, seed: int, size: int, augment: Augmentation) -> Image.Image:
@@ -443,6 +473,13 @@ def render_augmented(scene: Scene, seed: int, size: int, augment: Augmentation) 
     short = min(width, height)
     tilt = rng.uniform(-math.pi, math.pi) if rng.random() < augment.rotate else rng.uniform(-0.2, 0.2)
     objects = [(x * width, y * height, r * short) for x, y, r in _layout(scene, rng)]
+    # Both draw from rng only when enabled, so recipes without them reproduce.
+    if augment.small_scale < 1 and scene.size == "small":
+        factor = rng.uniform(augment.small_scale, 1.0)
+        objects = [(x, y, r * factor) for x, y, r in objects]
+    if augment.scatter and rng.random() < augment.scatter:
+        u0, v0, u1, v1 = SCATTER_REGIONS[scene.position]
+        objects = _scatter(objects, (u0 * width, v0 * height, u1 * width, v1 * height), rng) or objects
     if scene.position != "center" and rng.random() < augment.border_cut:
         vertical = scene.position in ("left", "right")
         along = 1 if vertical else 0

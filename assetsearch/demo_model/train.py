@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from . import CHECKPOINT_PATH, MODEL_NAME, register_model_config
-from .synthetic import COLOURS, SHAPES, Augmentation, Scene, describe, describe_one_attribute, describe_varied, random_scene
+from .synthetic import COLOURS, COUNTS, SHAPES, Augmentation, Scene, describe, describe_one_attribute, describe_varied, random_scene
 
 CAPTIONERS = {"natural": describe, "varied": describe_varied}
 
@@ -64,26 +64,26 @@ def augmented(seed: int, fraction: float) -> bool:
     return fraction > 0 and random.Random(f"augment?{seed}").random() < fraction
 
 
-def _render_chunk(job: tuple[list[Scene], int, int, float]) -> np.ndarray:
-    scenes, first_seed, size, fraction = job
-    augment = Augmentation()
+def _render_chunk(job: tuple[list[Scene], int, int, float, Augmentation]) -> np.ndarray:
+    scenes, first_seed, size, fraction, augment = job
     return np.stack([
         np.asarray(scene.render(first_seed + i, size=size, augment=augment if augmented(first_seed + i, fraction) else None), dtype=np.uint8)
         for i, scene in enumerate(scenes)
     ])
 
 
-def render_images(scenes: list[Scene], first_seed: int, size: int, label: str, augment: float = 0.0) -> torch.Tensor:
+def render_images(scenes: list[Scene], first_seed: int, size: int, label: str, augment: float = 0.0,
+                  augmentation: Augmentation = Augmentation()) -> torch.Tensor:
     """Render scenes into a uint8 tensor (N, 3, size, size), on every core.
 
     Scene ``i`` is drawn with seed ``first_seed + i``, so the pixels do not
     depend on the number of processes; a share ``augment`` of them with
-    :class:`Augmentation`.
+    ``augmentation``.
     """
     chunk = 500
     pixels = torch.empty((len(scenes), 3, size, size), dtype=torch.uint8)
     starts = range(0, len(scenes), chunk)
-    jobs = [(scenes[start : start + chunk], first_seed + start, size, augment) for start in starts]
+    jobs = [(scenes[start : start + chunk], first_seed + start, size, augment, augmentation) for start in starts]
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(os.cpu_count()) as pool:
         for start, array in zip(starts, pool.imap(_render_chunk, jobs)):
@@ -94,21 +94,22 @@ def render_images(scenes: list[Scene], first_seed: int, size: int, label: str, a
     return pixels
 
 
-def variant_groups(rng: random.Random, groups: int, size: int, attributes: Sequence[str]) -> list[Scene]:
-    """Hard negatives: groups of ``size`` scenes identical but for one attribute.
+def variant_groups(rng: random.Random, groups: int, size: int, attributes: Sequence[str]) -> list[list[Scene]]:
+    """Hard negatives: groups of up to ``size`` scenes identical but for one attribute.
 
     Random batches rarely hold two images that differ in one attribute only,
     so the loss can be lowered with the most visible one alone; a group that
     differs only in shape makes shape pay, one that differs only in colour
-    keeps colour in the image vectors. Groups take ``attributes`` in turn.
+    keeps colour in the image vectors, one that differs only in count (its
+    three values, so three scenes) makes the model count. Groups take
+    ``attributes`` in turn.
     """
-    values = {"shape": SHAPES, "colour": tuple(COLOURS)}
+    values = {"shape": SHAPES, "colour": tuple(COLOURS), "count": COUNTS}
     scenes = []
     for g in range(groups):
         base = random_scene(rng)
         attribute = attributes[g % len(attributes)]
-        for value in rng.sample(values[attribute], size):
-            scenes.append(replace(base, **{attribute: value}))
+        scenes.append([replace(base, **{attribute: value}) for value in rng.sample(values[attribute], min(size, len(values[attribute])))])
     return scenes
 
 
@@ -144,10 +145,13 @@ def train(args: argparse.Namespace) -> dict:
     rng = random.Random(f"train-{args.seed}")
     scenes = [random_scene(rng) for _ in range(args.images)]
     groups = variant_groups(rng, args.group_pool, args.group_size, args.group_attributes) if args.hard_groups else []
-    print(f"rendering {len(scenes)} random and {len(groups)} hard-negative training images at {image_size}px", flush=True)
-    pixels = render_images(scenes, args.seed * 10_000_000, image_size, "random scenes", args.augment)
+    group_scenes = [scene for group in groups for scene in group]
+    group_starts = np.cumsum([0] + [len(group) for group in groups]).tolist()
+    print(f"rendering {len(scenes)} random and {len(group_scenes)} hard-negative training images at {image_size}px", flush=True)
+    augmentation = Augmentation(scatter=args.scatter, small_scale=args.small_scale)
+    pixels = render_images(scenes, args.seed * 10_000_000, image_size, "random scenes", args.augment, augmentation)
     if groups:
-        group_pixels = render_images(groups, args.seed * 10_000_000 + 5_000_000, image_size, "hard-negative scenes", args.augment)
+        group_pixels = render_images(group_scenes, args.seed * 10_000_000 + 5_000_000, image_size, "hard-negative scenes", args.augment, augmentation)
     caption = CAPTIONERS[args.captions]
     device = torch.device(args.device)
     model = model.to(device)
@@ -174,16 +178,17 @@ def train(args: argparse.Namespace) -> dict:
         batch_scenes = [scenes[i] for i in indices]
         batch_pixels = pixels[indices]
         if args.hard_groups:
-            members = [g * args.group_size + j for g in rng.sample(range(args.group_pool), args.hard_groups) for j in range(args.group_size)]
-            batch_scenes += [groups[i] for i in members]
-            batch_pixels = torch.cat([batch_pixels, group_pixels[members]])
+            chosen = rng.sample(range(args.group_pool), args.hard_groups)
+            members = [(g, group_starts[g] + j) for g in chosen for j in range(len(groups[g]))]
+            batch_scenes += [group_scenes[i] for _, i in members]
+            batch_pixels = torch.cat([batch_pixels, group_pixels[[i for _, i in members]]])
         images = normalize(batch_pixels.to(device)).contiguous(memory_format=torch.channels_last)
         captions = [caption(scene, rng).text for scene in batch_scenes]
         if args.single_attribute and args.hard_groups:
             # A group differs in one attribute only, so that attribute alone tells its members apart.
-            for position, member in enumerate(members, start=len(indices)):
+            for position, (group, _) in enumerate(members, start=len(indices)):
                 if rng.random() < args.single_attribute:
-                    attribute = args.group_attributes[(member // args.group_size) % len(args.group_attributes)]
+                    attribute = args.group_attributes[group % len(args.group_attributes)]
                     captions[position] = describe_one_attribute(batch_scenes[position], attribute, rng).text
         texts = tokenizer(captions).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -210,7 +215,7 @@ def train(args: argparse.Namespace) -> dict:
     print(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB) after {(time.perf_counter() - started) / 60:.1f} min of steps")
     return {"seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "images": args.images, "hard_groups": args.hard_groups,
             "group_size": args.group_size, "group_pool": args.group_pool, "group_attributes": list(args.group_attributes),
-            "augment": args.augment, "captions": args.captions, "single_attribute": args.single_attribute, "device": args.device, "precision": "bf16" if bf16 else "fp32",
+            "augment": args.augment, "scatter": args.scatter, "small_scale": args.small_scale, "captions": args.captions, "single_attribute": args.single_attribute, "device": args.device, "precision": "bf16" if bf16 else "fp32",
             "lr": args.lr, "warmup": args.warmup, "init": Path(args.init).name if args.init else None}
 
 
@@ -238,7 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group-size", type=int, default=4, help="scenes per hard-negative group (2-8)")
     parser.add_argument("--group-pool", type=int, default=8000, help="rendered hard-negative groups to draw from")
     parser.add_argument("--group-attributes", type=lambda text: text.split(","), default=["shape", "colour"],
-                        help="what the scenes of a group differ in, groups taking them in turn (default shape,colour)")
+                        help="what the scenes of a group differ in (shape, colour, count), groups taking them in turn "
+                             "(default shape,colour; a count group has three scenes)")
     parser.add_argument("--init", default=None, metavar="CHECKPOINT",
                         help="fine-tune this checkpoint instead of training from random weights (e.g. the bundled one)")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -246,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--augment", type=float, default=0.0,
                         help="share of training images drawn with augmentations (0: the bundled recipe; 0.75 recommended)")
+    parser.add_argument("--scatter", type=float, default=0.0, metavar="FRACTION",
+                        help="this fraction of augmented images strew their objects over their position's region "
+                             "instead of a row (default 0)")
+    parser.add_argument("--small-scale", type=float, default=1.0, metavar="FACTOR",
+                        help="augmented \"small\" objects are drawn at FACTOR to 1x their size (default 1: as rendered)")
     parser.add_argument("--captions", choices=tuple(CAPTIONERS), default="natural",
                         help="natural sentences only (the bundled recipe) or varied search-box forms too")
     parser.add_argument("--single-attribute", type=float, default=0.0, metavar="FRACTION",
