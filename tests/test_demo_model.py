@@ -140,22 +140,23 @@ def test_independent_renderer_is_seeded_and_records_its_conditions():
 def test_independent_figures_regression_guard(demo):
     """The bundled model on 200 independent images (seed 3), per fit: guards, not the issue's targets.
 
-    Measured (2026-12-05, stage 2 of 1,500 steps): centre-crop colour 0.695,
-    shape 0.545, count 0.595, R@5 0.815 (README phrasing) and 0.82 (free);
-    tiles (the bundled model's default) colour 0.96, shape 0.605, count
-    0.63, R@5 0.87 and 0.855; objects at the ends of 2:1-3:1 images 0.08
-    colour under centre-crop, 0.92 under letterbox, 1.00 under tiles (0.86
-    for objects in the middle). The previous checkpoint read shape under
-    tiles at 0.535, under the tile guard.
+    Measured (2026-12-05, stage 2 with scattered groups and smaller small
+    objects): centre-crop colour 0.695, shape 0.54, count 0.775, R@5 0.84
+    (README phrasing) and 0.84 (free); tiles (the bundled model's default)
+    colour 0.955, shape 0.635, count 0.82, R@5 0.94 and 0.93; objects at the
+    ends of 2:1-3:1 images 0.08 colour under centre-crop, 0.98 under
+    letterbox, 0.96 under tiles (0.88 for objects in the middle). The
+    previous checkpoint read count under tiles at 0.63 and R@5 at 0.87 /
+    0.855, under the tile guards.
     """
     model, preprocess, tokenizer = demo
     items = make_catalogue(200, seed=3)
     cropped, boxed, tiled = (
         evaluate_independent(model, tokenizer, preprocess, items, fit=fit, seed=3) for fit in ("centre-crop", "letterbox", "tiles")
     )
-    guards = {"colour": 0.60, "shape": 0.45, "count": 0.48, "readme_R@5": 0.72, "free_R@5": 0.72}
+    guards = {"colour": 0.60, "shape": 0.45, "count": 0.65, "readme_R@5": 0.75, "free_R@5": 0.75}
     assert all(cropped["overall"][name] >= value for name, value in guards.items()), cropped["overall"]
-    tile_guards = {**guards, "colour": 0.90, "shape": 0.55, "count": 0.55, "readme_R@5": 0.80, "free_R@5": 0.80}
+    tile_guards = {**guards, "colour": 0.90, "shape": 0.58, "count": 0.72, "readme_R@5": 0.88, "free_R@5": 0.88}
     assert all(tiled["overall"][name] >= value for name, value in tile_guards.items()), tiled["overall"]
     # Square images are fitted alike; at the ends only letterbox and tiles let the model see the object,
     # and tiles read it as well as one in the middle.
