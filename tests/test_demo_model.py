@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from assetsearch.demo_model.evaluate import (
     make_heldout,
 )
 from assetsearch.demo_model.independent import CONDITIONS, make_catalogue
+from assetsearch.demo_model.train import variant_groups
 from assetsearch.demo_model.synthetic import (
     COLOURS,
     SCATTER_REGIONS,
@@ -185,22 +187,23 @@ def test_training_augmentations_are_seeded_square_and_vary_the_pictures():
 def test_scattered_groups_keep_their_count_and_the_side_their_position_names():
     # Only the scatter and the small scale on, on a white square canvas, so the red pixels are the objects.
     still = Augmentation(rotate=0, aspect=0, border_cut=0, colour_jitter=0, outline=0, aliased=0, jpeg=0, noise=0, blur=0)
-    scattered = Augmentation(**{**still.__dict__, "scatter": 1.0, "small_scale": 0.5})
+    scattered = replace(still, scatter=1.0, small_scale=0.5)
     red = np.array(COLOURS["red"])
     for position, (x0, y0, x1, y1) in SCATTER_REGIONS.items():
         for seed in range(5):
             scene = Scene("circle", "red", "plain", "white", "small", 3, position)
             image = np.asarray(scene.render(seed, size=128, augment=scattered)).astype(int)
-            ys, xs = np.nonzero(np.abs(image - red).sum(axis=2) < 60)
+            objects = np.abs(image - red).sum(axis=2) < 60
+            ys, xs = np.nonzero(objects)
             assert xs.min() >= x0 * 128 - 2 and xs.max() <= x1 * 128 + 1, (position, seed, xs.min(), xs.max())
             assert ys.min() >= y0 * 128 - 2 and ys.max() <= y1 * 128 + 1, (position, seed, ys.min(), ys.max())
             assert image.tobytes() != np.asarray(scene.render(seed, size=128, augment=still)).astype(int).tobytes()
             # Placed untouching: the three objects stay three separate blobs.
-            assert _blobs(np.abs(image - red).sum(axis=2) < 60) == 3, (position, seed)
+            assert _blobs(objects) == 3, (position, seed)
 
 
 def _blobs(mask: np.ndarray) -> int:
-    """Connected regions (4-neighbour) of a boolean mask."""
+    """Connected regions (4-neighbour) of a boolean mask (scipy.ndimage.label, without scipy installed)."""
     seen = np.zeros_like(mask)
     count = 0
     for start in zip(*np.nonzero(mask)):
@@ -219,8 +222,6 @@ def _blobs(mask: np.ndarray) -> int:
 
 
 def test_hard_negative_groups_differ_in_their_one_attribute():
-    from assetsearch.demo_model.train import variant_groups
-
     groups = variant_groups(random.Random(2), 30, 4, ["shape", "colour", "count"])
     for g, group in enumerate(groups):
         attribute = ("shape", "colour", "count")[g % 3]

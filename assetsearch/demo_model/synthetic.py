@@ -428,7 +428,7 @@ class Augmentation:
     jpeg: float = 0.5
     noise: float = 0.2
     blur: float = 0.2
-    # Off (0 and 1) in the stage-2 recipe of the 1,500-step checkpoint, so it reproduces; see train --scatter.
+    # Off by default, so recipes from before them reproduce; the bundled stage 2 turns both on (train --scatter, --small-scale).
     scatter: float = 0.0  # objects strewn over their position's region (SCATTER_REGIONS) instead of a row
     small_scale: float = 1.0  # "small" objects drawn at this to 1x their size, as small as uploads' are
     # The letterbox padding: the demo model's mean colour, as assetsearch.clip_inputs.fit_image pads.

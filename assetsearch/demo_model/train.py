@@ -189,9 +189,9 @@ def train(args: argparse.Namespace) -> dict:
         captions = [caption(scene, rng).text for scene in batch_scenes]
         if args.single_attribute and args.hard_groups:
             # A group differs in one attribute only, so that attribute alone tells its members apart.
-            for position, (group, _) in enumerate(members, start=len(indices)):
+            for position, (g, _) in enumerate(members, start=len(indices)):
                 if rng.random() < args.single_attribute:
-                    attribute = args.group_attributes[group % len(args.group_attributes)]
+                    attribute = args.group_attributes[g % len(args.group_attributes)]
                     captions[position] = describe_one_attribute(batch_scenes[position], attribute, rng).text
         texts = tokenizer(captions).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
