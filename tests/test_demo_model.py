@@ -11,6 +11,7 @@ import pytest
 
 from assetsearch.demo_model import CHECKPOINT_PATH, MODEL_NAME
 from assetsearch.demo_model.evaluate import (
+    confusion,
     embed_images,
     embed_texts,
     evaluate,
@@ -139,6 +140,16 @@ def test_independent_renderer_is_seeded_and_records_its_conditions():
         assert 1 <= item.count <= 3
 
 
+def test_confusion_counts_every_reading_under_its_true_label():
+    table = confusion(["cross", "cross", "star", "heart"], ["star", "cross", "star", "hexagon"], ("star", "cross", "heart", "hexagon"))
+    assert table["cross"] == {"star": 1, "cross": 1, "heart": 0, "hexagon": 0}
+    assert table["heart"]["hexagon"] == 1 and table["star"]["star"] == 1
+    assert sum(sum(row.values()) for row in table.values()) == 4
+    assert confusion([2, 3], [1, 3], (1, 2, 3))["2"] == {"1": 1, "2": 0, "3": 0}
+    with pytest.raises(ValueError):
+        confusion(["star"], [], ("star",))
+
+
 def test_independent_figures_regression_guard(demo):
     """The bundled model on 200 independent images (seed 3), per fit: guards, not the issue's targets.
 
@@ -160,6 +171,9 @@ def test_independent_figures_regression_guard(demo):
     assert all(cropped["overall"][name] >= value for name, value in guards.items()), cropped["overall"]
     tile_guards = {**guards, "colour": 0.90, "shape": 0.58, "count": 0.72, "readme_R@5": 0.88, "free_R@5": 0.88}
     assert all(tiled["overall"][name] >= value for name, value in tile_guards.items()), tiled["overall"]
+    for attribute in ("shape", "count"):  # the confusion tables' diagonals are the accuracies
+        table = tiled["confusion"][attribute]
+        assert sum(table[label][label] for label in table) / len(items) == pytest.approx(tiled["overall"][attribute])
     # Square images are fitted alike; at the ends only letterbox and tiles let the model see the object,
     # and tiles read it as well as one in the middle.
     square = ("colour", "shape", "count")

@@ -24,7 +24,9 @@ Metrics:
 On the independent renderer: zero-shot colour, shape and count accuracy, and
 text->image R@1/R@5 with the README's phrasing ("a red star", "two red
 stars") and with free phrasing (:data:`independent.FREE_TEMPLATES`), a hit
-being an image of that colour, shape and count.
+being an image of that colour, shape and count. Under the table, the
+zero-shot shape and count confusion tables (which label each true one was
+read as) show what a shortfall is made of.
 
 Held-out images come from seeds that training never uses.
 """
@@ -188,8 +190,36 @@ def evaluate_independent(model, tokenizer, preprocess, items: list[independent.I
             mask = np.array([item.conditions.get(condition) == value for item in items])
             row = {name: float(values[mask].mean()) for name, values in outcomes.items()}
             by_condition.setdefault(condition, {})[value] = {"n": int(mask.sum()), **row}
+    confusions = {attribute: confusion([f[axis] for f in facts], [p[axis] for p in predicted], labels)
+                  for axis, (attribute, labels) in enumerate(CONFUSION_LABELS.items())}
     return {"fit": fit or default_fit(), "images": len(items), "overall": overall, "by_condition": by_condition,
-            "ends": ends_gap(items, outcomes["colour"])}
+            "ends": ends_gap(items, outcomes["colour"]), "confusion": confusions}
+
+
+# What each axis of a zero-shot label is read as, in zero_shot_labels' order.
+CONFUSION_LABELS = {"colour": COLOURS, "shape": SHAPES, "count": (1, 2, 3)}
+
+
+def confusion(truth: Sequence, predicted: Sequence, labels: Sequence) -> dict[str, dict[str, int]]:
+    """How often each true label (rows) was read as each label (columns), every cell present.
+
+    Keys are strings so that the table survives JSON as it is.
+    """
+    table = {str(row): {str(column): 0 for column in labels} for row in labels}
+    for true, read in zip(truth, predicted, strict=True):
+        table[str(true)][str(read)] += 1
+    return table
+
+
+def format_confusion(attribute: str, table: dict[str, dict[str, int]]) -> str:
+    """A Markdown table of :func:`confusion`, with each row's accuracy."""
+    columns = list(table)
+    lines = [f"| {attribute}: true \\ read | " + " | ".join(columns) + " | accuracy |", "|---" * (len(columns) + 2) + "|"]
+    for row, cells in table.items():
+        total = sum(cells.values())
+        accuracy = f"{cells[row] / total:.2f}" if total else ""
+        lines.append(f"| {row} | " + " | ".join(str(cells[column]) for column in columns) + f" | {accuracy} |")
+    return "\n".join(lines)
 
 
 def ends_gap(items: list[independent.Item], colour_ok: np.ndarray) -> dict[str, float]:
@@ -301,6 +331,8 @@ def format_independent(result: dict) -> str:
     lines.append("| target | | " + " | ".join(f">= {INDEPENDENT_TARGETS[m]:.2f}" if m in INDEPENDENT_TARGETS else "" for m in INDEPENDENT_METRICS) + " |")
     ends = result["ends"]
     lines.append(f"objects at the ends of 2:1-3:1 images: colour {ends['colour_end']:.3f} vs {ends['colour_middle']:.3f} in the middle")
+    for attribute in ("shape", "count"):
+        lines += ["", format_confusion(attribute, result["confusion"][attribute])]
     return "\n".join(lines)
 
 
