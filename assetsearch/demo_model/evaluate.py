@@ -232,7 +232,7 @@ def ends_gap(items: list[independent.Item], colour_ok: np.ndarray) -> dict[str, 
 
 
 def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item], *, fit: str | None = None,
-                     cases: int = 30, seed: int = 0) -> dict[str, float]:
+                     cases: int = 30, seed: int = 0, copies: int = 100) -> dict[str, float]:
     """The other query modes on ``items``, computed as the product computes them over stored vectors.
 
     Composed image + text (candidates by the spread-weighted sum, ordered
@@ -245,7 +245,11 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
     catalogue background at the model's temperature, threshold 0.5, as
     :mod:`assetsearch.moderation`) for "a red triangle" with the default
     neutral counter-prompts and with its look-alikes; near-duplicates:
-    pairs of distinct images at the default threshold.
+    pairs of distinct images at the default threshold, and the share of
+    each kind of copy (:data:`independent.COPY_EDITS`) of the first
+    ``copies`` images found at it, with the lowest similarity of a copy
+    and the highest of two distinct images (a threshold separates them only
+    where the first is above the second).
     """
     vectors = embed_images(model, preprocess, [item.image for item in items], fit=fit)
     stats = CatalogueStats.from_vectors(vectors)
@@ -316,7 +320,17 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
         result[f"moderation_{name}_precision"] = float(truth[flagged].mean()) if flagged.any() else float("nan")
         result[f"moderation_{name}_recall"] = float(flagged[truth].mean()) if truth.any() else float("nan")
     similarity = vectors @ vectors.T
-    result["duplicate_pairs_of_distinct_images"] = int(np.triu(similarity >= DEFAULTS["DUPLICATE_THRESHOLD"], 1).sum())
+    threshold = DEFAULTS["DUPLICATE_THRESHOLD"]
+    result["duplicate_pairs_of_distinct_images"] = int(np.triu(similarity >= threshold, 1).sum())
+    originals = items[:copies]
+    lowest = 1.0
+    for name, edit in independent.COPY_EDITS.items():
+        copied = embed_images(model, preprocess, [edit(item.image) for item in originals], fit=fit)
+        scores = (copied * vectors[: len(originals)]).sum(axis=1)
+        result[f"duplicate_{name}_copies_found_share"] = float(np.mean(scores >= threshold))
+        lowest = min(lowest, float(scores.min()))
+    result["duplicate_lowest_copy_similarity"] = lowest
+    result["duplicate_highest_distinct_similarity"] = float(similarity[np.triu_indices(len(vectors), 1)].max())
     return result
 
 

@@ -312,3 +312,30 @@ def make_catalogue(count: int, seed: int = 0) -> list[Item]:
     """``count`` items with colour, shape, count and conditions drawn at random from ``seed``."""
     rng = random.Random(f"independent-{seed}")
     return [render_item(rng.choice(list(COLOURS)), rng.choice(SHAPES), rng.randint(1, 3), rng) for _ in range(count)]
+
+
+# Near-duplicates ------------------------------------------------------------
+
+
+def reencoded(image: Image.Image) -> Image.Image:
+    """A copy saved again as JPEG at quality 60."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=60)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return decoded.convert("RGB")
+
+
+def halved(image: Image.Image) -> Image.Image:
+    """A copy at half the size."""
+    return image.resize((max(1, image.width // 2), max(1, image.height // 2)), Image.Resampling.BICUBIC)
+
+
+def trimmed(image: Image.Image, share: float = 0.05) -> Image.Image:
+    """A copy with ``share`` of each side cropped away."""
+    width, height = image.size
+    return image.crop((round(width * share), round(height * share), round(width * (1 - share)), round(height * (1 - share))))
+
+
+# The copies a near-duplicate search must find (issue #20): re-encoded, resized, lightly cropped.
+COPY_EDITS = {"reencoded": reencoded, "resized": halved, "cropped": trimmed}
