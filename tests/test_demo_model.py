@@ -153,14 +153,14 @@ def test_confusion_counts_every_reading_under_its_true_label():
 def test_independent_figures_regression_guard(demo):
     """The bundled model on 200 independent images (seed 3), per fit: guards, not the issue's targets.
 
-    Measured (2026-12-05, stage 2 with scattered groups and smaller small
-    objects): centre-crop colour 0.695, shape 0.54, count 0.775, R@5 0.84
-    (README phrasing) and 0.84 (free); tiles (the bundled model's default)
-    colour 0.955, shape 0.635, count 0.82, R@5 0.94 and 0.93; objects at the
-    ends of 2:1-3:1 images 0.08 colour under centre-crop, 0.98 under
-    letterbox, 0.96 under tiles (0.88 for objects in the middle). The
-    previous checkpoint read count under tiles at 0.63 and R@5 at 0.87 /
-    0.855, under the tile guards.
+    Measured (2026-12-05, stage 2 of 2,500 steps): centre-crop colour 0.685,
+    shape 0.57, count 0.77, R@5 0.835 (README phrasing) and 0.83 (free);
+    tiles (the bundled model's default) colour 0.95, shape 0.675, count
+    0.835, R@5 0.935 and 0.94; objects at the ends of 2:1-3:1 images 0.04
+    colour under centre-crop, 1.00 under letterbox, 0.98 under tiles (0.845
+    for objects in the middle). The previous checkpoint (stage 2 of 1,500
+    steps) read shape under tiles at 0.635, under the tile guard; the one
+    before it count at 0.63 and R@5 at 0.87 / 0.855.
     """
     model, preprocess, tokenizer = demo
     items = make_catalogue(200, seed=3)
@@ -169,7 +169,7 @@ def test_independent_figures_regression_guard(demo):
     )
     guards = {"colour": 0.60, "shape": 0.45, "count": 0.65, "readme_R@5": 0.75, "free_R@5": 0.75}
     assert all(cropped["overall"][name] >= value for name, value in guards.items()), cropped["overall"]
-    tile_guards = {**guards, "colour": 0.90, "shape": 0.58, "count": 0.72, "readme_R@5": 0.88, "free_R@5": 0.88}
+    tile_guards = {**guards, "colour": 0.90, "shape": 0.65, "count": 0.75, "readme_R@5": 0.88, "free_R@5": 0.88}
     assert all(tiled["overall"][name] >= value for name, value in tile_guards.items()), tiled["overall"]
     for attribute in ("shape", "count"):  # the confusion tables' diagonals are the accuracies
         table = tiled["confusion"][attribute]
@@ -278,7 +278,10 @@ def test_query_mode_figures_are_measured_on_the_independent_renderer(demo):
     model, preprocess, tokenizer = demo
     figures = evaluate_queries(model, tokenizer, preprocess, make_catalogue(80, seed=5), cases=5, seed=5)
     shares = [k for k in figures if k.endswith(("R@1", "precision", "recall", "share"))]
-    assert len(shares) == 9 and all(0.0 <= figures[k] <= 1.0 or figures[k] != figures[k] for k in shares), figures
+    assert len(shares) == 12 and all(0.0 <= figures[k] <= 1.0 or figures[k] != figures[k] for k in shares), figures
+    # Copies found at the default near-duplicate threshold (on these 80 images: re-encoded and halved 79 each, cropped 72).
+    copies = [figures[f"duplicate_{kind}_copies_found_share"] for kind in ("reencoded", "resized", "cropped")]
+    assert min(copies[:2]) >= 0.95 and copies[2] >= 0.85, figures
     # Look-alike counter-prompts ("a red square", "a blue triangle") flag no more than the neutral ones, and only
     # red triangles (on these 80 images: 2 of the 3 under both since the 1,500-step checkpoint; the neutral ones
     # flagged more than the look-alikes before).
