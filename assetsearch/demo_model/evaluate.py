@@ -319,9 +319,9 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
         result[f"moderation_{name}_flagged"] = int(flagged.sum())
         result[f"moderation_{name}_precision"] = float(truth[flagged].mean()) if flagged.any() else float("nan")
         result[f"moderation_{name}_recall"] = float(flagged[truth].mean()) if truth.any() else float("nan")
-    similarity = vectors @ vectors.T
+    distinct = (vectors @ vectors.T)[np.triu_indices(len(vectors), 1)]  # each pair of distinct images once
     threshold = DEFAULTS["DUPLICATE_THRESHOLD"]
-    result["duplicate_pairs_of_distinct_images"] = int(np.triu(similarity >= threshold, 1).sum())
+    result["duplicate_pairs_of_distinct_images"] = int((distinct >= threshold).sum())
     originals = items[:copies]
     lowest = 1.0
     for name, edit in independent.COPY_EDITS.items():
@@ -330,7 +330,7 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
         result[f"duplicate_{name}_copies_found_share"] = float(np.mean(scores >= threshold))
         lowest = min(lowest, float(scores.min()))
     result["duplicate_lowest_copy_similarity"] = lowest
-    result["duplicate_highest_distinct_similarity"] = float(similarity[np.triu_indices(len(vectors), 1)].max())
+    result["duplicate_highest_distinct_similarity"] = float(distinct.max())
     return result
 
 

@@ -301,8 +301,13 @@ def _encode(image: Image.Image, fmt: str, rng: random.Random) -> Image.Image:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
         noise = np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(3, 9), (image.height, image.width, 3))
         image = Image.fromarray(np.clip(np.asarray(image, np.float32) + noise, 0, 255).astype(np.uint8), "RGB")
+    return _through_jpeg(image, rng.randint(40, 95))
+
+
+def _through_jpeg(image: Image.Image, quality: int) -> Image.Image:
+    """``image`` saved as a JPEG file at ``quality`` and decoded again."""
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=rng.randint(40, 95))
+    image.save(buffer, "JPEG", quality=quality)
     buffer.seek(0)
     with Image.open(buffer) as decoded:
         return decoded.convert("RGB")
@@ -319,11 +324,7 @@ def make_catalogue(count: int, seed: int = 0) -> list[Item]:
 
 def reencoded(image: Image.Image) -> Image.Image:
     """A copy saved again as JPEG at quality 60."""
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=60)
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return decoded.convert("RGB")
+    return _through_jpeg(image.convert("RGB"), 60)
 
 
 def halved(image: Image.Image) -> Image.Image:
