@@ -51,6 +51,9 @@ from . import CHECKPOINT_PATH, FIT, MODEL_NAME, independent, register_model_conf
 from .synthetic import COLOURS, SHAPES, Scene, describe, noun_phrase, random_scene
 
 HELDOUT_SEED_OFFSET = 1_000_000_000  # image seeds >= this are never used in training
+# The fewest images of a colour and shape that evaluate_queries scores as a moderation concept of its own
+# (precision and recall of fewer say little).
+MIN_CONCEPT_IMAGES = 5
 
 
 @dataclass
@@ -232,7 +235,7 @@ def ends_gap(items: list[independent.Item], colour_ok: np.ndarray) -> dict[str, 
 
 
 def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item], *, fit: str | None = None,
-                     cases: int = 30, seed: int = 0, copies: int = 100) -> dict[str, float]:
+                     cases: int = 30, seed: int = 0, copies: int = 100, concept_images: int = MIN_CONCEPT_IMAGES) -> dict[str, float]:
     """The other query modes on ``items``, computed as the product computes them over stored vectors.
 
     Composed image + text (candidates by the spread-weighted sum, ordered
@@ -244,7 +247,10 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
     moderation (softmax over the concept, its counter-prompts and the
     catalogue background at the model's temperature, threshold 0.5, as
     :mod:`assetsearch.moderation`) for "a red triangle" with the default
-    neutral counter-prompts and with its look-alikes; near-duplicates:
+    neutral counter-prompts and with its look-alikes ("a blue triangle", "a
+    red star", ...), and the mean precision and recall of each way over every
+    colour and shape with at least ``concept_images`` images, each as a
+    concept (one concept can be an easy one); near-duplicates:
     pairs of distinct images at the default threshold, and the share of
     each kind of copy (:data:`independent.COPY_EDITS`) of the first
     ``copies`` images found at it, with the lowest similarity of a copy
@@ -306,19 +312,35 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
         "negative_avoided_out_share": float(np.mean(avoided_out)) if avoided_out else float("nan"),
         "negative_on_topic_share": float(np.mean(on_topic)) if on_topic else float("nan"),
     }
-    truth = np.array([f == ("red", "triangle") for f in facts])
-    look_alikes = [f"a {c} triangle" for c in COLOURS if c != "red"] + [f"a red {s}" for s in SHAPES if s != "triangle"]
     scale = float(model.logit_scale.detach().exp())
-    for name, counters in (("neutral", DEFAULTS["MODERATION_NEUTRAL_PROMPTS"]), ("look_alikes", look_alikes)):
-        prompts = embed_texts(model, tokenizer, ["a red triangle", *counters])
+
+    def flagged_by(colour: str, shape: str, counters: str) -> np.ndarray:
+        # The concept "a <colour> <shape>" scored as assetsearch.moderation does, at threshold 0.5.
+        look_alikes = [f"a {c} {shape}" for c in COLOURS if c != colour] + [f"a {colour} {s}" for s in SHAPES if s != shape]
+        prompts = embed_texts(model, tokenizer, [f"a {colour} {shape}", *(look_alikes if counters == "look_alikes" else DEFAULTS["MODERATION_NEUTRAL_PROMPTS"])])
         logits = scale * vectors @ prompts.T
         background = background_logits(prompts[:1], stats, scale, DEFAULTS["MODERATION_BACKGROUND_SPREADS"])
         logits = np.concatenate([logits, np.tile(background, (len(vectors), 1))], axis=1)
         odds = np.exp(logits - logits.max(axis=1, keepdims=True))
-        flagged = odds[:, 0] / odds.sum(axis=1) >= 0.5
+        return odds[:, 0] / odds.sum(axis=1) >= 0.5
+
+    # Every colour and shape the catalogue holds at least concept_images of, as a concept of its own.
+    concepts = sorted(f for f in set(facts) if facts.count(f) >= concept_images)
+    for name in ("neutral", "look_alikes"):
+        truth = np.array([f == ("red", "triangle") for f in facts])
+        flagged = flagged_by("red", "triangle", name)
         result[f"moderation_{name}_flagged"] = int(flagged.sum())
         result[f"moderation_{name}_precision"] = float(truth[flagged].mean()) if flagged.any() else float("nan")
         result[f"moderation_{name}_recall"] = float(flagged[truth].mean()) if truth.any() else float("nan")
+        precisions, recalls = [], []
+        for colour, shape in concepts:
+            truth = np.array([f == (colour, shape) for f in facts])
+            flagged = flagged_by(colour, shape, name)
+            precisions.append(float(truth[flagged].mean()) if flagged.any() else 0.0)  # flagging nothing is no precision
+            recalls.append(float(flagged[truth].mean()))
+        result[f"moderation_{name}_all_concepts"] = len(concepts)
+        result[f"moderation_{name}_mean_precision"] = float(np.mean(precisions)) if concepts else float("nan")
+        result[f"moderation_{name}_mean_recall"] = float(np.mean(recalls)) if concepts else float("nan")
     distinct = (vectors @ vectors.T)[np.triu_indices(len(vectors), 1)]  # each pair of distinct images once
     threshold = DEFAULTS["DUPLICATE_THRESHOLD"]
     result["duplicate_pairs_of_distinct_images"] = int((distinct >= threshold).sum())

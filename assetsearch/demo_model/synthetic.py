@@ -327,12 +327,40 @@ def _regular_polygon(sides: int, radius: float, rotation: float) -> list[tuple[f
     ]
 
 
-def _outline(shape: str, radius: float, tilt: float) -> list[tuple[float, float]] | None:
-    """Polygon points around the origin, or None for a circle."""
+# Augmentation.shape_jitter: the range each shape's proportions are drawn
+# from, around the plain drawing's (in brackets), so two drawings of one shape
+# differ as two people's would and the name stays true. "stretch": width over
+# height, area kept (circle 1, diamond 0.625 as 0.75 / 1.2 of its radius,
+# the rest 1); "inner": a star's inner over outer radius (0.42); "arm": a
+# cross's arm half-width over its length (0.34).
+SHAPE_FORMS: dict[str, dict[str, tuple[float, float]]] = {
+    "circle": {"stretch": (0.9, 1.1)},
+    "square": {"stretch": (0.9, 1.1)},
+    "triangle": {"stretch": (0.8, 1.25)},
+    "hexagon": {"stretch": (0.85, 1.15)},
+    "diamond": {"stretch": (0.75, 1.3)},
+    "star": {"inner": (0.32, 0.55)},
+    "cross": {"arm": (0.22, 0.45)},
+    "heart": {"stretch": (0.85, 1.15)},
+}
+
+
+def _random_form(shape: str, rng: random.Random) -> dict[str, float]:
+    return {name: rng.uniform(low, high) for name, (low, high) in SHAPE_FORMS[shape].items()}
+
+
+def _outline(shape: str, radius: float, tilt: float, form: dict[str, float] | None = None) -> list[tuple[float, float]] | None:
+    """Polygon points around the origin, or None for a plain circle.
+
+    ``form``: proportions other than the plain drawing's (:data:`SHAPE_FORMS`).
+    """
     up = -math.pi / 2
+    form = form or {}
     if shape == "circle":
-        return None
-    if shape == "square":
+        if not form:
+            return None
+        points = _regular_polygon(48, radius, 0)
+    elif shape == "square":
         points = _regular_polygon(4, radius * 1.25, math.pi / 4)
     elif shape == "triangle":
         points = [(x, y + radius * 0.2) for x, y in _regular_polygon(3, radius * 1.2, up)]
@@ -343,11 +371,12 @@ def _outline(shape: str, radius: float, tilt: float) -> list[tuple[float, float]
     elif shape == "star":
         points = []
         for i in range(10):
-            r = radius * (1.15 if i % 2 == 0 else 0.48)
+            r = radius * 1.15 * (form["inner"] if i % 2 else 1) if "inner" in form else radius * (1.15 if i % 2 == 0 else 0.48)
             angle = up + math.pi * i / 5
             points.append((r * math.cos(angle), r * math.sin(angle)))
     elif shape == "cross":
-        a, b = radius * 1.05, radius * 0.36
+        a = radius * 1.05
+        b = a * form["arm"] if "arm" in form else radius * 0.36
         points = [(-b, -a), (b, -a), (b, -b), (a, -b), (a, b), (b, b), (b, a), (-b, a), (-b, b), (-a, b), (-a, -b), (-b, -b)]
     elif shape == "heart":
         points = []
@@ -358,6 +387,9 @@ def _outline(shape: str, radius: float, tilt: float) -> list[tuple[float, float]
             points.append((x * radius / 15, -(y + 2) * radius / 15))
     else:
         raise ValueError(f"unknown shape {shape!r}")
+    if "stretch" in form:
+        widen = math.sqrt(form["stretch"])
+        points = [(x * widen, y / widen) for x, y in points]
     cos, sin = math.cos(tilt), math.sin(tilt)
     return [(x * cos - y * sin, x * sin + y * cos) for x, y in points]
 
@@ -394,11 +426,12 @@ def _render(scene: Scene, rng: random.Random, size: int) -> Image.Image:
     return image.resize((size, size), Image.Resampling.LANCZOS)
 
 
-def _draw_mask(mask: Image.Image, shape: str, objects: list[tuple[float, float, float]], tilt: float) -> None:
-    """Fill each object (centre and radius in pixels) of ``shape`` into ``mask``."""
+def _draw_mask(mask: Image.Image, shape: str, objects: list[tuple[float, float, float]], tilt: float,
+               form: dict[str, float] | None = None) -> None:
+    """Fill each object (centre and radius in pixels) of ``shape``, in proportions ``form``, into ``mask``."""
     draw = ImageDraw.Draw(mask)
     for cx, cy, r in objects:
-        outline = _outline(shape, r, tilt)
+        outline = _outline(shape, r, tilt, form)
         if outline is None:
             draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
         else:
@@ -428,9 +461,10 @@ class Augmentation:
     jpeg: float = 0.5
     noise: float = 0.2
     blur: float = 0.2
-    # Off by default, so recipes from before them reproduce; the bundled stage 2 turns both on (train --scatter, --small-scale).
+    # Off by default, so recipes from before them reproduce; the bundled stage 2 turns the first two on (train --scatter, --small-scale).
     scatter: float = 0.0  # objects strewn over their position's region (SCATTER_REGIONS) instead of a row
     small_scale: float = 1.0  # "small" objects drawn at this to 1x their size, as small as uploads' are
+    shape_jitter: float = 0.0  # proportions drawn from SHAPE_FORMS (a cross's arms, a star's points, a stretch)
     # The letterbox padding: the demo model's mean colour, as assetsearch.clip_inputs.fit_image pads.
     pad_mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 
@@ -473,13 +507,14 @@ def render_augmented(scene: Scene, seed: int, size: int, augment: Augmentation) 
     short = min(width, height)
     tilt = rng.uniform(-math.pi, math.pi) if rng.random() < augment.rotate else rng.uniform(-0.2, 0.2)
     objects = [(x * width, y * height, r * short) for x, y, r in _layout(scene, rng)]
-    # Both draw from rng only when enabled, so recipes without them reproduce.
+    # These draw from rng only when enabled, so recipes without them reproduce.
     if augment.small_scale < 1 and scene.size == "small":
         factor = rng.uniform(augment.small_scale, 1.0)
         objects = [(x, y, r * factor) for x, y, r in objects]
     if augment.scatter and rng.random() < augment.scatter:
         u0, v0, u1, v1 = SCATTER_REGIONS[scene.position]
         objects = _scatter(objects, (u0 * width, v0 * height, u1 * width, v1 * height), rng) or objects
+    form = _random_form(scene.shape, rng) if augment.shape_jitter and rng.random() < augment.shape_jitter else None
     if scene.position != "center" and rng.random() < augment.border_cut:
         vertical = scene.position in ("left", "right")
         along = 1 if vertical else 0
@@ -489,7 +524,7 @@ def render_augmented(scene: Scene, seed: int, size: int, augment: Augmentation) 
         shift = -(first - rng.uniform(0.2, 0.6) * radius) if rng.random() < 0.5 else extent - last - rng.uniform(0.2, 0.6) * radius
         objects = [(x, y + shift, r) if vertical else (x + shift, y, r) for x, y, r in objects]
     mask = Image.new("L", (width, height), 0)
-    _draw_mask(mask, scene.shape, objects, tilt)
+    _draw_mask(mask, scene.shape, objects, tilt, form)
     base = tuple(max(0, min(255, c + rng.randint(-augment.colour_jitter, augment.colour_jitter))) for c in COLOURS[scene.colour])
     image = Image.composite(_texture(base, scene.fill, width, height), _background(scene.background, width, height, scale), mask)  # type: ignore[arg-type]
     if rng.random() < augment.outline:

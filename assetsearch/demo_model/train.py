@@ -151,7 +151,7 @@ def train(args: argparse.Namespace) -> dict:
     group_scenes = [scene for group in groups for scene in group]
     group_starts = np.cumsum([0] + [len(group) for group in groups]).tolist()
     print(f"rendering {len(scenes)} random and {len(group_scenes)} hard-negative training images at {image_size}px", flush=True)
-    augmentation = Augmentation(scatter=args.scatter, small_scale=args.small_scale)
+    augmentation = Augmentation(scatter=args.scatter, small_scale=args.small_scale, shape_jitter=args.shape_jitter)
     pixels = render_images(scenes, args.seed * 10_000_000, image_size, "random scenes", args.augment, augmentation)
     if groups:
         group_pixels = render_images(group_scenes, args.seed * 10_000_000 + 5_000_000, image_size, "hard-negative scenes", args.augment, augmentation)
@@ -218,7 +218,7 @@ def train(args: argparse.Namespace) -> dict:
     print(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB) after {(time.perf_counter() - started) / 60:.1f} min of steps")
     return {"seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "images": args.images, "hard_groups": args.hard_groups,
             "group_size": args.group_size, "group_pool": args.group_pool, "group_attributes": list(args.group_attributes),
-            "augment": args.augment, "scatter": args.scatter, "small_scale": args.small_scale, "captions": args.captions, "single_attribute": args.single_attribute, "device": args.device, "precision": "bf16" if bf16 else "fp32",
+            "augment": args.augment, "scatter": args.scatter, "small_scale": args.small_scale, "shape_jitter": args.shape_jitter, "captions": args.captions, "single_attribute": args.single_attribute, "device": args.device, "precision": "bf16" if bf16 else "fp32",
             "lr": args.lr, "warmup": args.warmup, "init": Path(args.init).name if args.init else None}
 
 
@@ -260,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "instead of a row (default 0)")
     parser.add_argument("--small-scale", type=float, default=1.0, metavar="FACTOR",
                         help="augmented \"small\" objects are drawn at FACTOR to 1x their size (default 1: as rendered)")
+    parser.add_argument("--shape-jitter", type=float, default=0.0, metavar="FRACTION",
+                        help="this fraction of augmented images draw their shape in other proportions "
+                             "(synthetic.SHAPE_FORMS: a cross's arms, a star's points, a stretch; default 0)")
     parser.add_argument("--captions", choices=tuple(CAPTIONERS), default="natural",
                         help="natural sentences only (the bundled recipe) or varied search-box forms too")
     parser.add_argument("--single-attribute", type=float, default=0.0, metavar="FRACTION",
