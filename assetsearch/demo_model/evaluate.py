@@ -313,31 +313,32 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
         "negative_on_topic_share": float(np.mean(on_topic)) if on_topic else float("nan"),
     }
     scale = float(model.logit_scale.detach().exp())
+    counter_prompts = {
+        "neutral": lambda colour, shape: list(DEFAULTS["MODERATION_NEUTRAL_PROMPTS"]),
+        "look_alikes": lambda colour, shape: [f"a {c} {shape}" for c in COLOURS if c != colour] + [f"a {colour} {s}" for s in SHAPES if s != shape],
+    }
 
-    def flagged_by(colour: str, shape: str, counters: str) -> np.ndarray:
+    def flagged_by(colour: str, shape: str, counters: list[str]) -> np.ndarray:
         # The concept "a <colour> <shape>" scored as assetsearch.moderation does, at threshold 0.5.
-        look_alikes = [f"a {c} {shape}" for c in COLOURS if c != colour] + [f"a {colour} {s}" for s in SHAPES if s != shape]
-        prompts = embed_texts(model, tokenizer, [f"a {colour} {shape}", *(look_alikes if counters == "look_alikes" else DEFAULTS["MODERATION_NEUTRAL_PROMPTS"])])
+        prompts = embed_texts(model, tokenizer, [f"a {colour} {shape}", *counters])
         logits = scale * vectors @ prompts.T
         background = background_logits(prompts[:1], stats, scale, DEFAULTS["MODERATION_BACKGROUND_SPREADS"])
         logits = np.concatenate([logits, np.tile(background, (len(vectors), 1))], axis=1)
         odds = np.exp(logits - logits.max(axis=1, keepdims=True))
         return odds[:, 0] / odds.sum(axis=1) >= 0.5
 
-    # Every colour and shape the catalogue holds at least concept_images of, as a concept of its own.
+    # "a red triangle", and every colour and shape the catalogue holds at least concept_images of, as a concept of its own.
     concepts = sorted(f for f in set(facts) if facts.count(f) >= concept_images)
-    for name in ("neutral", "look_alikes"):
-        truth = np.array([f == ("red", "triangle") for f in facts])
-        flagged = flagged_by("red", "triangle", name)
+    for name, counters in counter_prompts.items():
+        flags = {concept: flagged_by(*concept, counters(*concept)) for concept in {("red", "triangle"), *concepts}}
+        truths = {concept: np.array([f == concept for f in facts]) for concept in flags}
+        truth, flagged = truths["red", "triangle"], flags["red", "triangle"]
         result[f"moderation_{name}_flagged"] = int(flagged.sum())
         result[f"moderation_{name}_precision"] = float(truth[flagged].mean()) if flagged.any() else float("nan")
         result[f"moderation_{name}_recall"] = float(flagged[truth].mean()) if truth.any() else float("nan")
-        precisions, recalls = [], []
-        for colour, shape in concepts:
-            truth = np.array([f == (colour, shape) for f in facts])
-            flagged = flagged_by(colour, shape, name)
-            precisions.append(float(truth[flagged].mean()) if flagged.any() else 0.0)  # flagging nothing is no precision
-            recalls.append(float(flagged[truth].mean()))
+        # Flagging nothing is no precision.
+        precisions = [float(truths[c][flags[c]].mean()) if flags[c].any() else 0.0 for c in concepts]
+        recalls = [float(flags[c][truths[c]].mean()) for c in concepts]
         result[f"moderation_{name}_all_concepts"] = len(concepts)
         result[f"moderation_{name}_mean_precision"] = float(np.mean(precisions)) if concepts else float("nan")
         result[f"moderation_{name}_mean_recall"] = float(np.mean(recalls)) if concepts else float("nan")

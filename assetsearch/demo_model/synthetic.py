@@ -369,9 +369,11 @@ def _outline(shape: str, radius: float, tilt: float, form: dict[str, float] | No
     elif shape == "diamond":
         points = [(0, -radius * 1.2), (radius * 0.75, 0), (0, radius * 1.2), (-radius * 0.75, 0)]
     elif shape == "star":
+        outer = radius * 1.15
+        inner = outer * form["inner"] if "inner" in form else radius * 0.48
         points = []
         for i in range(10):
-            r = radius * 1.15 * (form["inner"] if i % 2 else 1) if "inner" in form else radius * (1.15 if i % 2 == 0 else 0.48)
+            r = outer if i % 2 == 0 else inner
             angle = up + math.pi * i / 5
             points.append((r * math.cos(angle), r * math.sin(angle)))
     elif shape == "cross":
