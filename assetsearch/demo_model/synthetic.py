@@ -463,7 +463,7 @@ class Augmentation:
     jpeg: float = 0.5
     noise: float = 0.2
     blur: float = 0.2
-    # Off by default, so recipes from before them reproduce; the bundled stage 2 turns the first two on (train --scatter, --small-scale).
+    # Off by default, so recipes from before them reproduce; the bundled stages 2 and 3 turn the first two on (train --scatter, --small-scale).
     scatter: float = 0.0  # objects strewn over their position's region (SCATTER_REGIONS) instead of a row
     small_scale: float = 1.0  # "small" objects drawn at this to 1x their size, as small as uploads' are
     shape_jitter: float = 0.0  # proportions drawn from SHAPE_FORMS (a cross's arms, a star's points, a stretch)

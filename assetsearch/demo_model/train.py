@@ -4,12 +4,12 @@
     python -m assetsearch.demo_model.train --augment 0.75 --captions varied --steps 2500 --out new.pt
 
 The first command is stage 1 of the bundled checkpoint (README "The model"
-gives stage 2). The second is the
+gives stages 2 and 3, which fine-tune it with ``--init``). The second is the
 recipe for images as sites upload them (:class:`synthetic.Augmentation`:
 rotation, 1:3-3:1 canvases letterboxed, border cuts, off-palette colours,
 outlines, aliased edges, JPEG 40-95, noise, blur; with ``--scatter`` and
 ``--small-scale`` groups strewn over their side and small objects down to
-half size, as the bundled stage 2 uses) and for what people type
+half size, as the bundled stages 2 and 3 use) and for what people type
 (:func:`synthetic.describe_varied`: keyword lists, "x2", requests,
 questions, attributes in any order, no articles). Evaluate a result with
 ``python -m assetsearch.demo_model.evaluate --checkpoint new.pt`` and
