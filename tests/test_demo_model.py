@@ -154,14 +154,15 @@ def test_confusion_counts_every_reading_under_its_true_label():
 def test_independent_figures_regression_guard(demo):
     """The bundled model on 200 independent images (seed 3), per fit: guards, not the issue's targets.
 
-    Measured (2026-12-06, stage 3): centre-crop colour 0.695, shape 0.62,
-    count 0.745, R@5 0.835 (README phrasing) and 0.83 (free); tiles (the
-    bundled model's default) colour 0.95, shape 0.755, count 0.855, R@5
-    0.95 and 0.95; objects at the ends of 2:1-3:1 images 0.08 colour under
-    centre-crop, 0.98 under letterbox, 0.98 under tiles (0.86 for objects
-    in the middle). The previous checkpoint (stage 2 alone, 2,500 steps)
-    read shape under tiles at 0.675, under the tile guard; the one before
-    it 0.635, and the one before that count at 0.63 and R@5 at 0.87 / 0.855.
+    Measured (2026-12-06, stage 4): centre-crop colour 0.70, shape 0.635,
+    count 0.775, R@5 0.835 (README phrasing) and 0.85 (free); tiles (the
+    bundled model's default) colour 0.95, shape 0.805, count 0.835, R@5
+    0.965 and 0.96; objects at the ends of 2:1-3:1 images 0.08 colour under
+    centre-crop, 0.98 under letterbox, 1.00 under tiles (0.83 for objects
+    in the middle). The previous checkpoint (stage 3 alone) read shape
+    under tiles at 0.755, under the tile guard; the one before it (stage 2
+    alone, 2,500 steps) 0.675, and the one before that count at 0.63 and R@5
+    at 0.87 / 0.855.
     """
     model, preprocess, tokenizer = demo
     items = make_catalogue(200, seed=3)
@@ -170,7 +171,7 @@ def test_independent_figures_regression_guard(demo):
     )
     guards = {"colour": 0.60, "shape": 0.45, "count": 0.65, "readme_R@5": 0.75, "free_R@5": 0.75}
     assert all(cropped["overall"][name] >= value for name, value in guards.items()), cropped["overall"]
-    tile_guards = {**guards, "colour": 0.90, "shape": 0.70, "count": 0.75, "readme_R@5": 0.88, "free_R@5": 0.88}
+    tile_guards = {**guards, "colour": 0.90, "shape": 0.75, "count": 0.75, "readme_R@5": 0.88, "free_R@5": 0.88}
     assert all(tiled["overall"][name] >= value for name, value in tile_guards.items()), tiled["overall"]
     for attribute in ("shape", "count"):  # the confusion tables' diagonals are the accuracies
         table = tiled["confusion"][attribute]
@@ -299,17 +300,17 @@ def test_query_mode_figures_are_measured_on_the_independent_renderer(demo):
     figures = evaluate_queries(model, tokenizer, preprocess, make_catalogue(80, seed=5), cases=5, seed=5, concept_images=2)
     shares = [k for k in figures if k.endswith(("R@1", "precision", "recall", "share"))]
     assert len(shares) == 16 and all(0.0 <= figures[k] <= 1.0 or figures[k] != figures[k] for k in shares), figures
-    # Copies found at the default near-duplicate threshold (on these 80 images: re-encoded and halved 80 each, cropped 73).
+    # Copies found at the default near-duplicate threshold (on these 80 images: re-encoded 79, halved 80, cropped 73).
     copies = [figures[f"duplicate_{kind}_copies_found_share"] for kind in ("reencoded", "resized", "cropped")]
     assert min(copies[:2]) >= 0.95 and copies[2] >= 0.85, figures
     # Look-alike counter-prompts ("a red square", "a blue triangle") flag no more than the neutral ones, and only
-    # red triangles (on these 80 images: all 3 and nothing else with the look-alikes, 2 of the 3 and a look-alike
+    # red triangles (on these 80 images: all 3 and nothing else with the look-alikes, all 3 and two look-alikes
     # with the neutral ones; 2 of the 3 under both with the stage-2 checkpoints, and before them the neutral ones
     # flagged more than the look-alikes).
     assert figures["moderation_neutral_flagged"] >= figures["moderation_look_alikes_flagged"] > 0, figures
     assert figures["moderation_look_alikes_precision"] == 1.0, figures
     # Over every colour and shape with 2 images or more (22 here), look-alikes are the better counter-prompts
-    # (here mean precision 0.76 against 0.55; on 1,000 images 0.85 against 0.45, README "Moderation").
+    # (here mean precision 0.92 against 0.60; on 1,000 images 0.88 against 0.51, README "Moderation").
     assert figures["moderation_neutral_all_concepts"] == figures["moderation_look_alikes_all_concepts"] == 22, figures
     assert figures["moderation_look_alikes_mean_precision"] >= figures["moderation_neutral_mean_precision"] + 0.15, figures
 

@@ -260,6 +260,10 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
     vectors = embed_images(model, preprocess, [item.image for item in items], fit=fit)
     stats = CatalogueStats.from_vectors(vectors)
     facts = [(item.colour, item.shape) for item in items]
+    # Every phrase the queries below use, embedded in one batch.
+    neutral = list(DEFAULTS["MODERATION_NEUTRAL_PROMPTS"])
+    phrases = [*COLOURS, *(f"a {s}" for s in SHAPES), *(f"a {c} {s}" for c in COLOURS for s in SHAPES), *neutral]
+    phrase = dict(zip(phrases, embed_texts(model, tokenizer, phrases)))
 
     def nearest_other(query: np.ndarray, index: int) -> int:
         scores = vectors @ query
@@ -292,15 +296,13 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
                 text = colour
             if (colour, shape) not in facts:
                 continue
-            words = embed_texts(model, tokenizer, [text])[0]
-            first = composed_ranking({"image": vectors[index], "text": words}, {"image": 1.0, "text": 1.0}, exclude=index)[0]
+            first = composed_ranking({"image": vectors[index], "text": phrase[text]}, {"image": 1.0, "text": 1.0}, exclude=index)[0]
             hits.append(facts[first] == (colour, shape))
     # Negative terms, where the catalogue holds the shape in the avoided colour and in at least five others.
     pairs = sorted({f for f in facts if sum(s == f[1] and c != f[0] for c, s in facts) >= 5})
     avoided_out, on_topic = [], []
     for colour, shape in rng.sample(pairs, min(cases, len(pairs))):
-        words, avoid = embed_texts(model, tokenizer, [f"a {shape}", colour])
-        top = composed_ranking({"text": words, "negative": avoid}, {"text": 1.0, "negative": DEFAULT_NEGATIVE_WEIGHT})[:5]
+        top = composed_ranking({"text": phrase[f"a {shape}"], "negative": phrase[colour]}, {"text": 1.0, "negative": DEFAULT_NEGATIVE_WEIGHT})[:5]
         avoided_out.append(all(facts[i][0] != colour for i in top))
         on_topic.append(float(np.mean([facts[i][1] == shape for i in top])))
     by_image = [facts[nearest_other(vectors[i], i)] == facts[i] for i in range(len(items)) if facts.count(facts[i]) > 1]
@@ -314,13 +316,13 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
     }
     scale = float(model.logit_scale.detach().exp())
     counter_prompts = {
-        "neutral": lambda colour, shape: list(DEFAULTS["MODERATION_NEUTRAL_PROMPTS"]),
+        "neutral": lambda colour, shape: neutral,
         "look_alikes": lambda colour, shape: [f"a {c} {shape}" for c in COLOURS if c != colour] + [f"a {colour} {s}" for s in SHAPES if s != shape],
     }
 
     def flagged_by(colour: str, shape: str, counters: list[str]) -> np.ndarray:
         # The concept "a <colour> <shape>" scored as assetsearch.moderation does, at threshold 0.5.
-        prompts = embed_texts(model, tokenizer, [f"a {colour} {shape}", *counters])
+        prompts = np.stack([phrase[p] for p in (f"a {colour} {shape}", *counters)])
         logits = scale * vectors @ prompts.T
         background = background_logits(prompts[:1], stats, scale, DEFAULTS["MODERATION_BACKGROUND_SPREADS"])
         logits = np.concatenate([logits, np.tile(background, (len(vectors), 1))], axis=1)
