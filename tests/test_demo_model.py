@@ -154,15 +154,14 @@ def test_confusion_counts_every_reading_under_its_true_label():
 def test_independent_figures_regression_guard(demo):
     """The bundled model on 200 independent images (seed 3), per fit: guards, not the issue's targets.
 
-    Measured (2026-12-06, stage 4): centre-crop colour 0.70, shape 0.635,
-    count 0.775, R@5 0.835 (README phrasing) and 0.85 (free); tiles (the
-    bundled model's default) colour 0.95, shape 0.805, count 0.835, R@5
+    Measured (2026-12-06, stage 5): centre-crop colour 0.70, shape 0.655,
+    count 0.775, R@5 0.835 (README phrasing) and 0.835 (free); tiles (the
+    bundled model's default) colour 0.975, shape 0.815, count 0.86, R@5
     0.965 and 0.96; objects at the ends of 2:1-3:1 images 0.08 colour under
-    centre-crop, 0.98 under letterbox, 1.00 under tiles (0.83 for objects
-    in the middle). The previous checkpoint (stage 3 alone) read shape
-    under tiles at 0.755, under the tile guard; the one before it (stage 2
-    alone, 2,500 steps) 0.675, and the one before that count at 0.63 and R@5
-    at 0.87 / 0.855.
+    centre-crop, 1.00 under letterbox, 0.98 under tiles (0.93 for objects
+    in the middle). Stage 4 alone read shape under tiles at 0.805; stage 3
+    alone at 0.755, under the tile guard; stage 2 alone (2,500 steps) at
+    0.675, and the one before that count at 0.63 and R@5 at 0.87 / 0.855.
     """
     model, preprocess, tokenizer = demo
     items = make_catalogue(200, seed=3)
@@ -300,17 +299,17 @@ def test_query_mode_figures_are_measured_on_the_independent_renderer(demo):
     figures = evaluate_queries(model, tokenizer, preprocess, make_catalogue(80, seed=5), cases=5, seed=5, concept_images=2)
     shares = [k for k in figures if k.endswith(("R@1", "precision", "recall", "share"))]
     assert len(shares) == 16 and all(0.0 <= figures[k] <= 1.0 or figures[k] != figures[k] for k in shares), figures
-    # Copies found at the default near-duplicate threshold (on these 80 images: re-encoded 79, halved 80, cropped 73).
+    # Copies found at the default near-duplicate threshold (on these 80 images: re-encoded 80, halved 80, cropped 74).
     copies = [figures[f"duplicate_{kind}_copies_found_share"] for kind in ("reencoded", "resized", "cropped")]
     assert min(copies[:2]) >= 0.95 and copies[2] >= 0.85, figures
     # Look-alike counter-prompts ("a red square", "a blue triangle") flag no more than the neutral ones, and only
-    # red triangles (on these 80 images: all 3 and nothing else with the look-alikes, all 3 and two look-alikes
-    # with the neutral ones; 2 of the 3 under both with the stage-2 checkpoints, and before them the neutral ones
-    # flagged more than the look-alikes).
+    # red triangles (on these 80 images: all 3 and nothing else with the look-alikes, 2 of the 3 and one look-alike
+    # with the neutral ones; stage 4 flagged all 3 and two look-alikes with the neutral ones, the stage-2
+    # checkpoints 2 of the 3 under both, and before them the neutral ones flagged more than the look-alikes).
     assert figures["moderation_neutral_flagged"] >= figures["moderation_look_alikes_flagged"] > 0, figures
     assert figures["moderation_look_alikes_precision"] == 1.0, figures
     # Over every colour and shape with 2 images or more (22 here), look-alikes are the better counter-prompts
-    # (here mean precision 0.92 against 0.60; on 1,000 images 0.88 against 0.51, README "Moderation").
+    # (here mean precision 0.92 against 0.55; on 1,000 images 0.90 against 0.59, README "Moderation").
     assert figures["moderation_neutral_all_concepts"] == figures["moderation_look_alikes_all_concepts"] == 22, figures
     assert figures["moderation_look_alikes_mean_precision"] >= figures["moderation_neutral_mean_precision"] + 0.15, figures
 

@@ -23,12 +23,12 @@ CONFIG_DIR = PACKAGE_DIR / "model_configs"
 CHECKPOINT_PATH = PACKAGE_DIR / "assetsearch-demo.pt"
 # How the checkpoint reads non-square images best: the encoders' FIT "auto"
 # for this model. Measured against centre-crop and letterbox on the
-# independent renderer (README "The model"): tiles read shape best (0.809
-# against letterbox's 0.709), retrieve as well (R@5 0.998 under both),
+# independent renderer (README "The model"): tiles read shape best (0.840
+# against letterbox's 0.748), retrieve as well (R@5 1.000 against 0.999),
 # read objects at the ends as well as in the middle, and the other query
 # modes (composed, query by image, concepts) are best under tiles;
 # letterbox, which the augmented recipe trained on, is one model call and
-# reads colour (0.961 against 0.943) and count (0.958 against 0.816) better.
+# reads colour (0.965 against 0.952) and count (0.965 against 0.826) better.
 FIT = "tiles"
 
 _registered = False
