@@ -154,14 +154,15 @@ def test_confusion_counts_every_reading_under_its_true_label():
 def test_independent_figures_regression_guard(demo):
     """The bundled model on 200 independent images (seed 3), per fit: guards, not the issue's targets.
 
-    Measured (2026-12-06, stage 5): centre-crop colour 0.70, shape 0.655,
-    count 0.775, R@5 0.835 (README phrasing) and 0.835 (free); tiles (the
-    bundled model's default) colour 0.975, shape 0.815, count 0.86, R@5
-    0.965 and 0.96; objects at the ends of 2:1-3:1 images 0.08 colour under
-    centre-crop, 1.00 under letterbox, 0.98 under tiles (0.93 for objects
-    in the middle). Stage 4 alone read shape under tiles at 0.805; stage 3
-    alone at 0.755, under the tile guard; stage 2 alone (2,500 steps) at
-    0.675, and the one before that count at 0.63 and R@5 at 0.87 / 0.855.
+    Measured (2026-12-06, stage 6): centre-crop colour 0.70, shape 0.65,
+    count 0.77, R@5 0.84 (README phrasing) and 0.84 (free); tiles (the
+    bundled model's default) colour 0.98, shape 0.84, count 0.85, R@5 0.97
+    and 0.965; objects at the ends of 2:1-3:1 images 0.08 colour under
+    centre-crop, 1.00 under letterbox and under tiles (0.93 for objects in
+    the middle). Stage 5 alone read shape under tiles at 0.815, under the
+    tile guard, stage 4 alone at 0.805, stage 3 alone at 0.755, stage 2
+    alone (2,500 steps) at 0.675, and the one before that count at 0.63 and
+    R@5 at 0.87 / 0.855.
     """
     model, preprocess, tokenizer = demo
     items = make_catalogue(200, seed=3)
@@ -170,7 +171,7 @@ def test_independent_figures_regression_guard(demo):
     )
     guards = {"colour": 0.60, "shape": 0.45, "count": 0.65, "readme_R@5": 0.75, "free_R@5": 0.75}
     assert all(cropped["overall"][name] >= value for name, value in guards.items()), cropped["overall"]
-    tile_guards = {**guards, "colour": 0.90, "shape": 0.75, "count": 0.75, "readme_R@5": 0.88, "free_R@5": 0.88}
+    tile_guards = {**guards, "colour": 0.90, "shape": 0.82, "count": 0.75, "readme_R@5": 0.88, "free_R@5": 0.88}
     assert all(tiled["overall"][name] >= value for name, value in tile_guards.items()), tiled["overall"]
     for attribute in ("shape", "count"):  # the confusion tables' diagonals are the accuracies
         table = tiled["confusion"][attribute]
@@ -304,12 +305,12 @@ def test_query_mode_figures_are_measured_on_the_independent_renderer(demo):
     assert min(copies[:2]) >= 0.95 and copies[2] >= 0.85, figures
     # Look-alike counter-prompts ("a red square", "a blue triangle") flag no more than the neutral ones, and only
     # red triangles (on these 80 images: all 3 and nothing else with the look-alikes, 2 of the 3 and one look-alike
-    # with the neutral ones; stage 4 flagged all 3 and two look-alikes with the neutral ones, the stage-2
+    # with the neutral ones, as stage 5 did; stage 4 flagged all 3 and two look-alikes with the neutral ones, the stage-2
     # checkpoints 2 of the 3 under both, and before them the neutral ones flagged more than the look-alikes).
     assert figures["moderation_neutral_flagged"] >= figures["moderation_look_alikes_flagged"] > 0, figures
     assert figures["moderation_look_alikes_precision"] == 1.0, figures
     # Over every colour and shape with 2 images or more (22 here), look-alikes are the better counter-prompts
-    # (here mean precision 0.92 against 0.55; on 1,000 images 0.90 against 0.59, README "Moderation").
+    # (here mean precision 0.92 against 0.58; on 1,000 images 0.92 against 0.59, README "Moderation").
     assert figures["moderation_neutral_all_concepts"] == figures["moderation_look_alikes_all_concepts"] == 22, figures
     assert figures["moderation_look_alikes_mean_precision"] >= figures["moderation_neutral_mean_precision"] + 0.15, figures
 

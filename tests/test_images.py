@@ -34,7 +34,7 @@ SEARCH_IMAGE_MEMORY_BOUND_MB = 40
 
 
 def upright() -> Image.Image:
-    """An asymmetric scene: turned sideways it is a different picture to the model."""
+    """An asymmetric scene: turned sideways, its pixels are another picture (the model reads it as near)."""
     return scene(shape="triangle", colour="blue", position="left", size="large").render(3, size=256)
 
 
@@ -79,7 +79,10 @@ def test_an_exif_rotated_photo_embeds_like_its_upright_version_and_reports_its_d
         exif_rotated_jpeg(image), encoded(image, "JPEG", quality=95), encoded(image.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95)
     )
     assert cosine(rotated, straight) >= 0.99
-    assert cosine(sideways, straight) < 0.95  # the test can fail: sideways pixels are another picture
+    # Sideways pixels embed measurably apart, so the line above can fail if the orientation is not applied. They
+    # are near all the same: the model is trained to read a turned shape as that shape (issue #20), and a turned
+    # scene is 0.951 from the upright one with the bundled checkpoint (0.94-0.96 for other shapes and positions).
+    assert cosine(sideways, straight) < 0.97
 
     wide = Image.new("RGB", (200, 100), "white")  # stored 100 x 200, sideways
     assert Image.open(io.BytesIO(exif_rotated_jpeg(wide))).size == (100, 200)

@@ -23,12 +23,12 @@ CONFIG_DIR = PACKAGE_DIR / "model_configs"
 CHECKPOINT_PATH = PACKAGE_DIR / "assetsearch-demo.pt"
 # How the checkpoint reads non-square images best: the encoders' FIT "auto"
 # for this model. Measured against centre-crop and letterbox on the
-# independent renderer (README "The model"): tiles read shape best (0.840
-# against letterbox's 0.748), retrieve as well (R@5 1.000 against 0.999),
+# independent renderer (README "The model"): tiles read shape best (0.856
+# against letterbox's 0.754), retrieve as well (R@5 1.000 under both),
 # read objects at the ends as well as in the middle, and the other query
 # modes (composed, query by image, concepts) are best under tiles;
 # letterbox, which the augmented recipe trained on, is one model call and
-# reads colour (0.965 against 0.952) and count (0.965 against 0.826) better.
+# reads colour (0.971 against 0.960) and count (0.962 against 0.825) better.
 FIT = "tiles"
 
 _registered = False
