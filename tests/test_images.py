@@ -80,8 +80,8 @@ def test_an_exif_rotated_photo_embeds_like_its_upright_version_and_reports_its_d
     )
     assert cosine(rotated, straight) >= 0.99
     # Sideways pixels embed measurably apart, so the line above can fail if the orientation is not applied. They
-    # are near all the same: the model is trained to read a turned shape as that shape (issue #20), and a turned
-    # scene is 0.951 from the upright one with the bundled checkpoint (0.94-0.96 for other shapes and positions).
+    # are still close: the model is trained to read a turned shape as that shape (issue #20), and a turned scene
+    # is 0.951 from the upright one with the bundled checkpoint (0.94-0.96 for other shapes and positions).
     assert cosine(sideways, straight) < 0.97
 
     wide = Image.new("RGB", (200, 100), "white")  # stored 100 x 200, sideways
