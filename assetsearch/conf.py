@@ -155,8 +155,12 @@ DEFAULTS: dict[str, Any] = {
     # prompt each label is embedded with ("{}" is the label).
     "TAG_LABELS": [],
     "TAG_PROMPT": "{}",
-    # Near-duplicates: cosine similarity at or above which two assets are duplicates.
-    "DUPLICATE_THRESHOLD": 0.95,
+    # Near-duplicates: cosine similarity at or above which two objects are
+    # candidates, and how far a candidate's pixels may be from a re-encoded,
+    # resized or lightly cropped copy and still be listed (assetsearch.copies;
+    # None lists every candidate, then raise the threshold to about 0.95).
+    "DUPLICATE_THRESHOLD": 0.85,
+    "DUPLICATE_PIXEL_TOLERANCE": 0.19,
     # Retrieve-and-rerank (assetsearch.rerank): backends like CACHES, the one
     # `rerank=True` uses, how many top candidates it reorders, and the total
     # time it may take before the vector order is kept.

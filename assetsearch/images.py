@@ -166,7 +166,7 @@ def decode_slot() -> Iterator[None]:
 # --- decoding ----------------------------------------------------------------
 
 
-def decode_search_image(file: IO[bytes], side: int | None = None) -> Image.Image:
+def decode_search_image(file: IO[bytes], side: int) -> Image.Image:
     """:func:`decode_for_model` for a search's query image, decoded in the web process.
 
     JPEGs and 1/2/4-bit PNGs are decoded at reduced size whatever their pixel
@@ -178,19 +178,14 @@ def decode_search_image(file: IO[bytes], side: int | None = None) -> Image.Image
     return decode_for_model(file, side, max_full_decode_pixels=app_settings.MAX_QUERY_IMAGE_PIXELS)
 
 
-def decode_for_model(file: IO[bytes], side: int | None = None, *, max_full_decode_pixels: int | None = None) -> Image.Image:
+def decode_for_model(file: IO[bytes], side: int, *, max_full_decode_pixels: int | None = None) -> Image.Image:
     """Decode to a small upright RGB image for the encoder, never larger than needed.
 
-    ``side`` is the smallest side to keep; by default the default encoder's
-    input size. Raises :class:`InvalidImage` for anything Pillow cannot
+    ``side`` is the smallest side to keep (the encoder's input size). Raises :class:`InvalidImage` for anything Pillow cannot
     decode in full (truncated files included), for frames with detail
     that convert to one flat colour, and for images over
     ``max_full_decode_pixels`` (if given) that cannot be decoded at reduced size.
     """
-    if side is None:
-        from .encoders import get_encoder
-
-        side = get_encoder().image_size
     inspect_image(file)
     with decode_slot():
         try:

@@ -78,11 +78,13 @@ from django.db.models import Model, Q, QuerySet
 from PIL import Image
 
 from .catalogue import CatalogueStats, composed_match, composed_vector
+from .copies import get_picture, is_copy
 from .conf import app_settings
 from .constants import (
     DEFAULT_DUPLICATES_LIMIT,
     DEFAULT_NEGATIVE_WEIGHT,
     DEFAULT_WEIGHT,
+    MAX_LIST_LIMIT,
     MAX_NEGATIVE_TERMS,
     MAX_OFFSET,
     MAX_WEIGHT,
@@ -338,7 +340,7 @@ def decode_query_image(image: Image.Image | IO[bytes] | bytes) -> Image.Image:
         image = io.BytesIO(image)
     if not isinstance(image, Image.Image):
         try:
-            image = decode_search_image(image)
+            image = decode_search_image(image, get_encoder().image_size)
         except InvalidImage as exc:
             raise InvalidQueryImage(str(exc)) from exc
     return image.convert("RGB")
@@ -743,8 +745,25 @@ def similar_assets(asset_id: int, *, limit: int = 20, offset: int = 0, **options
 
 def near_duplicates(
     asset_id: int | None = None, *, threshold: float | None = None, limit: int = DEFAULT_DUPLICATES_LIMIT,
-    visible: QuerySet | None = None, like: Model | None = None, **options: Any,
+    visible: QuerySet | None = None, like: Model | None = None, check_pixels: bool = True, **options: Any,
 ) -> list[SearchHit]:
-    """Objects at least ``threshold`` similar to the asset (or ``like``, any registered object; default ``DUPLICATE_THRESHOLD``)."""
+    """Copies of the asset (or of ``like``, any registered object): objects at least
+    ``threshold`` similar (default ``DUPLICATE_THRESHOLD``) whose pixels
+    :mod:`assetsearch.copies` confirms within ``DUPLICATE_PIXEL_TOLERANCE``.
+
+    ``check_pixels=False``, or a tolerance of None, lists every object above
+    the threshold. The pixel check reads the files of up to ``MAX_LIST_LIMIT``
+    (or ``MAX_PAGE_SIZE``) candidates, so a request costs that many reduced decodes at most.
+    """
     threshold = app_settings.DUPLICATE_THRESHOLD if threshold is None else threshold
-    return search(Query(asset_id=asset_id, like=like, limit=limit, min_score=threshold, visible=visible, **options)).hits
+    tolerance = app_settings.DUPLICATE_PIXEL_TOLERANCE if check_pixels else None
+    depth = limit if tolerance is None else max(limit, min(MAX_LIST_LIMIT, app_settings.MAX_PAGE_SIZE))
+    hits = search(Query(asset_id=asset_id, like=like, limit=depth, min_score=threshold, visible=visible, **options)).hits
+    if tolerance is None or not hits:
+        return hits
+    source = like if like is not None else Asset.objects.get(pk=asset_id)
+    picture = get_picture(source, get_index(source))
+    if picture is None:
+        return []
+    copies = [hit for hit in hits if (other := get_picture(hit.object, hit.index)) is not None and is_copy(picture, other, tolerance)]
+    return [dataclasses.replace(hit, rank=rank) for rank, hit in enumerate(copies[:limit], start=1)]

@@ -11,7 +11,9 @@ import json
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
+from PIL import Image
 
 from assetsearch.models import Asset
 from assetsearch.pipeline import embed_assets
@@ -51,8 +53,13 @@ def catalogue(django_db_setup, django_db_blocker):
             title="Quarterly zebra migration report",
             tags=["report"],
         )
+        # The orange heart saved again at three quarters of its size: a copy, as a re-upload from a website would be
+        # (a PNG, as the rest of the catalogue: the filter tests count on no JPEG).
+        original = Image.open(assets["orange", "heart"].image)
+        buffer = io.BytesIO()
+        original.convert("RGB").resize((96, 96), Image.Resampling.LANCZOS).save(buffer, format="PNG")
         assets["copy"] = Asset.objects.create(
-            image=image_file(scene(colour="orange", shape="heart"), seed=41), title="orange heart copy", tags=["copy"]
+            image=SimpleUploadedFile("copy.png", buffer.getvalue(), content_type="image/png"), title="orange heart copy", tags=["copy"]
         )
         result = embed_assets([a.pk for a in assets.values()])
         assert len(result.embedded) == len(assets), result
@@ -228,10 +235,11 @@ def test_tag_suggestions(viewer_client, catalogue):
 def test_duplicates(viewer_client, catalogue):
     original, copy = catalogue["orange", "heart"], catalogue["copy"]
     body = viewer_client.get(f"/api/assets/{original.pk}/duplicates/").json()
-    assert body["threshold"] == 0.95
+    assert body["threshold"] == 0.85
     assert [h["asset"]["id"] for h in body["results"]] == [copy.pk] and body["results"][0]["score"] > 0.95, body
+    # Any threshold only widens the candidates: the pixels decide, so the other 30 shapes stay out.
     lenient = viewer_client.get(f"/api/assets/{original.pk}/duplicates/?threshold=0&limit=3").json()
-    assert lenient["threshold"] == 0 and len(lenient["results"]) == 3
+    assert lenient["threshold"] == 0 and [(h["asset"]["id"], h["rank"]) for h in lenient["results"]] == [(copy.pk, 1)], lenient
 
 
 @pytest.mark.parametrize("endpoint", ["similar", "tags", "duplicates"])

@@ -261,7 +261,7 @@ def test_full_decode_search_images_over_the_pixel_limit_are_refused_before_decod
     detailed_image(mode, 2000, 1000).save(buffer, fmt)
     with assetsearch_settings(MAX_QUERY_IMAGE_PIXELS=1_999_999):
         with pytest.raises(InvalidImage, match=f"2000x1000 = 2,000,000 pixels; a {fmt} search image is decoded in full, so the limit is 1,999,999"):
-            images.decode_search_image(io.BytesIO(buffer.getvalue()))
+            images.decode_search_image(io.BytesIO(buffer.getvalue()), side=128)
         # Uploads (decoded by the worker) and JPEGs (decoded at reduced size) are not limited by it.
         assert min(decode_for_model(io.BytesIO(buffer.getvalue()), side=128).size) == 128
         jpeg = io.BytesIO()

@@ -227,16 +227,26 @@ def test_near_duplicates_and_the_duplicates_command(catalogue):
     original = catalogue["orange", "heart"]
     with override_settings(ASSETSEARCH={"AUTO_EMBED": False}):
         copy = Asset.objects.create(image=image_file(scene(colour="orange", shape="heart"), seed=54, name="copy.png"), title="copy")
-    embed_assets([copy.pk])
+        # The same scene drawn again (another seed moves and turns the heart): another picture.
+        look_alike = Asset.objects.create(image=image_file(scene(colour="orange", shape="heart"), seed=41), title="look-alike")
+    embed_assets([copy.pk, look_alike.pk])
     try:
         # The demo model sees same-coloured shapes as very alike; a re-upload is ~1.0.
         duplicates = near_duplicates(original.pk, threshold=0.995)
         assert [hit.asset for hit in duplicates] == [copy] and duplicates[0].score > 0.99
+        # At the default threshold the look-alike is a candidate, and its pixels rule it out.
+        candidates = near_duplicates(original.pk, check_pixels=False)
+        assert look_alike in [hit.asset for hit in candidates], [(hit.asset, hit.score) for hit in candidates]
+        assert [(hit.asset, hit.rank) for hit in near_duplicates(original.pk)] == [(copy, 1)]
         out = io.StringIO()
-        call_command("assetsearch_duplicates", threshold=0.995, json=True, stdout=out, verbosity=0)
+        call_command("assetsearch_duplicates", json=True, stdout=out, verbosity=0)
         assert json.loads(out.getvalue()) == [sorted([original.pk, copy.pk])]
+        out = io.StringIO()
+        call_command("assetsearch_duplicates", vectors_only=True, json=True, stdout=out, verbosity=0)
+        assert any({original.pk, copy.pk, look_alike.pk} <= set(group) for group in json.loads(out.getvalue()))
     finally:
         copy.delete()
+        look_alike.delete()
 
 
 def test_evaluation_command_prints_its_table(catalogue, tmp_path):

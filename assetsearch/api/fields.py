@@ -22,6 +22,7 @@ from rest_framework.utils import html
 
 from ..conf import app_settings
 from ..constants import MAX_FILE_NAME, MAX_PROMPT_LENGTH, MAX_PROMPTS, MAX_TAG_LENGTH, MAX_TAGS
+from ..encoders import get_encoder
 from ..images import InvalidImage, decode_for_model, decode_search_image
 from .exceptions import PayloadTooLarge
 
@@ -205,7 +206,7 @@ class ImageUploadField(serializers.FileField):
         if file.size > limit:
             raise PayloadTooLarge(f"The file is {file.size:,} bytes; the limit is {limit:,} bytes.")
         try:
-            image = (decode_search_image if self.decode else decode_for_model)(file)
+            image = (decode_search_image if self.decode else decode_for_model)(file, get_encoder().image_size)
         except InvalidImage as exc:
             raise serializers.ValidationError(str(exc), code="invalid_image") from exc
         finally:

@@ -402,7 +402,7 @@ class AssetListQuerySerializer(PageSerializer, AssetFilterSerializer):
 
 
 class DuplicatesQuerySerializer(ModelsMixin, serializers.Serializer):
-    threshold = StrictFloatField(required=False, min_value=0, max_value=1, help_text="Cosine similarity at or above which an asset counts as a duplicate (default DUPLICATE_THRESHOLD).")
+    threshold = StrictFloatField(required=False, min_value=0, max_value=1, help_text="Cosine similarity at or above which an object is a candidate (default DUPLICATE_THRESHOLD); a candidate is listed when its pixels are a re-encoded, resized or lightly cropped copy (DUPLICATE_PIXEL_TOLERANCE).")
     limit = StrictIntegerField(required=False, default=DEFAULT_DUPLICATES_LIMIT, min_value=1, max_value=MAX_LIST_LIMIT)
 
 

@@ -46,6 +46,7 @@ import torch
 from ..catalogue import CatalogueStats, background_logits, composed_match, composed_vector
 from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_all, pool_views
 from ..conf import DEFAULTS
+from ..copies import Picture, copy_difference
 from ..constants import DEFAULT_NEGATIVE_WEIGHT
 from . import CHECKPOINT_PATH, FIT, MODEL_NAME, independent, register_model_config
 from .synthetic import COLOURS, SHAPES, Scene, describe, noun_phrase, random_scene
@@ -250,12 +251,15 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
     neutral counter-prompts and with its look-alikes ("a blue triangle", "a
     red star", ...), and the mean precision and recall of each way over every
     colour and shape with at least ``concept_images`` images, each as a
-    concept (one concept can be an easy one); near-duplicates:
-    pairs of distinct images at the default threshold, and the share of
-    each kind of copy (:data:`independent.COPY_EDITS`) of the first
-    ``copies`` images found at it, with the lowest similarity of a copy
-    and the highest of two distinct images (a threshold separates them only
-    where the first is above the second).
+    concept (one concept can be an easy one); near-duplicates as
+    :mod:`assetsearch.duplicates` finds them (candidates at the default
+    threshold, confirmed on pixels at the default tolerance by
+    :mod:`assetsearch.copies`): pairs of distinct images that are candidates
+    and that are listed, and the share of each kind of copy
+    (:data:`independent.COPY_EDITS`) of the first ``copies`` images found,
+    with the lowest similarity and the highest pixel difference of a copy
+    and the highest similarity and lowest pixel difference of two distinct
+    images (the margins either side of the threshold and the tolerance).
     """
     vectors = embed_images(model, preprocess, [item.image for item in items], fit=fit)
     stats = CatalogueStats.from_vectors(vectors)
@@ -344,17 +348,26 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
         result[f"moderation_{name}_all_concepts"] = len(concepts)
         result[f"moderation_{name}_mean_precision"] = float(np.mean(precisions)) if concepts else float("nan")
         result[f"moderation_{name}_mean_recall"] = float(np.mean(recalls)) if concepts else float("nan")
-    distinct = (vectors @ vectors.T)[np.triu_indices(len(vectors), 1)]  # each pair of distinct images once
-    threshold = DEFAULTS["DUPLICATE_THRESHOLD"]
-    result["duplicate_pairs_of_distinct_images"] = int((distinct >= threshold).sum())
+    # Near-duplicates as assetsearch.duplicates finds them: candidates by vector, confirmed on pixels.
+    threshold, tolerance = DEFAULTS["DUPLICATE_THRESHOLD"], DEFAULTS["DUPLICATE_PIXEL_TOLERANCE"]
+    first, second = np.triu_indices(len(vectors), 1)  # each pair of distinct images once
+    distinct = (vectors @ vectors.T)[first, second]
+    candidates = np.flatnonzero(distinct >= threshold)
+    pictures = [Picture(item.image) for item in items]
+    differences = np.array([copy_difference(pictures[first[k]], pictures[second[k]]) for k in candidates])
+    result["duplicate_candidate_pairs_of_distinct_images"] = len(candidates)
+    result["duplicate_pairs_of_distinct_images"] = int((differences <= tolerance).sum())
+    result["duplicate_lowest_distinct_difference"] = float(differences.min()) if len(differences) else float("nan")
     originals = items[:copies]
-    lowest = 1.0
+    lowest, highest = 1.0, 0.0
     for name, edit in independent.COPY_EDITS.items():
-        copied = embed_images(model, preprocess, [edit(item.image) for item in originals], fit=fit)
-        scores = (copied * vectors[: len(originals)]).sum(axis=1)
-        result[f"duplicate_{name}_copies_found_share"] = float(np.mean(scores >= threshold))
-        lowest = min(lowest, float(scores.min()))
+        edited = [edit(item.image) for item in originals]
+        scores = (embed_images(model, preprocess, edited, fit=fit) * vectors[: len(originals)]).sum(axis=1)
+        copy_differences = np.array([copy_difference(pictures[i], Picture(image)) for i, image in enumerate(edited)])
+        result[f"duplicate_{name}_copies_found_share"] = float(np.mean((scores >= threshold) & (copy_differences <= tolerance)))
+        lowest, highest = min(lowest, float(scores.min())), max(highest, float(copy_differences.max()))
     result["duplicate_lowest_copy_similarity"] = lowest
+    result["duplicate_highest_copy_difference"] = highest
     result["duplicate_highest_distinct_similarity"] = float(distinct.max())
     return result
 
