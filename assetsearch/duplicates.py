@@ -47,7 +47,6 @@ def duplicate_groups(
 
     targets = get_targets(Query(text="-", models=[model]))
     rows = IndexEntry.objects.for_model(model).for_encoder(alias).with_vector().order_by("object_id").values_list("object_id", "vector")
-
     index = get_index(model)
 
     @lru_cache(maxsize=PICTURE_CACHE_SIZE)

@@ -78,7 +78,6 @@ from django.db.models import Model, Q, QuerySet
 from PIL import Image
 
 from .catalogue import CatalogueStats, composed_match, composed_vector
-from .copies import get_picture, is_copy
 from .conf import app_settings
 from .constants import (
     DEFAULT_DUPLICATES_LIMIT,
@@ -91,6 +90,7 @@ from .constants import (
     RERANK_TOP_N_MAX,
     RERANK_TOP_N_MIN,
 )
+from .copies import get_picture, is_copy
 from .encoders import BaseEncoder, embed_texts, get_encoder
 from .exceptions import AssetNotEmbedded, EmptyQuery, InvalidQueryImage, QueryCancelsOut, SearchError, UnknownAsset
 from .images import InvalidImage, decode_search_image

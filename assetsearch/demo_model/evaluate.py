@@ -46,8 +46,8 @@ import torch
 from ..catalogue import CatalogueStats, background_logits, composed_match, composed_vector
 from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_all, pool_views
 from ..conf import DEFAULTS
-from ..copies import Picture, copy_difference
 from ..constants import DEFAULT_NEGATIVE_WEIGHT
+from ..copies import Picture, copy_difference
 from . import CHECKPOINT_PATH, FIT, MODEL_NAME, independent, register_model_config
 from .synthetic import COLOURS, SHAPES, Scene, describe, noun_phrase, random_scene
 
