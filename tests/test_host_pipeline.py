@@ -8,12 +8,16 @@ with a replaced image.
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
@@ -175,3 +179,23 @@ def test_search_sees_a_photo_only_with_view_photo(make_user):
     mine = search(Query(text="a red circle", models=[Photo], user=photo_viewer(make_user), limit=5))
     assert [hit.object for hit in mine.hits] == [photo]
     assert search(Query(text="a red circle", models=[Photo], user=make_user("nobody"), limit=5)).hits == []
+
+
+def test_the_duplicates_command_groups_a_hosts_photos_that_are_copies():
+    original = new_photo("original.png")
+    copy = new_photo("copy.png", data=image_file(scene(colour="red", shape="circle")).read())  # the same bytes, uploaded again
+    # The same red circle drawn on the left: another picture (a centred circle drawn with another seed is only
+    # moved and scaled a little, which is what a crop and a resize do, so it would pass as a copy).
+    look_alike = new_photo("other.png", data=image_file(scene(colour="red", shape="circle", position="left")).read())
+    embed_objects(PHOTO, [original.pk, copy.pk, look_alike.pk])
+    out = io.StringIO()
+    call_command("assetsearch_duplicates", model=PHOTO, stdout=out, verbosity=0)
+    assert out.getvalue().splitlines() == [
+        f"Group 1 (2 photos): #{original.pk} 'a photo', #{copy.pk} 'a photo'",
+        "1 duplicate group(s) among 3 embedded photos.",
+    ], out.getvalue()
+    out = io.StringIO()
+    call_command("assetsearch_duplicates", model=PHOTO, vectors_only=True, json=True, stdout=out, verbosity=0)
+    assert json.loads(out.getvalue()) == [sorted([original.pk, copy.pk, look_alike.pk])]
+    with pytest.raises(CommandError, match="No indexed model 'hostapp.nothing'"):
+        call_command("assetsearch_duplicates", model="hostapp.nothing")
