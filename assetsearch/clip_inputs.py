@@ -54,8 +54,9 @@ TILES_BEYOND_RATIO = 1
 # pool_views weighs each tile by exp(-TILE_POOL_SHARPNESS * its cosine to the
 # tiles' mean): a tile that shows something the others do not (an object at
 # one end) outweighs the background they share, instead of being averaged away.
-# 5 was chosen among 0-40 on the independent renderer (README "The model").
-TILE_POOL_SHARPNESS = 5.0
+# 5 was chosen among 0-40 with the first checkpoint; the bundled one reads colour
+# and shape together best at 4 (README "Fitting non-square images").
+TILE_POOL_SHARPNESS = 4.0
 # FIT "auto" (the default): the fit a model reads best, open_clip's centre
 # crop (PREPROCESS_FIT) unless it says otherwise (encoders.MODEL_FITS). A
 # vector key without ";fit=" names PREPROCESS_FIT; every other fit is in it.

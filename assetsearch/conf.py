@@ -159,7 +159,7 @@ DEFAULTS: dict[str, Any] = {
     # candidates, and how far a candidate's pixels may be from a re-encoded,
     # resized or lightly cropped copy and still be listed (assetsearch.copies;
     # None lists every candidate, then raise the threshold to about 0.95).
-    "DUPLICATE_THRESHOLD": 0.85,
+    "DUPLICATE_THRESHOLD": 0.65,
     "DUPLICATE_PIXEL_TOLERANCE": 0.19,
     # Retrieve-and-rerank (assetsearch.rerank): backends like CACHES, the one
     # `rerank=True` uses, how many top candidates it reorders, and the total

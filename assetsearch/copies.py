@@ -23,7 +23,7 @@ pixels (``DUPLICATE_PIXEL_TOLERANCE``):
 
 Tuned on the independent renderer's catalogues (:mod:`assetsearch.demo_model.evaluate`,
 ``--queries``): copies stay under 0.17 and distinct scenes that the demo
-model puts above 0.85 start at 0.22, so the default tolerance is 0.19.
+model puts above 0.65 start at 0.22, so the default tolerance is 0.19.
 A copy with visible edits (a watermark, a caption, a colour grade) is a
 different picture by this test.
 """

@@ -79,10 +79,11 @@ def test_an_exif_rotated_photo_embeds_like_its_upright_version_and_reports_its_d
         exif_rotated_jpeg(image), encoded(image, "JPEG", quality=95), encoded(image.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95)
     )
     assert cosine(rotated, straight) >= 0.99
-    # Sideways pixels embed measurably apart, so the line above can fail if the orientation is not applied. They
-    # are still close: the model is trained to read a turned shape as that shape (issue #20), and a turned scene
-    # is 0.951 from the upright one with the bundled checkpoint (0.94-0.96 for other shapes and positions).
-    assert cosine(sideways, straight) < 0.97
+    # Sideways pixels embed measurably apart, so the line above fails if the orientation is not applied. They
+    # are still close: the model is trained to read a turned shape as that shape (issue #20), and since stage 8
+    # (a loss that pulls pictures of one colour and shape together) a turned scene is 0.975 from the upright
+    # one (stage 6: 0.951). Under 0.985 keeps a margin below the 0.99 that the EXIF-rotated copy must reach.
+    assert cosine(sideways, straight) < 0.985
 
     wide = Image.new("RGB", (200, 100), "white")  # stored 100 x 200, sideways
     assert Image.open(io.BytesIO(exif_rotated_jpeg(wide))).size == (100, 200)
