@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
     # centre-crop is part of the encoder key, so a change marks stored
     # vectors stale (W-check, status page); `manage.py assetsearch_reembed
     # --stale` re-embeds them.
+    # LABELS are phrases the model tells apart, the look-alikes a moderation
+    # concept without counter-prompts is weighed against (MODERATION_LOOKALIKES):
+    # a list, None, or "auto": the model's own (the bundled model's colour and
+    # shape phrases; none for open_clip's models).
     "ENCODERS": {
         "default": {
             "BACKEND": "assetsearch.encoders.OpenCLIPEncoder",
@@ -59,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
             "DEVICE": "auto",
             "BATCH_SIZE": 32,
             "FIT": "auto",
+            "LABELS": "auto",
         },
     },
     # Whether loading a model may download its weights (open_clip tags fetch
@@ -168,7 +173,13 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_RERANKER": "clip",
     "RERANK_TOP_N": 20,
     "RERANK_TIMEOUT": 20.0,
-    # Moderation: what a concept is weighed against when it has no counter-prompts.
+    # Moderation: what a concept is weighed against when it has no
+    # counter-prompts: this many of the encoder's LABELS nearest its prompts,
+    # narrower cases of a prompt skipped (its look-alikes, assetsearch.lookalikes;
+    # the bundled model declares its colours and shapes, open_clip's models
+    # none) ...
+    "MODERATION_LOOKALIKES": 16,
+    # ... or, where the encoder has no labels or MODERATION_LOOKALIKES is 0, these.
     "MODERATION_NEUTRAL_PROMPTS": ["a photo", "an ordinary picture", "a picture of everyday things"],
     # ... and always against "none of these": the catalogue's typical similarity
     # to each prompt plus this many standard deviations of it, so an asset

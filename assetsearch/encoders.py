@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 
+AUTO_LABELS = "auto"  # LABELS: the model's declared labels (MODEL_LABELS)
+
 # The fit a model reads best where it is not open_clip's centre crop: FIT "auto".
 MODEL_FITS = {demo_model.MODEL_NAME: demo_model.FIT}
 
@@ -45,15 +47,26 @@ def model_fit(model_name: str | None) -> str:
     return MODEL_FITS.get(model_name or "", PREPROCESS_FIT)
 
 
+# The phrases a model declares it tells apart: LABELS "auto" (none for other models).
+MODEL_LABELS = {demo_model.MODEL_NAME: demo_model.labels}
+
+
+def model_labels(model_name: str | None) -> list[str]:
+    """The labels ``"auto"`` means for the model ``model_name``."""
+    declared = MODEL_LABELS.get(model_name or "")
+    return declared() if declared else []
+
+
 class BaseEncoder:
     """Interface of an encoder backend.
 
     ``options`` are the alias's settings (``MODEL``, ``PRETRAINED``,
-    ``DEVICE``, ``BATCH_SIZE``, ``FIT``, plus any backend-specific keys).
+    ``DEVICE``, ``BATCH_SIZE``, ``FIT``, ``LABELS``, plus any backend-specific keys).
     ``FIT`` says how a non-square image is fitted to the model's square
     input (:data:`assetsearch.clip_inputs.FIT_MODES`); a backend applies it
     with :func:`assetsearch.clip_inputs.fit_views` before its preprocess and
-    :func:`~assetsearch.clip_inputs.pool_views` after the model.
+    :func:`~assetsearch.clip_inputs.pool_views` after the model. ``LABELS``
+    are phrases the model tells apart (:attr:`labels`).
     """
 
     def __init__(self, alias: str, options: dict[str, Any]) -> None:
@@ -66,6 +79,17 @@ class BaseEncoder:
                 f"FIT {fit!r} of encoder {alias!r} is not one of {', '.join(map(repr, (AUTO_FIT, *FIT_MODES)))}."
             )
         self.fit: str = model_fit(options.get("MODEL")) if fit == AUTO_FIT else fit
+        labels = options.get("LABELS", AUTO_LABELS)
+        if labels == AUTO_LABELS:
+            labels = model_labels(options.get("MODEL"))
+        elif labels is None:
+            labels = []
+        elif isinstance(labels, str) or not all(isinstance(label, str) and label.strip() for label in labels):
+            raise ImproperlyConfigured(f'LABELS of encoder {alias!r} must be "auto", None or a list of non-empty phrases.')
+        # The phrases the model tells apart; a moderation concept without
+        # counter-prompts is weighed against those nearest its prompts
+        # (assetsearch.lookalikes).
+        self.labels: list[str] = list(labels)
 
     @property
     def key(self) -> str:

@@ -278,7 +278,7 @@ class ModerationConcept(models.Model):
     prompts = ArrayField(models.CharField(max_length=MAX_PROMPT_LENGTH), verbose_name=_("prompts"), help_text=_("What the concept looks like, one phrase each."))
     counter_prompts = ArrayField(
         models.CharField(max_length=MAX_PROMPT_LENGTH), verbose_name=_("counter-prompts"), default=list, blank=True,
-        help_text=_("What it is not (look-alikes); empty uses the neutral prompts."),
+        help_text=_("What it is not (look-alikes); empty uses the model's labels nearest the prompts, or the neutral prompts."),
     )
     threshold = models.FloatField(_("threshold"), default=DEFAULT_CONCEPT_THRESHOLD, help_text=_("Flag assets whose concept probability is at least this (0-1)."))
     action = models.CharField(_("action"), max_length=8, choices=ConceptAction.choices, default=ConceptAction.FLAG)

@@ -3,7 +3,10 @@
 Scoring
 -------
 A concept has prompts (what it looks like) and counter-prompts (what it is
-not; the ``MODERATION_NEUTRAL_PROMPTS`` when it has none). An asset's score
+not). When it has none, :func:`default_counter_prompts` stands in: the
+``MODERATION_LOOKALIKES`` labels of the encoder nearest its prompts (its
+look-alikes, :mod:`assetsearch.lookalikes`), or the
+``MODERATION_NEUTRAL_PROMPTS`` where the encoder declares no labels. An asset's score
 is the softmax probability mass of the concept's prompts among all of them,
 at the model's own temperature (its learned logit scale ``s``)::
 
@@ -39,25 +42,44 @@ from dataclasses import dataclass
 
 from typing import Any
 
+import numpy as np
 from django.db import transaction
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from .catalogue import background_logits
 from .conf import app_settings
-from .encoders import embed_texts, get_encoder
+from .encoders import BaseEncoder, embed_texts, get_encoder
 from .exceptions import EmptyQuery
+from .lookalikes import lookalike_labels
 from .models import FlagStatus, IndexEntry, ModerationConcept, ModerationFlag
 from .querysets import IndexEntryQuerySet
 from .search import Query, Target, catalogue_stats, check_page, get_targets, load_objects
 
 
+def default_counter_prompts(prompts: Sequence[str], encoder: BaseEncoder | None = None) -> list[str]:
+    """What a concept with these prompts and no counter-prompts is weighed against.
+
+    The ``MODERATION_LOOKALIKES`` labels of the encoder (its ``LABELS``)
+    nearest the prompts, narrower cases of a prompt skipped; the
+    ``MODERATION_NEUTRAL_PROMPTS`` where there are none.
+    """
+    encoder = encoder or get_encoder()
+    limit = app_settings.MODERATION_LOOKALIKES or 0
+    if encoder.labels and limit > 0 and prompts:
+        vectors = np.stack([t.vector for t in embed_texts([*prompts, *encoder.labels], encoder)])
+        lookalikes = lookalike_labels(prompts, vectors[: len(prompts)], encoder.labels, vectors[len(prompts) :], limit)
+        if lookalikes:
+            return lookalikes
+    return list(app_settings.MODERATION_NEUTRAL_PROMPTS)
+
+
 def scored_embeddings(prompts: Sequence[str], counter_prompts: Sequence[str]) -> IndexEntryQuerySet:
     """The search alias's entries (every registered model) with a vector, annotated ``score``: their concept probability."""
-    counter = list(counter_prompts) or list(app_settings.MODERATION_NEUTRAL_PROMPTS)
     if not prompts:
         raise EmptyQuery("A moderation concept needs at least one prompt.")
     encoder = get_encoder()
+    counter = list(counter_prompts) or default_counter_prompts(prompts, encoder)
     vectors = [t.vector for t in embed_texts([*prompts, *counter], encoder)]
     background = background_logits(
         vectors[: len(prompts)], catalogue_stats(encoder), encoder.logit_scale, app_settings.MODERATION_BACKGROUND_SPREADS

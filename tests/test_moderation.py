@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from assetsearch.conf import app_settings
 from assetsearch.models import Asset, EmbeddingStatus, FlagStatus, IndexEntry, ModerationConcept, ModerationFlag
-from assetsearch.moderation import calibrate, flag_assets, moderation_query, rescore_concept
+from assetsearch.moderation import calibrate, default_counter_prompts, flag_assets, moderation_query, rescore_concept
 from assetsearch.pipeline import embed_assets
 from assetsearch.search import Query, search, similar_assets, near_duplicates
 
@@ -120,6 +120,40 @@ def test_review_and_hiding_in_every_listing():
     assert hidden.pk not in listings(editor)["list"]
     flag = ModerationFlag.objects.get(entry__asset=hidden)
     assert flag.reviewer == moderator and flag.reviewed_at is not None
+
+
+@pytest.mark.django_db
+def test_a_concept_without_counter_prompts_is_weighed_against_the_model_s_lookalikes():
+    assets = make_catalogue()
+    counters = default_counter_prompts(["a red triangle"])
+    assert len(counters) == app_settings.MODERATION_LOOKALIKES == 16 and "a red triangle" not in counters
+    assert {"a red square", "a red star", "a blue triangle", "a green triangle"} <= set(counters)
+    # A broad concept keeps its narrower cases ("a blue star") out of its counter-prompts.
+    assert not any("blue" in counter for counter in default_counter_prompts(["blue"]))
+
+    def flags(prompts: list[str], threshold: float = 0.5) -> dict[tuple[str, str], float]:
+        """The score of each flagged asset of a concept without counter-prompts."""
+        concept = ModerationConcept.objects.create(
+            enabled=False, name=f"{prompts[0]} {ModerationConcept.objects.count()}", prompts=prompts, threshold=threshold
+        )
+        rescore_concept(concept.pk)
+        scores = dict(concept.flags.values_list("entry__object_id", "score"))
+        return {key: scores[asset.pk] for key, asset in assets.items() if asset.pk in scores}
+
+    assert flags(["a red triangle"]).keys() == {("red", "triangle")}
+    assert flags(["blue"]).keys() == {("blue", shape) for shape in SHAPES}
+    assert flags(["a star"]).keys() == {(colour, "star") for colour in COLOURS}
+    hits = moderation_query("a green star", limit=3)
+    assert hits[0].asset == assets["green", "star"] and hits[0].score >= 0.5 > hits[1].score, [(h.asset.title, h.score) for h in hits]
+    with override_settings(ASSETSEARCH={"MODERATION_LOOKALIKES": 0}):
+        assert default_counter_prompts(["a red triangle"]) == app_settings.MODERATION_NEUTRAL_PROMPTS
+        neutral = flags(["a red triangle"], threshold=0.0)
+    lookalikes = flags(["a red triangle"], threshold=0.0)
+    # Against the neutral prompts, which only stand for "something else", a red star and a blue triangle are each
+    # about a third a red triangle (0.31 here); against the look-alikes they are not (under 0.001).
+    others = [key for key in assets if key != ("red", "triangle")]
+    assert min(neutral["red", "triangle"], lookalikes["red", "triangle"]) >= 0.9
+    assert max(neutral[key] for key in others) >= 0.1 and max(lookalikes[key] for key in others) < 0.01, (neutral, lookalikes)
 
 
 @pytest.mark.django_db

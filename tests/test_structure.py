@@ -161,7 +161,7 @@ def test_encoders_are_configured_like_caches() -> None:
     encoders = {"default": {"MODEL": "ViT-B-32", "PRETRAINED": None}, "large": {"MODEL": "ViT-L-14"}}
     with override_settings(ASSETSEARCH={"ENCODERS": encoders}):
         default, large = app_settings.encoder_config(), app_settings.encoder_config("large")
-    assert default == {"BACKEND": "assetsearch.encoders.OpenCLIPEncoder", "MODEL": "ViT-B-32", "PRETRAINED": None, "DEVICE": "auto", "BATCH_SIZE": 32, "FIT": "auto"}
+    assert default == {"BACKEND": "assetsearch.encoders.OpenCLIPEncoder", "MODEL": "ViT-B-32", "PRETRAINED": None, "DEVICE": "auto", "BATCH_SIZE": 32, "FIT": "auto", "LABELS": "auto"}
     assert large == {**default, "MODEL": "ViT-L-14"}  # another alias starts from the default's options
 
 

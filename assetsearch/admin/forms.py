@@ -204,7 +204,7 @@ class ModerationQueryForm(forms.Form):
     counter_prompts = forms.CharField(
         label=_("Not to be confused with"), required=False, max_length=MAX_QUERY_CHARS,
         widget=forms.TextInput(attrs={"size": 48}),
-        help_text=_("Look-alikes, separated by commas; empty uses the neutral prompts."),
+        help_text=_("Look-alikes, separated by commas; empty uses the model's labels nearest the concept, or the neutral prompts."),
     )
     limit = forms.IntegerField(label=_("Results"), min_value=1, initial=ADMIN_RESULTS, required=False, widget=forms.NumberInput(attrs={"style": "width: 5em"}))
 

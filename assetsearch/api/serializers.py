@@ -528,7 +528,7 @@ class ModerationQuerySerializer(PageSerializer):
     """``GET /api/moderation/query/``: assets ranked by the concept score of free text."""
 
     q = QueryTextField(max_length=MAX_PROMPT_LENGTH, help_text="The concept, in words (\"violent scene\").")
-    counter = PromptListField(required=False, help_text="What it is not (repeat the parameter); default MODERATION_NEUTRAL_PROMPTS.")
+    counter = PromptListField(required=False, help_text="What it is not (repeat the parameter); default: the MODERATION_LOOKALIKES labels of the model nearest the concept, or MODERATION_NEUTRAL_PROMPTS where it declares none.")
 
 
 class ModerationHitSerializer(IndexedObjectMixin):

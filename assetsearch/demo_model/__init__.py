@@ -32,6 +32,18 @@ CHECKPOINT_PATH = PACKAGE_DIR / "assetsearch-demo.pt"
 # 0.814) better.
 FIT = "tiles"
 
+
+def labels() -> list[str]:
+    """What the checkpoint knows, one phrase per colour and shape ("a red triangle"): the encoders' LABELS "auto".
+
+    A moderation concept without counter-prompts is weighed against the
+    labels nearest its prompts (:mod:`assetsearch.lookalikes`); these are
+    the look-alikes this model tells apart.
+    """
+    from .synthetic import COLOURS, SHAPES, noun_phrase
+
+    return [noun_phrase(colour, shape, 1) for colour in COLOURS for shape in SHAPES]
+
 _registered = False
 
 
