@@ -51,12 +51,16 @@ PIL_INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Res
 FIT_MODES = ("letterbox", "centre-crop", "tiles")
 TILED_FIT = "tiles"
 TILES_BEYOND_RATIO = 1
-# pool_views weighs each tile by exp(-TILE_POOL_SHARPNESS * its cosine to the
-# tiles' mean): a tile that shows something the others do not (an object at
-# one end) outweighs the background they share, instead of being averaged away.
-# 5 was chosen among 0-40 with the first checkpoint; the bundled one reads colour
-# and shape together best at 4 (README "Fitting non-square images").
-TILE_POOL_SHARPNESS = 4.0
+# pool_views: the tiles' mean (the whole picture), plus the tile that shows
+# what the others do not (an object at one end), weighing
+# TILE_POOL_DISTINCT_WEIGHT times as much as all of them together; which tile
+# that is, softly: softmax(-TILE_POOL_SHARPNESS * cosine to the tiles' mean).
+# The distinct tile alone (sharpness 4-5, the pooling until 2026-12-07) read an
+# object in the middle of a wide image worse than one at an end, because the
+# tiles that cut it in half were the most distinct; the mean alone loses the
+# ends. Measured with the bundled model (README "Fitting non-square images").
+TILE_POOL_SHARPNESS = 20.0
+TILE_POOL_DISTINCT_WEIGHT = 0.5
 # FIT "auto" (the default): the fit a model reads best, open_clip's centre
 # crop (PREPROCESS_FIT) unless it says otherwise (encoders.MODEL_FITS). A
 # vector key without ";fit=" names PREPROCESS_FIT; every other fit is in it.
@@ -207,8 +211,9 @@ def pool_views(vectors: np.ndarray, counts: Sequence[int]) -> np.ndarray:
     """One unit vector per image from its views' unit vectors (``counts[i]`` consecutive rows each).
 
     One view is kept as it is. Several (tiles) are averaged with weights
-    ``softmax(-TILE_POOL_SHARPNESS * cos(view, mean of the views))``, then
-    normalised: the tile that differs from the rest counts most.
+    ``1/n + TILE_POOL_DISTINCT_WEIGHT * softmax(-TILE_POOL_SHARPNESS * cos(view, mean of the views))``,
+    then normalised: the mean of the tiles, and the tile that differs from
+    the rest on top of it.
     """
     pooled = np.empty((len(counts), vectors.shape[1]), dtype=np.float32)
     start = 0
@@ -220,12 +225,20 @@ def pool_views(vectors: np.ndarray, counts: Sequence[int]) -> np.ndarray:
             continue
         mean = views.mean(axis=0)
         closeness = views @ (mean / np.linalg.norm(mean))
-        weights = np.exp(-TILE_POOL_SHARPNESS * (closeness - closeness.min()))
-        combined = (weights / weights.sum()) @ views
+        distinct = np.exp(-TILE_POOL_SHARPNESS * (closeness - closeness.min()))
+        weights = 1 / count + TILE_POOL_DISTINCT_WEIGHT * distinct / distinct.sum()
+        combined = weights @ views
         pooled[row] = combined / np.linalg.norm(combined)
     if start != len(vectors):
         raise ValueError(f"{len(vectors)} view vectors for {start} views")
     return pooled
+
+
+def fit_key(fit: str) -> str:
+    """``fit`` as an encoder key names it: tiles with their count and pooling, which change the vectors too."""
+    if fit == TILED_FIT:
+        return f"{fit}+{TILES_BEYOND_RATIO};pool={TILE_POOL_SHARPNESS:g}x{TILE_POOL_DISTINCT_WEIGHT:g}"
+    return fit
 
 
 def fit_image(image: Image.Image, fit: str, config: dict[str, Any]) -> Image.Image:

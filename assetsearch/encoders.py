@@ -27,7 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from . import demo_model
-from .clip_inputs import AUTO_FIT, FIT_MODES, PREPROCESS_FIT, fit_all, pool_views
+from .clip_inputs import AUTO_FIT, FIT_MODES, PREPROCESS_FIT, fit_all, fit_key, pool_views
 from .conf import app_settings
 from .constants import MAX_QUERY_CHARS
 from .exceptions import EmptyQuery, ModelUnavailable, SearchError
@@ -107,10 +107,11 @@ class BaseEncoder:
         Another fit gives other image vectors from the same weights, so a
         ``FIT`` change marks stored vectors stale like a model change does,
         and so does a change of the fit ``"auto"`` means for a model (the
-        bundled model's, centre-crop -> tiles). open_clip's own preprocess adds
+        bundled model's, centre-crop -> tiles) or of how tiles are pooled
+        (:func:`~assetsearch.clip_inputs.fit_key`). open_clip's own preprocess adds
         nothing, so keys of vectors stored before ``FIT`` existed stay current.
         """
-        return weights_key if self.fit == PREPROCESS_FIT else f"{weights_key};fit={self.fit}"
+        return weights_key if self.fit == PREPROCESS_FIT else f"{weights_key};fit={fit_key(self.fit)}"
 
     @property
     def dimensions(self) -> int:

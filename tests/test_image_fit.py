@@ -96,14 +96,17 @@ def test_tiles_are_overlapping_squares_from_end_to_end_and_a_square_image_is_its
         fit_image(wide, "tiles", {})
 
 
-def test_pooling_keeps_one_view_and_lets_the_tile_that_differs_outweigh_shared_background():
-    background, other = np.eye(4, dtype=np.float32)[0], np.eye(4, dtype=np.float32)[1]
-    views = np.stack([background, background, other, background, np.eye(4, dtype=np.float32)[2]])
-    pooled = pool_views(views, [4, 1])
+def test_pooling_keeps_one_view_and_adds_the_tile_that_differs_to_the_tiles_mean():
+    background, other, third = np.eye(4, dtype=np.float32)[:3]
+    views = np.stack([background, background, other, background, third, background, background, other, other])
+    pooled = pool_views(views, [4, 1, 4])
     assert pooled.dtype == np.float32 and np.allclose(np.linalg.norm(pooled, axis=1), 1)
     assert np.array_equal(pooled[1], views[4])
-    # A plain mean would weigh the object's tile 1:3 against the background.
-    assert pooled[0] @ other > pooled[0] @ background > 0
+    # An object in one of four tiles: a plain mean would weigh it 1:3 against the background; the tiles' mean plus
+    # the distinct tile at TILE_POOL_DISTINCT_WEIGHT (0.5) weighs it 0.25 + 0.5 against 0.75, as much as all of it.
+    assert pooled[0] @ other == pytest.approx(pooled[0] @ background, abs=1e-4) and pooled[0] @ other > 0.7
+    # Tiles alike (an object in two of four): no tile differs, and the pooling is the plain mean.
+    assert pooled[2] @ other == pytest.approx(pooled[2] @ background, abs=1e-6)
     with pytest.raises(ValueError):
         pool_views(views, [2, 2])
 
@@ -139,7 +142,7 @@ def test_another_fit_is_another_encoder_key_over_the_same_export():
     # open_clip's centre crop adds nothing to the key (vectors stored before FIT existed stay current); any other fit
     # makes them stale, the bundled model's "auto" (tiles) too: its vectors were centre-cropped before.
     assert cropped.key == cropped.weights_key and boxed.key == f"{cropped.weights_key};fit=letterbox"
-    assert auto.key == f"{cropped.weights_key};fit=tiles"
+    assert auto.key == f"{cropped.weights_key};fit=tiles+1;pool=20x0.5"  # how tiles are pooled is part of it
     vit = {**default, "MODEL": "ViT-B-32", "PRETRAINED": None}
     assert OpenCLIPEncoder("x", vit).vector_key("w") == "w" and OpenCLIPEncoder("x", {**vit, "FIT": "letterbox"}).vector_key("w") == "w;fit=letterbox"
     onnx_cropped, onnx_boxed = (ONNXRuntimeEncoder("x", {**default, "FIT": fit}) for fit in ("centre-crop", "letterbox"))

@@ -147,7 +147,7 @@ def test_export_command_exports_and_checks_the_configured_runtime_encoders(capsy
     assert {"image.onnx", "text.onnx", "manifest.json", "probe.npz"} <= {path.name for path in folder.iterdir()}
     assert list(folder.glob("openvino-*/image.xml")) and list(folder.glob("openvino-*/text.bin"))
     manifest = json.loads((folder / "manifest.json").read_text())
-    # An export is of the weights, whatever the fit (the default's key adds ";fit=tiles"): one serves every fit.
+    # An export is of the weights, whatever the fit (the default's key adds ";fit=tiles+1;pool=20x0.5"): one serves every fit.
     assert manifest["key"] == get_encoder().weights_key != get_encoder().key and manifest["dimensions"] == 512
 
 

@@ -48,10 +48,16 @@ from ..clip_inputs import AUTO_FIT, FIT_MODES, fit_all, pool_views
 from ..conf import DEFAULTS
 from ..constants import DEFAULT_NEGATIVE_WEIGHT
 from ..copies import Picture, copy_difference
+from ..lookalikes import lookalike_labels
 from . import CHECKPOINT_PATH, FIT, MODEL_NAME, independent, register_model_config
+from . import labels as demo_labels
 from .synthetic import COLOURS, SHAPES, Scene, describe, noun_phrase, random_scene
 
 HELDOUT_SEED_OFFSET = 1_000_000_000  # image seeds >= this are never used in training
+# Composed and negative-term cases evaluate_queries draws of each kind. 30, the issue's, moved a share by
+# 0.1 from one sample to the next (stage 8, seed 0: 0.77 under one tile pooling, 0.67 under another whose
+# 200-case figure was 0.05 higher).
+QUERY_CASES = 200
 # The fewest images of a colour and shape that evaluate_queries scores as a moderation concept of its own
 # (precision and recall of fewer say little).
 MIN_CONCEPT_IMAGES = 5
@@ -236,7 +242,8 @@ def ends_gap(items: list[independent.Item], colour_ok: np.ndarray) -> dict[str, 
 
 
 def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item], *, fit: str | None = None,
-                     cases: int = 30, seed: int = 0, copies: int = 100, concept_images: int = MIN_CONCEPT_IMAGES) -> dict[str, float]:
+                     cases: int = QUERY_CASES, seed: int = 0, copies: int = 100,
+                     concept_images: int = MIN_CONCEPT_IMAGES) -> dict[str, float]:
     """The other query modes on ``items``, computed as the product computes them over stored vectors.
 
     Composed image + text (candidates by the spread-weighted sum, ordered
@@ -247,9 +254,12 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
     query by image: the nearest other image has the same colour and shape;
     moderation (softmax over the concept, its counter-prompts and the
     catalogue background at the model's temperature, threshold 0.5, as
-    :mod:`assetsearch.moderation`) for "a red triangle" with the default
-    neutral counter-prompts and with its look-alikes ("a blue triangle", "a
-    red star", ...), and the mean precision and recall of each way over every
+    :mod:`assetsearch.moderation`) for "a red triangle" with the
+    counter-prompts a concept without any gets (``default``: the
+    ``MODERATION_LOOKALIKES`` labels nearest it,
+    :mod:`assetsearch.lookalikes`), with the neutral counter-prompts, and
+    with its look-alikes written out ("a blue triangle", "a red star", ...),
+    and the mean precision and recall of each way over every
     colour and shape with at least ``concept_images`` images, each as a
     concept (one concept can be an easy one); near-duplicates as
     :mod:`assetsearch.duplicates` finds them (candidates at the default
@@ -319,7 +329,16 @@ def evaluate_queries(model, tokenizer, preprocess, items: list[independent.Item]
         "negative_on_topic_share": float(np.mean(on_topic)) if on_topic else float("nan"),
     }
     scale = float(model.logit_scale.detach().exp())
+    labels = demo_labels()
+    label_vectors = np.stack([phrase[label] for label in labels])
+
+    def default_counters(colour: str, shape: str) -> list[str]:
+        # What assetsearch.moderation weighs a concept without counter-prompts against (default_counter_prompts).
+        prompt = f"a {colour} {shape}"
+        return lookalike_labels([prompt], phrase[prompt][None], labels, label_vectors, DEFAULTS["MODERATION_LOOKALIKES"]) or neutral
+
     counter_prompts = {
+        "default": default_counters,
         "neutral": lambda colour, shape: neutral,
         "look_alikes": lambda colour, shape: [f"a {c} {shape}" for c in COLOURS if c != colour] + [f"a {colour} {s}" for s in SHAPES if s != shape],
     }
@@ -408,6 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="how non-square images are fitted (default: the encoder setting's default); all: each")
     parser.add_argument("--queries", action="store_true",
                         help="independent renderer: also composed, negative-term, query-by-image, moderation and near-duplicate figures")
+    parser.add_argument("--cases", type=int, default=QUERY_CASES,
+                        help=f"with --queries: composed and negative-term cases of each kind (default {QUERY_CASES})")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     started = time.perf_counter()
@@ -418,7 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = [evaluate_independent(model, tokenizer, preprocess, items, fit=fit, seed=args.seed) for fit in fits]
         if args.queries:
             for result in results:
-                result["queries"] = evaluate_queries(model, tokenizer, preprocess, items, fit=result["fit"], seed=args.seed)
+                result["queries"] = evaluate_queries(
+                    model, tokenizer, preprocess, items, fit=result["fit"], cases=args.cases, seed=args.seed
+                )
         if args.json:
             print(json.dumps(results, indent=2))
         else:
