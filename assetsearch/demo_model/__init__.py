@@ -23,13 +23,12 @@ CONFIG_DIR = PACKAGE_DIR / "model_configs"
 CHECKPOINT_PATH = PACKAGE_DIR / "assetsearch-demo.pt"
 # How the checkpoint reads non-square images best: the encoders' FIT "auto"
 # for this model. Measured against centre-crop and letterbox on the
-# independent renderer (README "The model"): tiles read shape best (0.858
-# against letterbox's 0.779), retrieve about as well (R@5 0.995 against
-# 1.000), read objects at the ends better than letterbox, and find the
-# same colour and shape by image more often (0.77 against 0.72 on 400
-# images); letterbox, which the augmented recipe trained on, is one model
-# call and reads colour (0.976 against 0.950) and count (0.964 against
-# 0.814) better.
+# independent renderer (README "The model"): tiles read colour as well as
+# letterbox (0.977 against 0.976) and shape best (0.886 against 0.779),
+# retrieve about as well (R@5 0.997 against 1.000), read objects at the
+# ends and in the middle alike, and serve query by image (0.82 against
+# 0.72 on 400 images) and composed queries better; letterbox is one model
+# call and counts better (0.964 against 0.820).
 FIT = "tiles"
 
 
