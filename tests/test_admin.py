@@ -514,7 +514,12 @@ def test_concept_admin_shows_rescore_progress_and_calibration(users: dict[str, U
     html = client.get(url("moderationconcept_changelist")).content.decode()
     assert f'<progress max="{len(assets)}" value="{len(assets)}"></progress>' in html
     change = client.get(url("moderationconcept_change", concept.pk)).content.decode()
-    assert "No reviewed flags yet" in change
+    assert "No reviewed flags yet" in change and "Its counter-prompts." in change
+    # A concept without counter-prompts shows the model's look-alikes it is weighed against instead.
+    bare = ModerationConcept.objects.create(enabled=False, name="red triangles", prompts=["a red triangle"])
+    weighed = re.search(r"No counter-prompts, so: ([^<]+)<", client.get(url("moderationconcept_change", bare.pk)).content.decode())
+    assert weighed and {"a red square", "a blue triangle"} <= set(weighed.group(1).split(", ")), weighed
+    assert "a red triangle" not in weighed.group(1).split(", ")
     ModerationFlag.objects.filter(concept=concept).review(FlagStatus.CONFIRMED, users["admin"])
     change = client.get(url("moderationconcept_change", concept.pk)).content.decode()
     assert "Lowest threshold with at least 90% precision" in change

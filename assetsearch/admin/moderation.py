@@ -18,7 +18,7 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 from ..constants import ADMIN_RESULTS
 from ..exceptions import SEARCH_FAILURES
 from ..models import FlagStatus, ModerationConcept, ModerationFlag
-from ..moderation import ModerationHit, calibrate, moderation_query
+from ..moderation import ModerationHit, calibrate, default_counter_prompts, moderation_query
 from ..tasks import request_rescore
 from .base import AdminPageMixin, thumbnail_html
 from .forms import ModerationConceptForm, ModerationQueryForm
@@ -39,11 +39,11 @@ class ModerationConceptAdmin(ModerationPermissionMixin, admin.ModelAdmin):
     list_display = ["name", "enabled", "action", "threshold", "open_flags", "rescore_progress", "rescored_at"]
     list_filter = ["enabled", "action"]
     search_fields = ["name", "prompts"]
-    readonly_fields = ["rescore_progress", "rescored_at", "calibration"]
+    readonly_fields = ["weighed_against", "rescore_progress", "rescored_at", "calibration"]
     form = ModerationConceptForm
     fieldsets = [
         (None, {"fields": ModerationConceptForm.Meta.fields}),
-        (_("Scoring"), {"fields": ["rescore_progress", "rescored_at", "calibration"]}),
+        (_("Scoring"), {"fields": ["weighed_against", "rescore_progress", "rescored_at", "calibration"]}),
     ]
     actions = ["rescore"]
 
@@ -69,6 +69,19 @@ class ModerationConceptAdmin(ModerationPermissionMixin, admin.ModelAdmin):
             count = concept.flags.filter(status=FlagStatus.OPEN).count()
         url = reverse(f"{self.admin_site.name}:assetsearch_moderationflag_changelist") + "?" + urlencode({"concept__id__exact": concept.pk, "status__exact": FlagStatus.OPEN})
         return format_html('<a href="{}">{}</a>', url, count)
+
+    @admin.display(description=_("weighed against"))
+    def weighed_against(self, concept: ModerationConcept) -> str:
+        """What the concept's prompts compete with: its counter-prompts, or those that stand in for them."""
+        if not concept.pk:
+            return "\u2013"
+        if concept.counter_prompts:
+            return gettext("Its counter-prompts.")
+        try:
+            stand_in = default_counter_prompts(concept.prompts)
+        except SEARCH_FAILURES as exc:
+            return gettext("Not known now: %s") % exc
+        return gettext("No counter-prompts, so: %s") % ", ".join(stand_in)
 
     @admin.display(description=_("re-score progress"))
     def rescore_progress(self, concept: ModerationConcept) -> str:
