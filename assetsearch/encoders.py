@@ -84,8 +84,12 @@ class BaseEncoder:
             labels = model_labels(options.get("MODEL"))
         elif labels is None:
             labels = []
-        elif isinstance(labels, str) or not all(isinstance(label, str) and label.strip() for label in labels):
-            raise ImproperlyConfigured(f'LABELS of encoder {alias!r} must be "auto", None or a list of non-empty phrases.')
+        elif isinstance(labels, str) or not all(
+            isinstance(label, str) and label.strip() and len(label) <= MAX_QUERY_CHARS for label in labels
+        ):
+            raise ImproperlyConfigured(
+                f'LABELS of encoder {alias!r} must be "auto", None or a list of phrases of 1 to {MAX_QUERY_CHARS} characters.'
+            )
         # The phrases the model tells apart; a moderation concept without
         # counter-prompts is weighed against those nearest its prompts
         # (assetsearch.lookalikes).

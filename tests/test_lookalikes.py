@@ -8,6 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from assetsearch import demo_model
 from assetsearch.conf import DEFAULTS
+from assetsearch.constants import MAX_QUERY_CHARS
 from assetsearch.encoders import OpenCLIPEncoder
 from assetsearch.lookalikes import content_words, lookalike_labels, narrower
 
@@ -44,6 +45,6 @@ def test_labels_are_a_validated_encoder_option_whose_default_is_the_model_s_own(
     assert OpenCLIPEncoder("x", {**DEMO, "MODEL": "ViT-B-32", "PRETRAINED": None}).labels == []
     assert OpenCLIPEncoder("x", {**DEMO, "LABELS": None}).labels == []
     assert OpenCLIPEncoder("x", {**DEMO, "LABELS": ("a cat", "a dog")}).labels == ["a cat", "a dog"]
-    for wrong in ("a cat", ["a cat", ""], ["a cat", 3]):
+    for wrong in ("a cat", ["a cat", ""], ["a cat", 3], ["a cat", "x" * (MAX_QUERY_CHARS + 1)]):
         with pytest.raises(ImproperlyConfigured, match="LABELS of encoder 'x' must be"):
             OpenCLIPEncoder("x", {**DEMO, "LABELS": wrong})
