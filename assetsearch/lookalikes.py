@@ -3,7 +3,7 @@
 A concept scored against neutral prompts ("a photo") flags whatever is like
 it in part: a red square is more like "a red triangle" than like "a photo".
 On the bundled model even the ranking by similarity to the prompt alone puts
-only half of the right assets above the rest (R-precision 0.49 for colour +
+only half of the right assets above the rest (R-precision 0.50 for colour +
 shape concepts on 1,000 independent images), so no threshold and no
 calibration against the catalogue can separate them; what separates them is
 a competitor that is like the concept in all but one respect. Those are the
